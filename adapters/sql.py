@@ -1,0 +1,344 @@
+"""What the SQL engines share (SQLAlchemy 2 Core): reflection, keyset scans, upserts, CRUD, transactions.
+
+Engine modules (postgres.py, sqlite.py) supply the type mapping, value conversion, driver-error translation and the
+engine-side write freeze. Identifiers always go through SQLAlchemy's quoting; nothing is formatted into SQL text.
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime as dt
+import operator
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Literal, Self
+
+import sqlalchemy as sa
+from pydantic import Field
+
+from adapters.base import Adapter, CollectionSchema, Column, Filter, Key, KeyRange, Record
+from adapters.errors import CollectionNotFound, InvalidRequest
+
+
+_COMPARE = {
+    "eq": operator.eq, "ne": operator.ne, "lt": operator.lt, "lte": operator.le, "gt": operator.gt, "gte": operator.ge,
+}
+
+
+class SqlAdapter(Adapter):
+    class Options(Adapter.Options):
+        updated_at_column: str = Field("updated_at", description="column whose value tells changes(since)")
+        pool_size: int = Field(2, ge=1)
+        connect_timeout_s: float = Field(5.0, gt=0)
+
+    def __init__(self, name: str, url: str | None, options: Any) -> None:
+        super().__init__(name, url, options)
+        self._engine: sa.Engine | None = None
+        self._tables: dict[str, sa.Table] = {}
+        self._schemas: dict[str, CollectionSchema] = {}
+        self._local = threading.local()
+
+    # -- engine hooks ------------------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def _make_engine(self) -> sa.Engine: ...
+
+    @abc.abstractmethod
+    def _errors(self) -> Any:
+        """A context manager translating driver errors to adapters.errors."""
+
+    @abc.abstractmethod
+    def _canonical_column(self, info: dict[str, Any]) -> Column: ...
+
+    @abc.abstractmethod
+    def _sa_type(self, col: Column) -> sa.types.TypeEngine: ...
+
+    @abc.abstractmethod
+    def _insert(self, table: sa.Table) -> Any: ...
+
+    def _to_db(self, col: Column, value: Any) -> Any:
+        return value
+
+    def _from_db(self, col: Column, value: Any) -> Any:
+        return value
+
+    def _column_infos(self, insp: Any, name: str) -> list[dict[str, Any]]:
+        return insp.get_columns(name, schema=self.schema_name)
+
+    def _key_expr(self, table: sa.Table, col: Column) -> sa.ColumnElement[Any]:
+        return table.c[col.name]
+
+    def _filter_expr(self, table: sa.Table, col: Column) -> sa.ColumnElement[Any]:
+        return table.c[col.name]
+
+    schema_name: str | None = None
+
+    # -- plumbing -----------------------------------------------------------------------------------------------------
+    @property
+    def engine(self) -> sa.Engine:
+        if self._engine is None:
+            with self._errors():
+                self._engine = self._make_engine()
+        return self._engine
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    @contextmanager
+    def _conn(self) -> Iterator[sa.Connection]:
+        """The connection of the current transaction, or a new transaction that nested calls share."""
+        current = getattr(self._local, "conn", None)
+        if current is not None:
+            yield current
+            return
+        with self._errors(), self.engine.begin() as conn:
+            self._local.conn = conn
+            try:
+                yield conn
+            finally:
+                self._local.conn = None
+
+    @contextmanager
+    def transaction(self) -> Iterator[Self]:
+        with self._conn():
+            yield self
+
+    def _probe(self, *, canary: bool) -> list[str]:
+        checks = ["connect", "read"]
+        with self._conn() as conn:
+            conn.execute(sa.select(sa.literal(1))).scalar_one()
+        if canary:
+            schema = CollectionSchema(
+                "_shiftover_canary", (Column("id", "text", False), Column("at", "timestamp")), ("id",)
+            )
+            self.create_collection(schema)
+            rec = {"id": f"probe-{threading.get_ident()}", "at": dt.datetime.now(dt.timezone.utc)}
+            self.upsert(schema.name, [rec])
+            if self.get(schema.name, (rec["id"],)) is None:
+                raise InvalidRequest("canary record written but not read back", provider=self.name)
+            self.delete(schema.name, [(rec["id"],)])
+            checks += ["write", "delete"]
+        return checks
+
+    # -- catalogue ----------------------------------------------------------------------------------------------------
+    def collections(self) -> list[str]:
+        with self._conn() as conn:
+            names = sa.inspect(conn).get_table_names(schema=self.schema_name)
+        return sorted(n for n in names if not n.startswith("_shiftover"))
+
+    def schema(self, name: str) -> CollectionSchema:
+        if name in self._schemas:
+            return self._schemas[name]
+        with self._conn() as conn:
+            insp = sa.inspect(conn)
+            if not insp.has_table(name, schema=self.schema_name):
+                raise CollectionNotFound(
+                    f"no table {name!r}", hint="check the collection name (shiftover migrate --dry-run lists them)",
+                    provider=self.name,
+                )
+            cols = tuple(self._canonical_column(info) for info in self._column_infos(insp, name))
+            key = tuple(insp.get_pk_constraint(name, schema=self.schema_name).get("constrained_columns") or ())
+        result = CollectionSchema(name, cols, key)
+        self._schemas[name] = result
+        return result
+
+    def key_of(self, name: str) -> tuple[str, ...]:
+        key = self.schema(name).key
+        if not key:
+            raise InvalidRequest(
+                f"table {name!r} has no primary key, so it cannot be copied or compared by key",
+                hint="add a primary key to it, or leave it out with --collections",
+                provider=self.name,
+            )
+        return key
+
+    def table(self, name: str) -> sa.Table:
+        if name not in self._tables:
+            schema = self.schema(name)
+            self._tables[name] = self._build_table(schema)
+        return self._tables[name]
+
+    def _build_table(self, schema: CollectionSchema) -> sa.Table:
+        cols = [
+            sa.Column(c.name, self._sa_type(c), primary_key=c.name in schema.key, nullable=c.nullable or c.name in schema.key)
+            for c in schema.columns
+        ]
+        return sa.Table(schema.name, sa.MetaData(), *cols, schema=self.schema_name)
+
+    def create_collection(self, schema: CollectionSchema) -> None:
+        table = self._build_table(schema)
+        with self._conn() as conn:
+            table.create(conn, checkfirst=True)
+        self._schemas.pop(schema.name, None)
+        self._tables.pop(schema.name, None)
+
+    def drop_collection(self, name: str) -> None:
+        with self._conn() as conn:
+            sa.Table(name, sa.MetaData(), schema=self.schema_name).drop(conn, checkfirst=True)
+        self._schemas.pop(name, None)
+        self._tables.pop(name, None)
+
+    def count(self, name: str) -> int:
+        table = self.table(name)
+        with self._conn() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+
+    # -- rows -----------------------------------------------------------------------------------------------------------
+    def _rows(self, schema: CollectionSchema, result: sa.CursorResult[Any]) -> list[Record]:
+        cols = schema.columns
+        out = []
+        for row in result:
+            out.append({c.name: (None if v is None else self._from_db(c, v)) for c, v in zip(cols, row, strict=True)})
+        return out
+
+    def _db_row(self, schema: CollectionSchema, record: Record) -> dict[str, Any]:
+        out = {}
+        for c in schema.columns:
+            if c.name in record:
+                v = record[c.name]
+                out[c.name] = None if v is None else self._to_db(c, v)
+        return out
+
+    def _key_tuple(self, table: sa.Table, schema: CollectionSchema) -> sa.ColumnElement[Any]:
+        exprs = [self._key_expr(table, schema.column(k)) for k in schema.key]
+        return exprs[0] if len(exprs) == 1 else sa.tuple_(*exprs)
+
+    def _key_value(self, schema: CollectionSchema, key: Key) -> Any:
+        vals = [self._to_db(schema.column(k), v) for k, v in zip(schema.key, key, strict=True)]
+        return vals[0] if len(vals) == 1 else sa.tuple_(*[sa.literal(v) for v in vals])
+
+    def _range_where(self, name: str, after: Key | None, until: Key | None) -> list[sa.ColumnElement[bool]]:
+        table, schema = self.table(name), self.schema(name)
+        self.key_of(name)
+        kt = self._key_tuple(table, schema)
+        where = []
+        if after is not None:
+            where.append(kt > self._key_value(schema, after))
+        if until is not None:
+            where.append(kt <= self._key_value(schema, until))
+        return where
+
+    def _ordered(self, name: str) -> list[sa.ColumnElement[Any]]:
+        table, schema = self.table(name), self.schema(name)
+        return [self._key_expr(table, schema.column(k)) for k in self.key_of(name)]
+
+    def scan(self, name: str, *, after: Key | None = None, until: Key | None = None, limit: int = 1000) -> list[Record]:
+        table, schema = self.table(name), self.schema(name)
+        stmt = sa.select(*table.c).where(*self._range_where(name, after, until)).order_by(*self._ordered(name)).limit(limit)
+        with self._conn() as conn:
+            return self._rows(schema, conn.execute(stmt))
+
+    def key_boundaries(self, name: str, every: int) -> list[Key]:
+        table, schema = self.table(name), self.schema(name)
+        order = self._ordered(name)
+        keys = [table.c[k] for k in schema.key]
+        rn = sa.func.row_number().over(order_by=order).label("_rn")
+        inner = sa.select(*keys, rn).subquery()
+        stmt = sa.select(*[inner.c[k] for k in schema.key]).where(inner.c._rn % every == 0).order_by(inner.c._rn)
+        with self._conn() as conn:
+            rows = conn.execute(stmt).all()
+        cols = [schema.column(k) for k in schema.key]
+        return [tuple(self._from_db(c, v) for c, v in zip(cols, row, strict=True)) for row in rows]
+
+    def count_range(self, name: str, rng: KeyRange) -> int:
+        stmt = sa.select(sa.func.count()).select_from(self.table(name)).where(*self._range_where(name, rng.lo, rng.hi))
+        with self._conn() as conn:
+            return conn.execute(stmt).scalar_one()
+
+    def changes(self, name: str, *, since: dt.datetime | None, limit: int = 1000) -> list[Record]:
+        table, schema = self.table(name), self.schema(name)
+        column = self.options.updated_at_column
+        if column not in table.c:
+            raise InvalidRequest(
+                f"table {name!r} has no {column!r} column, so changes since a watermark cannot be read",
+                hint="add an updated_at timestamp column or set options.updated_at_column",
+                provider=self.name,
+            )
+        stmt = sa.select(*table.c).order_by(table.c[column], *self._ordered(name)).limit(limit)
+        if since is not None:
+            stmt = stmt.where(table.c[column] > self._to_db(schema.column(column), since))
+        with self._conn() as conn:
+            return self._rows(schema, conn.execute(stmt))
+
+    def upsert(self, name: str, records: Sequence[Record]) -> int:
+        if not records:
+            return 0
+        table, schema = self.table(name), self.schema(name)
+        for field_name in self.key_of(name):
+            if any(r.get(field_name) is None for r in records):
+                raise InvalidRequest(f"a record for {name!r} lacks its key field {field_name!r}",
+                                     hint="every record must carry its primary key", provider=self.name)
+        rows = [self._db_row(schema, r) for r in records]
+        stmt = self._insert(table)
+        non_key = [c for c in rows[0] if c not in schema.key]
+        if non_key:
+            stmt = stmt.on_conflict_do_update(
+                index_elements=list(schema.key), set_={c: stmt.excluded[c] for c in non_key}
+            )
+        else:
+            stmt = stmt.on_conflict_do_nothing(index_elements=list(schema.key))
+        with self._conn() as conn:
+            conn.execute(stmt, rows)
+        return len(rows)
+
+    def delete(self, name: str, keys: Sequence[Key]) -> int:
+        if not keys:
+            return 0
+        table, schema = self.table(name), self.schema(name)
+        cols = [schema.column(k) for k in self.key_of(name)]
+        deleted = 0
+        with self._conn() as conn:
+            for start in range(0, len(keys), 500):
+                part = keys[start : start + 500]
+                if len(cols) == 1:
+                    cond = table.c[cols[0].name].in_([self._to_db(cols[0], k[0]) for k in part])
+                else:
+                    cond = sa.tuple_(*[table.c[c.name] for c in cols]).in_(
+                        [tuple(self._to_db(c, v) for c, v in zip(cols, k, strict=True)) for k in part]
+                    )
+                deleted += conn.execute(sa.delete(table).where(cond)).rowcount
+        return deleted
+
+    def replace_range(self, name: str, rng: KeyRange, records: Sequence[Record]) -> int:
+        with self.transaction():
+            with self._conn() as conn:
+                conn.execute(sa.delete(self.table(name)).where(*self._range_where(name, rng.lo, rng.hi)))
+            return self.upsert(name, records)
+
+    def find(
+        self,
+        name: str,
+        where: Sequence[Filter] = (),
+        *,
+        order_by: Sequence[tuple[str, Literal["asc", "desc"]]] = (),
+        limit: int | None = None,
+    ) -> list[Record]:
+        table, schema = self.table(name), self.schema(name)
+        stmt = sa.select(*table.c)
+        for f in where:
+            if f.field not in table.c:
+                raise InvalidRequest(f"{name!r} has no field {f.field!r}", provider=self.name)
+            col = schema.column(f.field)
+            expr = self._filter_expr(table, col)
+            if f.op == "in":
+                stmt = stmt.where(expr.in_([self._to_db(col, v) for v in f.value]))
+                continue
+            value = None if f.value is None else self._filter_value(col, f.value)
+            if value is None and f.op in ("eq", "ne"):
+                stmt = stmt.where(expr.is_(None) if f.op == "eq" else expr.is_not(None))
+                continue
+            stmt = stmt.where(_COMPARE[f.op](expr, value))
+        for field, direction in order_by:
+            if field not in table.c:
+                raise InvalidRequest(f"{name!r} has no field {field!r} to order by", provider=self.name)
+            expr = self._key_expr(table, schema.column(field))
+            stmt = stmt.order_by(expr.desc() if direction == "desc" else expr.asc())
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        with self._conn() as conn:
+            return self._rows(schema, conn.execute(stmt))
+
+    def _filter_value(self, col: Column, value: Any) -> Any:
+        return self._to_db(col, value)

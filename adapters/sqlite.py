@@ -1,0 +1,344 @@
+"""SQLite through SQLAlchemy. URL: `sqlite:///relative/or/absolute/path.db` (relative to backends.yaml).
+
+SQLite has no decimal or timestamp storage of its own, so tables Shiftover creates declare types with TEXT affinity
+(`DECIMAL_TEXT(12,2)`, `TIMESTAMPTZ_TEXT`, `JSON_TEXT` ...) that keep values exact and read back to the same canonical
+type. Tables made by others are read by SQLite's affinity rules. The write freeze is a set of BEFORE triggers that
+abort every INSERT, UPDATE and DELETE, whoever the client is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import sqlite3
+import uuid
+from collections.abc import Sequence
+from contextlib import contextmanager
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from adapters import canonical
+from adapters.base import Capabilities, Change, Column
+from adapters.errors import (
+    BackendError,
+    CollectionNotFound,
+    InvalidRequest,
+    ProviderUnavailable,
+    UnsupportedValue,
+    WriteFrozen,
+    redact,
+)
+from adapters.sql import SqlAdapter
+
+_DECLARED = {
+    "integer": "INTEGER",
+    "float": "REAL",
+    "text": "TEXT",
+    "boolean": "BOOLEAN",
+    "timestamp": "TIMESTAMPTZ_TEXT",
+    "date": "DATE_TEXT",
+    "json": "JSON_TEXT",
+    "bytes": "BLOB",
+    "uuid": "UUID_TEXT",
+}
+_FREEZE_OPS = ("INSERT", "UPDATE", "DELETE")
+
+
+class _Declared(sa.types.UserDefinedType):
+    cache_ok = True
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return self.text
+
+
+class SqliteAdapter(SqlAdapter):
+    kind = "sqlite"
+    capabilities = Capabilities(
+        transactions=True, engine_freeze=True, concurrent_writes=False, change_feed="updated_at column",
+        capture="row triggers into a change-log table",
+    )
+
+    def _make_engine(self) -> sa.Engine:
+        url = self.url or "sqlite:///:memory:"
+        path = url.removeprefix("sqlite:///")
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # let SQLAlchemy's BEGIN be the real one
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _begin(conn: sa.Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+
+    @contextmanager
+    def _errors(self):
+        try:
+            yield
+        except BackendError:
+            raise
+        except sa.exc.DBAPIError as exc:
+            raise self._translate(exc.orig) from None
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from None
+        except sa.exc.SQLAlchemyError as exc:
+            raise InvalidRequest(redact(str(exc).splitlines()[0]), provider=self.name) from None
+
+    def _translate(self, exc: BaseException) -> BackendError:
+        text = redact(str(exc))
+        if "BACKEND_010" in text:
+            return WriteFrozen(text.replace("BACKEND_010: ", ""), hint="retry after the cutover finishes",
+                               provider=self.name)
+        if isinstance(exc, sqlite3.OperationalError):
+            if "locked" in text or "busy" in text:
+                return ProviderUnavailable(f"database is busy: {text}", hint="retry", provider=self.name)
+            if "no such table" in text:
+                return CollectionNotFound(text, provider=self.name)
+            if "unable to open" in text:
+                return ProviderUnavailable(f"cannot open the database file: {text}",
+                                           hint="check the path in the provider's url", provider=self.name)
+        return InvalidRequest(f"SQLite refused the statement: {text}", provider=self.name)
+
+    # -- types ------------------------------------------------------------------------------------------------------------
+    def _column_infos(self, insp: Any, name: str) -> list[dict[str, Any]]:
+        with self._conn() as conn:
+            rows = conn.exec_driver_sql(f"PRAGMA table_info({self.engine.dialect.identifier_preparer.quote(name)})")
+            return [{"name": r[1], "type": r[2] or "", "nullable": not r[3]} for r in rows]
+
+    def _canonical_column(self, info: dict[str, Any]) -> Column:
+        declared = str(info["type"]).upper()
+        precision = scale = None
+        m = re.search(r"\((\d+)\s*(?:,\s*(\d+))?\)", declared)
+        if m:
+            precision = int(m[1])
+            scale = int(m[2]) if m[2] else None
+        if "BOOL" in declared:
+            ctype = "boolean"
+        elif "INT" in declared:
+            ctype = "integer"
+        elif "DECIMAL" in declared or "NUMERIC" in declared:
+            ctype = "decimal"
+        elif any(t in declared for t in ("REAL", "FLOA", "DOUB")):
+            ctype = "float"
+        elif "TIMESTAMP" in declared or "DATETIME" in declared:
+            ctype = "timestamp"
+        elif "DATE" in declared:
+            ctype = "date"
+        elif "JSON" in declared:
+            ctype = "json"
+        elif "UUID" in declared:
+            ctype = "uuid"
+        elif "BLOB" in declared or declared == "" or declared == "NULL":
+            ctype = "bytes"
+        else:
+            ctype = "text"
+        return Column(info["name"], ctype, bool(info["nullable"]), precision, scale)
+
+    def _sa_type(self, col: Column) -> sa.types.TypeEngine:
+        if col.type == "decimal":
+            args = f"({col.precision},{col.scale or 0})" if col.precision else ""
+            return _Declared(f"DECIMAL_TEXT{args}")
+        return _Declared(_DECLARED[col.type])
+
+    def _insert(self, table: sa.Table) -> Any:
+        return sqlite_insert(table)
+
+    def _to_db(self, col: Column, value: Any) -> Any:
+        t = col.type
+        try:
+            if t == "decimal":
+                return canonical.number_text(value if isinstance(value, Decimal) else Decimal(str(value)))
+            if t == "timestamp":
+                if isinstance(value, str):
+                    value = dt.datetime.fromisoformat(value)
+                return canonical.utc(value).isoformat(timespec="microseconds")
+            if t == "date":
+                return value.isoformat() if isinstance(value, dt.date) else str(value)
+            if t == "json":
+                return json.dumps(canonical.jsonable(value), ensure_ascii=False)
+            if t == "boolean":
+                return 1 if value else 0
+            if t == "uuid":
+                return str(value)
+            if t == "bytes":
+                return bytes(value) if not isinstance(value, str) else value.encode()
+        except (InvalidOperation, ValueError, TypeError, AttributeError) as exc:
+            raise UnsupportedValue(
+                f"{col.name}: cannot store {type(value).__name__} value as {t}: {exc}", provider=self.name
+            ) from None
+        return value
+
+    def _from_db(self, col: Column, value: Any) -> Any:
+        t = col.type
+        if t == "decimal":
+            return Decimal(value) if isinstance(value, str) else Decimal(str(value))
+        if t == "timestamp":
+            if isinstance(value, (int, float)):
+                return dt.datetime.fromtimestamp(value, dt.timezone.utc)
+            return canonical.utc(dt.datetime.fromisoformat(value))
+        if t == "date":
+            return dt.date.fromisoformat(value) if isinstance(value, str) else value
+        if t == "json":
+            return json.loads(value) if isinstance(value, (str, bytes)) else value
+        if t == "boolean":
+            return bool(value)
+        if t == "uuid":
+            return str(uuid.UUID(str(value))) if value else value
+        if t == "integer" and isinstance(value, str) and value.lstrip("-").isdigit():
+            return int(value)
+        return value
+
+    def _filter_expr(self, table: sa.Table, col: Column) -> sa.ColumnElement[Any]:
+        if col.type == "decimal":
+            return sa.cast(table.c[col.name], sa.Float)
+        return table.c[col.name]
+
+    def _filter_value(self, col: Column, value: Any) -> Any:
+        if col.type == "decimal":
+            return float(value)
+        return self._to_db(col, value)
+
+    # -- write freeze ----------------------------------------------------------------------------------------------------
+    def _trigger(self, table: str, op: str) -> str:
+        return f"_shiftover_freeze_{table}_{op.lower()}"
+
+    def freeze(self, names: list[str] | tuple[str, ...], *, reason: str) -> None:
+        prep = self.engine.dialect.identifier_preparer
+        message = f"BACKEND_010: writes are frozen by Shiftover ({reason})".replace("'", "")
+        with self._conn() as conn:
+            for name in names:
+                for op in _FREEZE_OPS:
+                    conn.exec_driver_sql(
+                        f"CREATE TRIGGER IF NOT EXISTS {prep.quote(self._trigger(name, op))} "
+                        f"BEFORE {op} ON {prep.quote(name)} BEGIN SELECT RAISE(ABORT, '{message}'); END"
+                    )
+
+    def unfreeze(self, names: list[str] | tuple[str, ...]) -> None:
+        prep = self.engine.dialect.identifier_preparer
+        with self._conn() as conn:
+            for name in names:
+                for op in _FREEZE_OPS:
+                    conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {prep.quote(self._trigger(name, op))}")
+
+    def frozen(self) -> list[str]:
+        with self._conn() as conn:
+            rows = conn.execute(
+                sa.text("SELECT DISTINCT tbl_name FROM sqlite_master WHERE type='trigger' AND name LIKE :p"),
+                {"p": "_shiftover_freeze_%"},
+            ).all()
+        return sorted(r[0] for r in rows)
+
+    # -- change capture --------------------------------------------------------------------------------------------------
+    # AFTER INSERT/UPDATE/DELETE triggers per captured table write (table, key, op) to `_shiftover_changes` in the
+    # writer's transaction. SQLite serialises writers, so entries commit in sequence order. Entries are deleted when
+    # acknowledged. Writers that bypass triggers (none in SQLite itself) would not be seen.
+    def _capture_trigger(self, table: str, op: str) -> str:
+        return f"_shiftover_capture_{table}_{op.lower()}"
+
+    def capture_start(self, names: Sequence[str]) -> None:
+        prep = self.engine.dialect.identifier_preparer
+        log = prep.quote("_shiftover_changes")
+        with self._conn() as conn:
+            conn.exec_driver_sql(f"CREATE TABLE IF NOT EXISTS {log} (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+                                 "tbl TEXT NOT NULL, key TEXT NOT NULL, op TEXT NOT NULL)")
+            for name in names:
+                keys = self.key_of(name)
+                tbl = "'" + name.replace("'", "''") + "'"
+                new = "json_array(" + ", ".join(f"NEW.{prep.quote(k)}" for k in keys) + ")"
+                old = "json_array(" + ", ".join(f"OLD.{prep.quote(k)}" for k in keys) + ")"
+                bodies = {
+                    "INSERT": f"INSERT INTO {log} (tbl, key, op) VALUES ({tbl}, {new}, 'upsert');",
+                    "UPDATE": f"INSERT INTO {log} (tbl, key, op) VALUES ({tbl}, {new}, 'upsert'); "
+                              f"INSERT INTO {log} (tbl, key, op) SELECT {tbl}, {old}, 'delete' WHERE {old} <> {new};",
+                    "DELETE": f"INSERT INTO {log} (tbl, key, op) VALUES ({tbl}, {old}, 'delete');",
+                }
+                for op, body in bodies.items():
+                    conn.exec_driver_sql(
+                        f"CREATE TRIGGER IF NOT EXISTS {prep.quote(self._capture_trigger(name, op))} "
+                        f"AFTER {op} ON {prep.quote(name)} BEGIN {body} END")
+
+    def _has_log(self, conn: sa.Connection) -> bool:
+        found = conn.execute(sa.text("SELECT 1 FROM sqlite_master WHERE type='table' AND name='_shiftover_changes'"))
+        return found.first() is not None
+
+    def capture_read(self, name: str, after_seq: int = 0, limit: int = 1000) -> list[Change]:
+        schema = self.schema(name)
+        cols = [schema.column(k) for k in self.key_of(name)]
+        with self._conn() as conn:
+            if not self._has_log(conn):
+                return []
+            rows = conn.execute(sa.text("SELECT seq, key, op FROM _shiftover_changes WHERE tbl = :t AND seq > :s "
+                                        "ORDER BY seq LIMIT :n"), {"t": name, "s": after_seq, "n": limit}).all()
+        out = []
+        for seq, key_text, op in rows:
+            values = json.loads(key_text)
+            key = tuple(None if v is None else self._from_db(c, v) for c, v in zip(cols, values, strict=True))
+            out.append(Change(int(seq), key, op))
+        return out
+
+    def capture_ack(self, name: str, seqs: Sequence[int]) -> None:
+        if not seqs:
+            return
+        log = sa.table("_shiftover_changes", sa.column("seq"), sa.column("tbl"))
+        with self._conn() as conn:
+            for start in range(0, len(seqs), 500):
+                conn.execute(sa.delete(log).where(log.c.tbl == name, log.c.seq.in_(list(seqs[start:start + 500]))))
+
+    def capture_pending(self, name: str) -> int:
+        with self._conn() as conn:
+            if not self._has_log(conn):
+                return 0
+            stmt = sa.text("SELECT count(*) FROM _shiftover_changes WHERE tbl = :t")
+            return conn.execute(stmt, {"t": name}).scalar_one()
+
+    def capture_stop(self, names: Sequence[str]) -> None:
+        prep = self.engine.dialect.identifier_preparer
+        with self._conn() as conn:
+            for name in names:
+                for op in _FREEZE_OPS:
+                    conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {prep.quote(self._capture_trigger(name, op))}")
+                if self._has_log(conn):
+                    conn.execute(sa.text("DELETE FROM _shiftover_changes WHERE tbl = :t"), {"t": name})
+            if not self._capturing(conn) and self._has_log(conn):
+                conn.exec_driver_sql(f"DROP TABLE {prep.quote('_shiftover_changes')}")
+
+    def _capturing(self, conn: sa.Connection) -> list[str]:
+        rows = conn.execute(sa.text("SELECT DISTINCT tbl_name FROM sqlite_master WHERE type='trigger' AND "
+                                    "substr(name, 1, 19) = '_shiftover_capture_'")).all()
+        return sorted(r[0] for r in rows)
+
+    def capturing(self) -> list[str]:
+        with self._conn() as conn:
+            return self._capturing(conn)
+
+    @contextmanager
+    def bypass_freeze(self):  # type: ignore[no-untyped-def]
+        """Drops the freeze triggers inside this block's transaction and restores them before it commits; SQLite's
+        write lock (BEGIN IMMEDIATE) keeps every other client out meanwhile, so no one else sees them gone."""
+        with self.transaction():
+            with self._conn() as conn:
+                saved = conn.execute(sa.text("SELECT name, sql FROM sqlite_master WHERE type='trigger' AND "
+                                             "substr(name, 1, 18) = '_shiftover_freeze_'")).all()
+                prep = self.engine.dialect.identifier_preparer
+                for name, _ in saved:
+                    conn.exec_driver_sql(f"DROP TRIGGER {prep.quote(name)}")
+            yield self
+            with self._conn() as conn:
+                for _, ddl in saved:
+                    conn.exec_driver_sql(ddl)

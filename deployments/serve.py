@@ -1,0 +1,49 @@
+"""The deployments `shiftover serve` serves. Add a flow here and it appears in the UI with its parameter form.
+
+`build_deployments(config_path)` returns RunnerDeployments for `prefect.serve`: health_sweep and sync on intervals
+(failover.sweep_interval_s unless overridden); failover, migrate, full_test_suite and analyze_codebase on demand. deployments/prefect.yaml describes the
+same set for a work pool and workers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from adapters.config import load_config
+
+
+def build_deployments(config_path: str | Path, *, sweep_interval_s: float | None = None,
+                      sync_interval_s: float | None = None) -> list:
+    from flows.analyze_codebase import analyze_codebase
+    from flows.failover import failover
+    from flows.full_test_suite import full_test_suite
+    from flows.health_sweep import health_sweep
+    from flows.migrate import migrate
+    from flows.sync import sync
+
+    config = load_config(config_path)
+    path = str(config.path)
+    sweep = sweep_interval_s or config.failover.sweep_interval_s
+    every = sync_interval_s or sweep
+    defaults = {"params": {"config_path": path}}
+    return [
+        health_sweep.to_deployment(name="health-sweep", interval=sweep, parameters=defaults,
+                                   description="Probe every provider, record history, table artifact, events",
+                                   tags=["shiftover", "health"]),
+        sync.to_deployment(name="sync", interval=every, parameters=defaults,
+                           description="Copy changes on the active provider to every standby",
+                           tags=["shiftover", "sync"]),
+        failover.to_deployment(name="failover", parameters=defaults,
+                               description="Fence the active provider and switch to the best (or named) standby",
+                               tags=["shiftover", "failover"]),
+        migrate.to_deployment(name="migrate", parameters=defaults,
+                              description="Copy one provider to another and cut over when the suites pass",
+                              tags=["shiftover", "migrate"]),
+        full_test_suite.to_deployment(name="full-test-suite", parameters=defaults,
+                                      description="Connection, CRUD, auth, storage, performance, load and migration "
+                                                  "tests per provider; report artifact",
+                                      tags=["shiftover", "test-suite"]),
+        analyze_codebase.to_deployment(name="analyze-codebase", tags=["shiftover", "analysis"],
+                                       description="Inventory an application's direct provider-SDK calls and plan "
+                                                   "its move; markdown artifact and JSON file"),
+    ]

@@ -1,0 +1,361 @@
+"""The blue-green strategy of `migrate`, and the chunk-copy subflow that every live strategy scales out with.
+
+capture on blue → copy key-range chunks while the app writes → catch-up passes until the lag is under `max_lag`
+→ per-range digests kept current (only ranges touched since are re-digested) → optional approval pause → one task
+for the freeze window: engine freeze, final delta, re-digest what it touched, GX suites, capture on green, pointer
+CAS → blue stays write-fenced (engine freeze) for rollback until `shiftover release`.
+
+Every step is resumable: chunks and watermarks are checkpointed in the control store, the change log lives in the
+source engine until acknowledged, and a re-run after a crash right after the switch only finishes the bookkeeping.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact, create_table_artifact, update_progress_artifact
+from prefect.futures import as_completed
+from prefect.input import RunInput
+from pydantic import Field
+
+from adapters.config import Config
+from adapters.control import ControlStore, Pointer
+from adapters.errors import BackendError, CutoverBlocked, MigrationFailed
+from expectations.suites import CollectionEvidence
+from tasks.capture import (
+    CatchUp,
+    DigestBook,
+    LivePlan,
+    catch_up,
+    cutover_window,
+    digest_boundaries,
+    digest_ranges,
+    fence,
+    keyless_advice,
+    lift_fence,
+    pause_point,
+    plan_live,
+    start_capture,
+    stop_capture,
+    switched_by,
+)
+from tasks.migration import (
+    ChunkPlan,
+    ChunkResult,
+    CollectionPlan,
+    copy_chunk,
+    prepare_target,
+    run_expectations,
+    unfreeze_source,
+)
+from tasks.reporting import CollectionReport, MigrationReport, artifact_key, publish_report, start_progress
+
+
+class CutoverApproval(RunInput):
+    approve: bool = Field(False, description="cut over now (false: end the run; the pointer stays)")
+    comment: str = Field("", description="why; kept in the run's report")
+
+
+def task_runner(kind: str, workers: int):  # type: ignore[no-untyped-def]
+    """Threads on this machine, or a local Dask cluster (prefect-dask) for tables that outgrow one process."""
+    if kind == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1,
+                                              "dashboard_address": None})
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    return ThreadPoolTaskRunner(max_workers=workers)
+
+
+@flow(name="copy-chunks", log_prints=False)
+def copy_chunks(config_path: str, run_id: str, source: str, target: str, collections: list[str], batch_size: int,
+                progress_id: str | None = None, total_rows: int = 0, limit: int | None = None) -> int:
+    """Copy the run's chunks not yet done (at most `limit`), mapped over this flow's task runner. Each chunk is a
+    retryable task that opens its own adapters from the config file, so it runs the same in a thread or on a Dask
+    worker process."""
+    from adapters.config import load_config
+    from tasks.migration import control_store
+
+    with control_store(load_config(config_path)) as control:
+        todo = [ChunkPlan(config_path, run_id, source, target, c.collection, c.idx, c.range, batch_size)
+                for c in control.chunks(run_id) if c.collection in collections and not c.done]
+        if limit is not None:
+            todo = todo[:limit]
+        if not todo:
+            return 0
+        futures = copy_chunk.map(todo)
+        rows, done = 0, 0
+        for f in as_completed(futures):
+            res: ChunkResult = f.result()
+            rows += res.rows
+            done += 1
+            if progress_id and total_rows:
+                update_progress_artifact(progress_id, progress=min(100.0, 100.0 * control.rows_done(run_id)
+                                                                   / total_rows))
+            if done == 1 and len(todo) > 1:
+                pause_point("copy")
+        return rows
+
+
+def run_copy(config: Config, params, run_id: str, names: list[str], workers: int,  # type: ignore[no-untyped-def]
+             progress_id: str | None, total: int, limit: int | None = None) -> int:
+    runner = task_runner(params.runner, workers)
+    sub = copy_chunks.with_options(task_runner=runner)
+    return sub(str(config.path), run_id, params.source, params.target, names,
+               params.batch_size or config.migration.batch_size, progress_id, total, limit)
+
+
+def copy_workers(config: Config, params, live: LivePlan) -> int:  # type: ignore[no-untyped-def]
+    from adapters.registry import adapter_class, provider_config
+
+    workers = params.workers or config.migration.workers
+    target_kind = provider_config(config, params.target).kind
+    serial_target = not adapter_class(target_kind).capabilities.concurrent_writes
+    if serial_target and any(p.path == "batched upsert" for p in live.plans):
+        return 1
+    return workers
+
+
+def catch_up_all(config_path: str, run_id: str, source: str, target: str, names: Sequence[str], *,
+                 max_lag: int, timeout_s: float, phase: str = "catchup", track: bool = False) -> list[CatchUp]:
+    """Passes until every collection's lag is under `max_lag` (or the timeout); returns every pass."""
+    passes: list[CatchUp] = []
+    deadline = time.monotonic() + timeout_s
+    while True:
+        round_ = [catch_up(config_path, run_id, source, target, n, max_changes=50_000, track=track, phase=phase,
+                           until_below=max_lag) for n in names]
+        passes += round_
+        if len(passes) == len(names):
+            pause_point("catchup")
+        if all(r.pending < max_lag for r in round_) or time.monotonic() > deadline:
+            return passes
+
+
+def converge_digests(config_path: str, run_id: str, params,  # type: ignore[no-untyped-def]
+                     books: list[DigestBook], names: Sequence[str], dirty: dict[str, set[int]], *,
+                     rounds: int = 8) -> list[CatchUp]:
+    """Re-digest dirty ranges, catch up, repeat until few ranges are dirty: what is left for the freeze window is
+    only the ranges the last changes touched."""
+    passes: list[CatchUp] = []
+    for _ in range(rounds):
+        for book in books:
+            idx = sorted(dirty.get(book.name, set()) | book.missing())
+            if idx:
+                ranges = book.ranges
+                s, t, method = digest_ranges(config_path, params.source, params.target, book.name,
+                                             [ranges[i] for i in idx])
+                book.update(idx, s, t, method)
+        round_ = catch_up_all(config_path, run_id, params.source, params.target, names, max_lag=params.max_lag,
+                              timeout_s=params.catchup_timeout_s, track=True)
+        passes += round_
+        dirty = {b.name: b.dirty_of([k for r in round_ if r.collection == b.name for k in r.keys]) for b in books}
+        if sum(len(v) for v in dirty.values()) <= max(4, sum(len(b.boundaries) + 1 for b in books) // 50):
+            break
+    for book in books:  # the freeze window re-digests what is still dirty
+        for i in dirty.get(book.name, set()):
+            book.source.pop(i, None)
+            book.target.pop(i, None)
+    return passes
+
+
+def build_books(config_path: str, source: str, plans: Sequence[CollectionPlan], chunk_rows: int) -> list[DigestBook]:
+    """Digest ranges of about a thousandth of each collection (at least 500 records), so the freeze window
+    re-digests only the few small ranges the last changes touched."""
+    books = []
+    for p in plans:
+        every = max(500, min(chunk_rows, math.ceil(max(p.rows, 1) / 1000)))
+        books.append(DigestBook(p.name, digest_boundaries(config_path, source, p.name, every)))
+    return books
+
+
+def evidence_of(books: list[DigestBook], live: LivePlan) -> list[CollectionEvidence]:
+    by_name = {p.name: p for p in live.plans}
+    out = []
+    for b in books:
+        idx = [i for i in range(len(b.boundaries) + 1) if i in b.source]
+        out.append(CollectionEvidence(b.name, sum(b.source[i].count for i in idx), sum(b.target[i].count for i in idx),
+                                      [b.source[i] for i in idx], [b.target[i] for i in idx],
+                                      by_name[b.name].schema, by_name[b.name].schema, b.method))
+    return out
+
+
+def plan_and_check(params, config: Config, report: MigrationReport):  # type: ignore[no-untyped-def]
+    """Plan a live migration, fill the report's collections, and list what stops it (keyless tables, no capture)."""
+    chunk_rows = params.chunk_rows or config.migration.chunk_rows
+    live = plan_live(str(config.path), params.source, params.target, params.collections, chunk_rows)
+    report.collections = [CollectionReport(name=p.name, source_rows=p.rows, chunks=len(p.ranges), path=p.path)
+                          for p in live.plans]
+    problems = []
+    if live.keyless:
+        problems.append(keyless_advice(live.keyless))
+    if live.capture is None:
+        problems.append(f"the source {params.source!r} cannot capture changes with deletes; use --strategy immediate")
+    return live, problems
+
+
+def blue_green(params, config: Config, control: ControlStore, pointer: Pointer,  # type: ignore[no-untyped-def]
+               report: MigrationReport) -> MigrationReport:
+    from flows.migrate import fingerprint, resolve_run_id
+
+    logger = get_run_logger()
+    config_path = str(config.path)
+    clock = time.perf_counter()
+    chunk_rows = params.chunk_rows or config.migration.chunk_rows
+    live, problems = plan_and_check(params, config, report)
+    if params.dry_run:
+        report.notes += [f"{p.name}: {p.rows:,} rows in {len(p.ranges)} chunk(s) by {p.path}, then catch-up by "
+                         f"{live.capture or 'nothing'}" for p in live.plans] + problems
+        report.seconds = time.perf_counter() - clock
+        publish_report(report)
+        return report
+    if problems:
+        raise MigrationFailed("blue-green cannot keep these collections in sync: " + "; ".join(problems),
+                              hint="fix the named collections or leave them out with --collections")
+    names = [p.name for p in live.plans]
+    run_id = resolve_run_id(control, params)
+    report.run_id = run_id
+    control.start_run(run_id, kind="migrate", source=params.source, target=params.target, strategy=params.strategy,
+                      fingerprint=fingerprint(params))
+    control.set_summary(run_id, {"planned_rows": report.rows, "phase": "start"})
+    phases: dict[str, dict[str, float]] = {}
+    already = switched_by(control, params.target, run_id)
+    if already is None and pointer.provider != params.source and params.switch:
+        raise MigrationFailed(f"the active backend is {pointer.provider!r}, not the source {params.source!r}",
+                              hint="migrate from the active backend, or pass --no-switch")
+    cutover = None
+    try:
+        if already is None:
+            if any(f.run_id == run_id for f in control.freezes(params.source)):
+                unfreeze_source(config_path, params.source, names)  # left by a crash inside the freeze window
+                report.notes.append("lifted the write freeze a crashed attempt of this run left on the source")
+            start_capture(config_path, params.source, names)
+            prepare_target(config_path, params.target, [p.schema for p in live.plans])
+            for p in live.plans:
+                control.save_chunks(run_id, p.name, p.ranges)
+                control.set_checkpoint(run_id, p.name, phase="copy")
+            t = time.perf_counter()
+            progress_id = start_progress(report)
+            copied = run_copy(config, params, run_id, names, copy_workers(config, params, live), progress_id,
+                              max(report.rows, 1))
+            if progress_id:  # every chunk is done, whatever the writers did to the row count meanwhile
+                update_progress_artifact(progress_id, progress=100.0)
+            phases["copy"] = {"records": copied, "seconds": time.perf_counter() - t}
+            t = time.perf_counter()
+            passes = catch_up_all(config_path, run_id, params.source, params.target, names, max_lag=params.max_lag,
+                                  timeout_s=params.catchup_timeout_s)
+            phases["catch-up"] = {"records": sum(p.applied for p in passes), "seconds": time.perf_counter() - t,
+                                  "passes": len(passes)}
+            t = time.perf_counter()
+            books = build_books(config_path, params.source, live.plans, chunk_rows)
+            passes = converge_digests(config_path, run_id, params, books, names, {})
+            phases["validate-live"] = {"records": sum(p.applied for p in passes), "seconds": time.perf_counter() - t,
+                                       "passes": len(passes)}
+            summary = run_expectations(evidence_of(books, live))
+            if params.approve_cutover:
+                decision = _ask_approval(report, books, summary, params, run_id)
+                if decision is None or not decision.approve:
+                    report.status = "blocked"
+                    report.error = (f"no approval within {params.approval_timeout_s:.0f} s" if decision is None else
+                                    "cutover rejected" + (f": {decision.comment}" if decision.comment else ""))
+                    stop_capture(config_path, params.source, names)
+                    return _finish(control, report, run_id, "rejected", phases, clock)
+                report.notes.append("cutover approved" + (f": {decision.comment}" if decision.comment else ""))
+            t = time.perf_counter()  # what was written while the suites ran (or the approval waited)
+            passes = converge_digests(config_path, run_id, params, books, names, {})
+            phases["catch-up before freeze"] = {"records": sum(p.applied for p in passes),
+                                                "seconds": time.perf_counter() - t, "passes": len(passes)}
+            control.set_summary(run_id, {"planned_rows": report.rows, "phase": "freeze"})
+            epoch_now = control.pointer().epoch  # type: ignore[union-attr]
+            cutover = cutover_window(config_path, run_id, params.source, params.target, names, books,
+                                     epoch_now, params.switch,
+                                     f"migration {run_id} from {params.source} (blue_green)")
+            phases["final delta (frozen)"] = {"records": cutover.final_changes, "seconds": cutover.final_seconds}
+            report.freeze_ms = cutover.freeze_ms
+            report.frozen_engine = cutover.frozen_engine
+            if cutover.evidence:
+                from flows.migrate import _record_validation
+
+                _record_validation(report, cutover.evidence, run_expectations(cutover.evidence))
+            report.notes.append(f"freeze window: {cutover.freeze_ms:,.0f} ms ({cutover.final_changes} final changes, "
+                                f"{cutover.redigested_ranges} key range(s) re-digested while frozen)")
+            pause_point("switched")
+        else:
+            report.notes.append(f"resumed after the pointer switch (epoch {already}); finishing the cutover")
+        if params.switch:
+            current = control.pointer()
+            report.epoch_after, report.active_after = current.epoch, current.provider  # type: ignore[union-attr]
+            stop_capture(config_path, params.source, names)
+            if params.release_source:
+                lift_fence(config_path, params.source, names)
+                stop_capture(config_path, params.target, names)
+                report.notes.append(f"{params.source} released: its write fence is lifted; no rollback possible")
+            else:
+                fence(config_path, params.source, names, run_id,
+                      f"old primary after blue-green {run_id}; shiftover rollback or shiftover release")
+                report.notes.append(f"{params.source} stays write-fenced and {params.target} captures its changes "
+                                    f"for `shiftover rollback`; `shiftover release {params.source}` ends that")
+        else:
+            stop_capture(config_path, params.source, names)
+            report.notes.append("copied and validated; the pointer was left where it was (--no-switch)")
+        report.status = "switched"
+        logger.info("blue-green %s → %s done", params.source, params.target)
+    except BackendError as exc:
+        report.status = "blocked" if isinstance(exc, CutoverBlocked) else "failed"
+        report.error = str(exc)
+        if switched_by(control, params.target, run_id) is None:
+            unfreeze_source(config_path, params.source, names)
+        _finish(control, report, run_id, "failed", phases, clock)
+        if isinstance(exc, MigrationFailed):
+            raise
+        raise MigrationFailed(f"the blue-green migration stopped: {exc}",
+                              hint=exc.hint or "fix the cause and re-run: it resumes from its checkpoints") from None
+    return _finish(control, report, run_id, "succeeded", phases, clock)
+
+
+def _finish(control: ControlStore, report: MigrationReport, run_id: str, status: str,
+            phases: dict[str, dict[str, float]], clock: float) -> MigrationReport:
+    report.seconds = time.perf_counter() - clock
+    if phases:
+        report.notes.append("records moved per phase: " + ", ".join(
+            f"{k} {int(v['records']):,}" for k, v in phases.items()))
+    summary = report.model_dump(mode="json")
+    summary["phases"] = phases
+    control.finish_run(run_id, status=status, summary=summary)
+    publish_report(report)
+    create_table_artifact(key=artifact_key(report, "-phases"), table=[
+        {"phase": k, "records": int(v["records"]), "seconds": round(v["seconds"], 3),
+         "passes": int(v.get("passes", 1))} for k, v in phases.items()] or [{"phase": "-", "records": 0}],
+        description="Records moved in each phase of the migration")
+    return report
+
+
+def _ask_approval(report: MigrationReport, books: list[DigestBook], summary, params,  # type: ignore[no-untyped-def]
+                  run_id: str) -> CutoverApproval | None:
+    """Pause with the validation summary until a person approves or rejects in the UI; None on timeout."""
+    from prefect.exceptions import FlowPauseTimeout
+    from prefect.flow_runs import pause_flow_run
+
+    lines = [f"# Approve the cutover {params.source} → {params.target}?", "",
+             f"Run `{run_id}`. The copy is done and changes are being caught up. Approving freezes writes on "
+             f"`{params.source}` briefly, applies the final delta, runs the Great Expectations suites again and "
+             "switches the pointer only if they pass.", "",
+             "| collection | source rows | target rows | ranges | ranges differing now |", "|---|---:|---:|---:|---:|"]
+    for b in books:
+        idx = list(b.source)
+        lines.append(f"| {b.name} | {sum(b.source[i].count for i in idx):,} | {sum(b.target[i].count for i in idx):,}"
+                     f" | {len(b.boundaries) + 1} | {len(b.differing())} |")
+    live_result = ("pass" if summary.success else
+                   "differences from in-flight writes: " + "; ".join(summary.failures()[:5]))
+    lines += ["", f"Suites on the live data: {live_result}"]
+    text = "\n".join(lines)
+    create_markdown_artifact(key=artifact_key(report, "-approval"), markdown=text,
+                             description="Validation summary before the cutover")
+    try:
+        return pause_flow_run(wait_for_input=CutoverApproval.with_initial_data(description=text, approve=False),
+                              timeout=int(params.approval_timeout_s), poll_interval=2)
+    except FlowPauseTimeout:
+        return None

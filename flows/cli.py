@@ -1,0 +1,483 @@
+"""The `shiftover` command. Flows are imported inside the commands, so `shiftover --help` stays fast."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+import threading
+import time
+from enum import Enum
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from adapters.errors import BackendError
+
+app = typer.Typer(help="Keep an application's backend healthy and movable.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+out = Console()
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="backends.yaml to read")]
+
+
+class Strategy(str, Enum):
+    immediate = "immediate"
+    gradual = "gradual"
+    blue_green = "blue_green"
+
+
+class Runner(str, Enum):
+    threads = "threads"
+    dask = "dask"
+
+
+class Template(str, Enum):
+    development = "development"
+    production = "production"
+    high_availability = "high-availability"
+
+
+@app.command()
+def init(
+    template: Annotated[Template, typer.Option(help="development: local only; production: Supabase primary with a "
+                                                    "Firebase backup; high-availability: several providers with "
+                                                    "automatic failover")] = Template.development,
+    path: Annotated[Path, typer.Option(help="file to write")] = Path("backends.yaml"),
+    force: Annotated[bool, typer.Option(help="overwrite an existing file")] = False,
+) -> None:
+    """Write a commented backends.yaml from a template."""
+    if path.exists() and not force:
+        raise typer.BadParameter(f"{path} exists; pass --force to overwrite it", param_hint="--path")
+    text = resources.files("flows").joinpath("templates", f"{template.value}.yaml").read_text(encoding="utf-8")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    out.print(f"Wrote [bold]{path}[/] from the {template.value} template. Edit it, then run "
+              f"[bold]shiftover status --config {path}[/].")
+
+
+@app.command()
+def migrate(
+    source: Annotated[str, typer.Argument(help="provider to copy from")],
+    target: Annotated[str, typer.Argument(help="provider to copy to")],
+    strategy: Annotated[Strategy, typer.Option(help="immediate: freeze for the whole copy; gradual: checkpointed "
+                                                    "batches over runs, cut over collection by collection; blue_green: "
+                                                    "copy live, catch up, sub-second freeze")] = Strategy.immediate,
+    collections: Annotated[Optional[str], typer.Option(help="comma-separated collections (default: all)")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the plan; change nothing")] = False,
+    config: ConfigOpt = Path("backends.yaml"),
+    batch_size: Annotated[Optional[int], typer.Option(help="records per batch")] = None,
+    chunk_rows: Annotated[Optional[int], typer.Option(help="records per key-range chunk")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="chunks copied at once")] = None,
+    switch: Annotated[bool, typer.Option(help="move the active pointer when the suites pass")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    runner: Annotated[Runner, typer.Option(help="where chunks are copied: threads here, or a local Dask cluster "
+                                                "(prefect-dask)")] = Runner.threads,
+    approve_cutover: Annotated[bool, typer.Option("--approve-cutover", help="blue_green: pause before the freeze "
+                                                  "until someone approves in the Prefect UI")] = False,
+    approval_timeout: Annotated[float, typer.Option(help="seconds to wait for approval")] = 3600,
+    max_lag: Annotated[int, typer.Option(help="freeze once fewer captured changes than this wait")] = 100,
+    chunks_per_run: Annotated[Optional[int], typer.Option(help="gradual: chunks copied per run")] = None,
+    release_source: Annotated[bool, typer.Option("--release-source", help="blue_green: lift the old primary's "
+                                                 "write fence at once (no rollback)")] = False,
+) -> None:
+    """Copy SOURCE to TARGET and cut over when the Great Expectations suites pass. Exit 0 only on cutover (or a
+    gradual run that advanced); 1 when the cutover was blocked, rejected or failed."""
+    from adapters.config import load_config
+    from adapters.control import ControlStore
+    from flows.migrate import MigrateParams, migrate as migrate_flow, resolve_run_id
+    from tasks.reporting import render_markdown
+
+    quiet_backend_tracebacks()
+    cfg = load_config(config)
+    params = MigrateParams(
+        source=source, target=target, strategy=strategy.value,  # type: ignore[arg-type]
+        collections=[c.strip() for c in collections.split(",") if c.strip()] if collections else None,
+        dry_run=dry_run, config_path=str(cfg.path), batch_size=batch_size, chunk_rows=chunk_rows, workers=workers,
+        switch=switch, runner=runner.value, approve_cutover=approve_cutover, approval_timeout_s=approval_timeout,
+        max_lag=max_lag, chunks_per_run=chunks_per_run, release_source=release_source)
+    control = ControlStore(cfg.control.url.get_secret_value())
+    if not dry_run:
+        params.run_id = resolve_run_id(control, params)
+    if runner is Runner.dask and strategy is Strategy.immediate:  # live strategies pick the runner per copy
+        from flows.bluegreen import task_runner
+
+        migrate_flow = migrate_flow.with_options(task_runner=task_runner("dask", workers or cfg.migration.workers))
+    with _progress(control, params.run_id, enabled=not dry_run and not as_json):
+        report = migrate_flow(params)
+    if as_json:
+        out.print_json(report.model_dump_json())
+    else:
+        out.print(Markdown(render_markdown(report)))
+        if not dry_run:
+            _print_pointer(control)
+    if report.status in ("blocked", "failed"):
+        raise typer.Exit(1)
+
+
+class _progress:
+    """A rich progress bar fed from the control store (the same numbers the Prefect progress artifact shows)."""
+
+    def __init__(self, control, run_id: str | None, *, enabled: bool) -> None:  # type: ignore[no-untyped-def]
+        self.control, self.run_id, self.enabled = control, run_id, enabled and sys.stderr.isatty()
+        self.enabled = self.enabled or os.environ.get("SHIFTOVER_PROGRESS") == "1"
+        self._stop = threading.Event()
+
+    def __enter__(self) -> None:
+        if not self.enabled or not self.run_id:
+            return
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with Progress(TextColumn("[bold]copying"), BarColumn(), MofNCompleteColumn(), TextColumn("rows"),
+                      TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=False) as bar:
+            task = bar.add_task("copy", total=None)
+            while not self._stop.is_set():
+                run = self.control.run(self.run_id)
+                if run is not None:
+                    total = run.summary.get("planned_rows") if run.status == "running" else None
+                    if total:
+                        bar.update(task, total=total)
+                    bar.update(task, completed=self.control.rows_done(self.run_id))
+                self._stop.wait(0.3)
+            bar.update(task, completed=self.control.rows_done(self.run_id))
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if hasattr(self, "_thread"):
+            self._thread.join(timeout=5)
+
+
+def _print_pointer(control) -> None:  # type: ignore[no-untyped-def]
+    pointer = control.pointer()
+    if pointer:
+        out.print(f"Active backend: [bold green]{pointer.provider}[/] (epoch {pointer.epoch}, since "
+                  f"{pointer.since:%Y-%m-%d %H:%M:%S} UTC — {pointer.reason})")
+
+
+@app.command()
+def status(
+    config: ConfigOpt = Path("backends.yaml"),
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    runs: Annotated[int, typer.Option(help="how many recent runs to list")] = 5,
+) -> None:
+    """Print the active provider and epoch, write freezes, and the last runs."""
+    from adapters.config import load_config
+    from adapters.control import ControlStore
+
+    cfg = load_config(config)
+    control = ControlStore(cfg.control.url.get_secret_value())
+    pointer = control.ensure_pointer(cfg.primary())
+    freezes = control.freezes()
+    recent = control.runs(limit=runs)
+    if as_json:
+        out.print_json(json.dumps({
+            "active": pointer.provider, "epoch": pointer.epoch, "since": pointer.since.isoformat(),
+            "reason": pointer.reason,
+            "freezes": [{"provider": f.provider, "collection": f.collection, "run_id": f.run_id,
+                         "since": f.since.isoformat(), "reason": f.reason} for f in freezes],
+            "runs": [{"run_id": r.run_id, "kind": r.kind, "source": r.source, "target": r.target,
+                      "strategy": r.strategy, "status": r.status, "started": r.started.isoformat(),
+                      "finished": r.finished.isoformat() if r.finished else None} for r in recent],
+        }))
+        return
+    _print_pointer(control)
+    providers = Table("provider", "kind", "role", "priority", "url", title="Providers")
+    for name, p in cfg.providers.items():
+        providers.add_row(name + (" *" if name == pointer.provider else ""), p.kind, p.role, str(p.priority),
+                          p.display_url())
+    out.print(providers)
+    if freezes:
+        table = Table("provider", "collection", "since", "reason", title="Write freezes", style="yellow")
+        for f in freezes:
+            table.add_row(f.provider, f.collection, f"{f.since:%H:%M:%S}", f.reason)
+        out.print(table)
+    if recent:
+        table = Table("run", "kind", "from → to", "strategy", "status", "started", title="Recent runs")
+        for r in recent:
+            table.add_row(r.run_id, r.kind, f"{r.source} → {r.target}", r.strategy or "-", r.status,
+                          f"{r.started:%Y-%m-%d %H:%M:%S}")
+        out.print(table)
+
+
+@app.command()
+def rollback(
+    config: ConfigOpt = Path("backends.yaml"),
+    run_id: Annotated[Optional[str], typer.Option(help="blue-green run to undo (default: the last that switched)")]
+    = None,
+) -> None:
+    """Undo a blue-green cutover: copy green's writes since the cutover back to blue, then move the pointer back."""
+    from adapters.config import load_config
+    from adapters.control import ControlStore
+    from flows.rollback import RollbackParams, rollback as rollback_flow
+    from tasks.reporting import render_markdown
+
+    quiet_backend_tracebacks()
+    cfg = load_config(config)
+    report = rollback_flow(RollbackParams(config_path=str(cfg.path), run_id=run_id))
+    out.print(Markdown(render_markdown(report)))
+    _print_pointer(ControlStore(cfg.control.url.get_secret_value()))
+
+
+@app.command()
+def release(
+    provider: Annotated[str, typer.Argument(help="the old primary to let go")],
+    config: ConfigOpt = Path("backends.yaml"),
+) -> None:
+    """End a blue-green cutover for good: lift the old primary's write fence and stop change capture (no rollback)."""
+    from adapters.config import load_config
+    from flows.rollback import ReleaseParams, release as release_flow
+
+    quiet_backend_tracebacks()
+    cfg = load_config(config)
+    names = release_flow(ReleaseParams(provider=provider, config_path=str(cfg.path)))
+    out.print(f"Released {provider}: {', '.join(names) or 'nothing was fenced'}; it takes writes again and "
+              "rollback is no longer possible.")
+
+
+@app.command()
+def unfreeze(
+    provider: Annotated[str, typer.Argument(help="provider whose write freeze to lift")],
+    collections: Annotated[Optional[str], typer.Option(help="comma-separated (default: every frozen one)")] = None,
+    config: ConfigOpt = Path("backends.yaml"),
+) -> None:
+    """Lift a write freeze left behind by an interrupted run (engine triggers and control-store flags)."""
+    from adapters.config import load_config
+    from adapters.control import ControlStore
+    from adapters.registry import open_adapter
+
+    cfg = load_config(config)
+    control = ControlStore(cfg.control.url.get_secret_value())
+    with open_adapter(cfg, provider) as adapter:
+        names = [c for c in collections.split(",") if c] if collections else sorted(
+            {f.collection for f in control.freezes(provider)} | set(adapter.frozen()))
+        adapter.unfreeze(names)
+    control.clear_freeze(provider, names)
+    out.print(f"Lifted the write freeze on {provider}: {', '.join(names) or 'nothing was frozen'}")
+
+
+@app.command()
+def demo(
+    rows: Annotated[int, typer.Option(help="rows to seed across customers, orders and order_items")] = 120_000,
+    directory: Annotated[Path, typer.Option("--dir", help="where the demo's databases go")] = Path("demo-data"),
+) -> None:
+    """Seed a realistic shop database in SQLite and migrate it to a second SQLite backend, gated by GX."""
+    from adapters.config import load_config
+    from adapters.registry import open_adapter
+    from flows.demo import SCHEMAS, demo_config, seed
+
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    config_file = directory / "backends.yaml"
+    config_file.write_text(demo_config(directory), encoding="utf-8")
+    cfg = load_config(config_file)
+    out.rule("[bold]Shiftover demo")
+    out.print(f"Configuration: {config_file} (source [bold]shop[/] → target [bold]shop_next[/], both SQLite)")
+    with Progress(TextColumn("[bold]seeding {task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err) as bar:
+        tasks = {s.name: bar.add_task(s.name, total=None) for s in SCHEMAS}
+        start = time.perf_counter()
+        with open_adapter(cfg, "shop") as src:
+            counts = seed(src, rows, on_batch=lambda name, n: bar.advance(tasks[name], n))
+    out.print(f"Seeded {sum(counts.values()):,} rows ({', '.join(f'{k} {v:,}' for k, v in counts.items())}) "
+              f"in {time.perf_counter() - start:.1f} s")
+    out.rule("[bold]shiftover migrate shop shop_next --strategy immediate")
+    os.environ.setdefault("SHIFTOVER_PROGRESS", "1")
+    migrate(source="shop", target="shop_next", strategy=Strategy.immediate, collections=None, dry_run=False,
+            config=config_file, batch_size=None, chunk_rows=None, workers=None, switch=True, as_json=False)
+    out.rule("[bold]See it in the Prefect UI")
+    home = os.environ.get("PREFECT_HOME", str(Path.home() / ".prefect"))
+    out.print(f"The runs and their artifacts are stored under PREFECT_HOME={home}. To browse them:\n"
+              f"  PREFECT_HOME={home} .venv/bin/prefect server start\n"
+              "then open http://127.0.0.1:4200/runs (flow run → Artifacts) and http://127.0.0.1:4200/artifacts.\n"
+              f"Status any time: .venv/bin/shiftover status --config {config_file}")
+
+
+@app.command("test-suite")
+def test_suite(
+    providers: Annotated[Optional[str], typer.Option(help="comma-separated provider names (default: all)")] = None,
+    categories: Annotated[Optional[str], typer.Option(
+        help="comma-separated: connection,crud,auth,storage,performance,load,migration (default: all)")] = None,
+    data_size: Annotated[str, typer.Option(help="small (200 records), medium (2,000) or large (20,000)")] = "small",
+    users: Annotated[int, typer.Option(help="concurrent clients in the load test")] = 4,
+    duration: Annotated[float, typer.Option(help="seconds the load test runs")] = 3.0,
+    partner: Annotated[Optional[str], typer.Option(help="provider to migrate to and back from")] = None,
+    output_dir: Annotated[Path, typer.Option(help="where the JSON and HTML reports go")] = Path("test-output/test-suite"),
+    config: ConfigOpt = Path("backends.yaml"),
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> None:
+    """Run the cross-provider test suite in scratch collections. Exit 1 when any test failed."""
+    from pydantic import ValidationError
+
+    from adapters.config import load_config
+    from flows.full_test_suite import full_test_suite
+    from tasks.testsuite_model import TestSuiteParams
+    from tasks.testsuite_render import table_rows
+
+    cfg = load_config(config)
+    split = lambda text: [x.strip() for x in text.split(",") if x.strip()] if text else None  # noqa: E731
+    try:
+        params = TestSuiteParams(providers=split(providers), categories=split(categories) or list(TestSuiteParams(
+            ).categories), data_size=data_size, concurrent_users=users, duration_s=duration,  # type: ignore[arg-type]
+            migration_partner=partner, output_dir=str(output_dir), config_path=str(cfg.path))
+    except ValidationError as exc:
+        raise typer.BadParameter(exc.errors()[0]["msg"]) from None
+    report = full_test_suite(params)
+    if as_json:
+        out.print_json(report.model_dump_json())
+    else:
+        rows = table_rows(report)
+        table = Table(*rows[0].keys(), title=f"Test suite {report.id}") if rows else Table("provider")
+        for row in rows:
+            table.add_row(*(escape(str(v)) for v in row.values()))
+        out.print(table)
+        for line in report.errors:
+            out.print(f"[red]failed[/] {escape(line)}", highlight=False)
+        s = report.summary
+        out.print(f"[bold]{s.passed} passed, {s.failed} failed, {s.skipped} skipped[/] (success rate "
+                  f"{s.success_rate:.1%}). Report: {report.files.get('html')} and {report.files.get('json')}")
+    if report.summary.failed:
+        raise typer.Exit(1)
+
+
+from flows.analyze_cli import analyze_command  # noqa: E402 - light: Prefect is imported inside the command
+
+app.command("analyze", help="List every direct provider-SDK call under PATH by service, flag the risky ones, "
+                            "and write a migration plan with an effort estimate (JSON file + Prefect artifact).")(
+    analyze_command)
+
+
+@app.command()
+def health(
+    config: ConfigOpt = Path("backends.yaml"),
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    canary: Annotated[Optional[bool], typer.Option("--canary/--no-canary",
+                                                   help="write/read/delete a canary (default: health.canary)")] = None,
+) -> None:
+    """Probe every provider now (the health_sweep flow) and print status, latency, error and uptime."""
+    from adapters.config import load_config
+    from flows.health_sweep import HealthSweepParams, health_sweep
+
+    cfg = load_config(config)
+    result = health_sweep(HealthSweepParams(config_path=str(cfg.path), canary=canary))
+    if as_json:
+        print(json.dumps([{"provider": h.provider, "kind": h.kind, "active": h.active, "status": h.status,
+                           "latency_ms": round(h.latency_ms, 1), "error": h.error, "uptime": h.uptime,
+                           "probes": h.probes} for h in result]))
+    else:
+        colour = {"healthy": "green", "degraded": "yellow", "down": "red"}
+        table = Table("provider", "kind", "status", "latency ms", "error", "uptime", "probes", title="Health")
+        for h in result:
+            row = h.row()
+            table.add_row(escape(str(row["provider"])), h.kind, f"[{colour[h.status]}]{h.status}[/]",
+                          str(row["latency_ms"]), escape(str(row["error"])), str(row["uptime"]), str(h.probes))
+        out.print(table)
+    if any(h.status == "down" for h in result):
+        raise typer.Exit(1)
+
+
+@app.command()
+def failover(
+    to: Annotated[Optional[str], typer.Option("--to", help="provider to switch to (default: the best standby)")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="say what would happen; change nothing")] = False,
+    reason: Annotated[str, typer.Option(help="recorded with the switch")] = "manual failover",
+    config: ConfigOpt = Path("backends.yaml"),
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> None:
+    """Fence the active provider and switch to the best healthy standby (or --to NAME)."""
+    from adapters.config import load_config
+    from flows.failover import FailoverParams, failover as failover_flow, render
+
+    cfg = load_config(config)
+    report = failover_flow(FailoverParams(config_path=str(cfg.path), to=to, dry_run=dry_run, reason=reason))
+    if as_json:
+        print(report.model_dump_json())
+    else:
+        out.print(Markdown(render(report)))
+    if report.status == "superseded":
+        raise typer.Exit(1)
+
+
+@app.command()
+def sync(
+    to: Annotated[Optional[str], typer.Option("--to", help="comma-separated standbys (default: every standby)")] = None,
+    config: ConfigOpt = Path("backends.yaml"),
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Copy the changes on the active provider to each standby now (the sync flow)."""
+    from adapters.config import load_config
+    from flows.sync import SyncParams, sync as sync_flow
+
+    cfg = load_config(config)
+    targets = [t.strip() for t in to.split(",") if t.strip()] if to else None
+    results = sync_flow(SyncParams(config_path=str(cfg.path), targets=targets))
+    if as_json:
+        print(json.dumps([r.row() for r in results]))
+        return
+    table = Table("source", "target", "rows copied", "created", "lag s", "seconds", title="Sync")
+    for r in results:
+        row = r.row()
+        table.add_row(r.source, r.target, str(r.rows), str(row["created"]), str(row["lag_s"]), str(row["seconds"]))
+    out.print(table)
+
+
+@app.command()
+def serve(
+    config: ConfigOpt = Path("backends.yaml"),
+    host: Annotated[str, typer.Option(help="address of the read-only HTTP endpoint")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port of the read-only HTTP endpoint (GET /active)")] = 8765,
+    sweep_interval: Annotated[Optional[float], typer.Option(help="seconds between health sweeps "
+                                                                 "(default failover.sweep_interval_s)")] = None,
+    sync_interval: Annotated[Optional[float], typer.Option(help="seconds between syncs (default: sweep)")] = None,
+    monitor: Annotated[bool, typer.Option(help="probe the active provider and fail over automatically")] = True,
+) -> None:
+    """Serve the deployments (health sweep, sync, failover, migrate), the failover monitor and GET /active."""
+    from adapters.config import load_config
+    from flows.serve import serve as serve_all
+
+    cfg = load_config(config)
+    serve_all(str(cfg.path), host=host, port=port, monitor=monitor, sweep_interval_s=sweep_interval,
+              sync_interval_s=sync_interval)
+
+
+class _NoBackendTracebacks(logging.Filter):
+    """A BackendError already says what went wrong and what to do: log its message, not a traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], BackendError):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def quiet_backend_tracebacks() -> None:
+    flt = _NoBackendTracebacks()
+    for name in ("", "prefect", "prefect.flow_runs", "prefect.task_runs"):
+        for handler in logging.getLogger(name).handlers:
+            if flt not in handler.filters:
+                handler.addFilter(flt)
+
+
+def main() -> None:
+    try:
+        app()
+    except BackendError as exc:
+        where = f" [{exc.provider}]" if exc.provider else ""
+        err.print(f"[bold red]{exc.code}[/]" + escape(f"{where}: {exc.message}")
+                  + (f"\n  [dim]what to do:[/] {escape(exc.hint)}" if exc.hint else ""), highlight=False)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

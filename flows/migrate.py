@@ -1,0 +1,269 @@
+"""Flow `migrate`: copy every collection from one provider to another and cut over only when the suites pass.
+
+immediate: freeze writes on the source → create target collections → copy key-range chunks (retryable tasks) →
+measure both sides → Great Expectations suites → switch the pointer by compare-and-swap → lift the freeze.
+Whatever fails, the freeze is lifted, the pointer stays, the source is untouched, and the run can be re-run: it
+resumes from the chunks already copied.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Literal
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import update_progress_artifact
+from prefect.futures import PrefectFuture, wait
+from pydantic import BaseModel, Field
+
+from adapters.base import RangeDigest
+from adapters.config import load_config
+from adapters.control import ControlStore
+from adapters.errors import BackendError, CutoverBlocked, MigrationFailed
+from expectations.suites import CollectionEvidence, ValidationResult, prewarm
+from tasks.migration import (
+    ChunkPlan,
+    ChunkResult,
+    CollectionPlan,
+    copy_chunk,
+    digests_equal,
+    freeze_source,
+    measure_collection,
+    measure_source,
+    plan_collections,
+    prepare_target,
+    run_expectations,
+    switch_pointer,
+    unfreeze_source,
+)
+from tasks.reporting import (
+    CollectionReport,
+    ExpectationReport,
+    MigrationReport,
+    publish_report,
+    start_progress,
+)
+
+# Rough copy rates used for the dry-run estimate (rows/s), measured on a 2-core machine.
+_RATES = {"binary COPY": 250_000, "batched upsert": 25_000}
+
+
+class MigrateParams(BaseModel):
+    source: str = Field(description="provider name in backends.yaml to copy from")
+    target: str = Field(description="provider name in backends.yaml to copy to")
+    strategy: Literal["immediate", "gradual", "blue_green"] = Field(
+        "immediate", description="immediate: freeze, copy, validate, switch; gradual: checkpointed batches over many "
+        "runs, cut over collection by collection; blue_green: copy while live, catch up, brief freeze, switch")
+    collections: list[str] | None = Field(None, description="collections to move; empty means all")
+    dry_run: bool = Field(False, description="print the plan and change nothing")
+    config_path: str = Field("backends.yaml", description="path of backends.yaml as seen by the worker")
+    batch_size: int | None = Field(None, ge=1, description="records per batch (default from the config)")
+    chunk_rows: int | None = Field(None, ge=1, description="records per key-range chunk (default from the config)")
+    workers: int | None = Field(None, ge=1, le=64, description="chunks copied at once (default from the config)")
+    switch: bool = Field(True, description="move the active pointer to the target when the suites pass")
+    run_id: str | None = Field(None, description="resume this run; by default an unfinished identical run resumes")
+    approve_cutover: bool = Field(False, description="blue_green: pause before the freeze until approved in the UI")
+    approval_timeout_s: float = Field(3600, gt=0, description="a cutover not approved within this time is abandoned")
+    max_lag: int = Field(100, ge=1, description="live strategies: freeze once fewer changes than this wait")
+    catchup_timeout_s: float = Field(600, gt=0, description="give up catching up to max_lag after this long")
+    chunks_per_run: int | None = Field(None, ge=1, description="gradual: chunks copied per run (empty: all)")
+    release_source: bool = Field(False, description="blue_green: lift the old primary's write fence at once "
+                                 "(no rollback)")
+    runner: Literal["threads", "dask"] = Field("threads", description="where chunks run: threads in this process, "
+                                               "or a local Dask cluster (prefect-dask)")
+
+
+def fingerprint(p: MigrateParams) -> str:
+    cols = ",".join(sorted(p.collections)) if p.collections else "*"
+    return f"migrate|{p.source}|{p.target}|{p.strategy}|{cols}"
+
+
+def resolve_run_id(control: ControlStore, p: MigrateParams) -> str:
+    return p.run_id or control.open_run(fingerprint(p)) or uuid.uuid4().hex[:12]
+
+
+@flow(name="migrate", log_prints=False, validate_parameters=True)
+def migrate(params: MigrateParams) -> MigrationReport:
+    config = load_config(params.config_path)
+    config_path = str(config.path)
+    defaults = config.migration
+    batch_size = params.batch_size or defaults.batch_size
+    chunk_rows = params.chunk_rows or defaults.chunk_rows
+    if params.source == params.target:
+        raise MigrationFailed("source and target are the same provider", hint="name two different providers")
+    control = ControlStore(config.control.url.get_secret_value())
+    pointer = control.ensure_pointer(config.primary())
+    report = MigrationReport(run_id=params.run_id or "-", source=params.source, target=params.target,
+                             strategy=params.strategy, status="dry-run" if params.dry_run else "failed",
+                             dry_run=params.dry_run,
+                             started=dt.datetime.now(dt.timezone.utc), epoch_before=pointer.epoch,
+                             active_after=pointer.provider)
+    clock = time.perf_counter()
+    if params.strategy == "blue_green":
+        from flows.bluegreen import blue_green
+
+        return blue_green(params, config, control, pointer, report)
+    if params.strategy == "gradual":
+        from flows.gradual import gradual
+
+        return gradual(params, config, control, pointer, report)
+    run = _RunState()
+    try:
+        plans = plan_collections(config_path, params.source, params.target, params.collections, chunk_rows)
+        report.collections = [CollectionReport(name=p.name, source_rows=p.rows, chunks=len(p.ranges), path=p.path)
+                              for p in plans]
+        report.estimated_seconds = sum(p.rows / _RATES[p.path] for p in plans)
+        report.notes += [n for p in plans for n in p.notes]  # fields dropped, RLS policies missing
+        if params.dry_run:
+            if params.switch and pointer.provider != params.source:
+                report.notes.append(f"the active backend is {pointer.provider!r}, not the source {params.source!r}")
+            report.notes += [f"{p.name}: {p.rows:,} rows in {len(p.ranges)} chunk(s) by {p.path}; target table "
+                             f"{'exists' if p.target_exists else 'will be created'}" for p in plans]
+            report.notes += [f"mapping {line}" for p in plans for line in p.mapping]  # adapters/mapping.py
+            return report
+        if not plans:
+            raise MigrationFailed(f"{params.source!r} has no collections to migrate",
+                                  hint="check the source's url, or name the collections with --collections")
+        if params.switch and pointer.provider != params.source:
+            raise MigrationFailed(
+                f"the active backend is {pointer.provider!r} (epoch {pointer.epoch}), not the source "
+                f"{params.source!r}",
+                hint="migrate from the active backend, or pass --no-switch to copy without cutting over")
+        run.run_id = report.run_id = resolve_run_id(control, params)
+        control.start_run(run.run_id, kind="migrate", source=params.source, target=params.target,
+                          strategy=params.strategy, fingerprint=fingerprint(params))
+        control.set_summary(run.run_id, {"planned_rows": report.rows})
+        strategy = {"immediate": _immediate}[params.strategy]
+        strategy(control, config_path, params, run, plans, pointer.epoch, batch_size, report)
+    except BackendError as exc:
+        report.status = "blocked" if isinstance(exc, CutoverBlocked) else "failed"
+        report.error = str(exc)
+        if isinstance(exc, MigrationFailed):
+            raise
+        raise MigrationFailed(f"the migration stopped: {exc}", hint=exc.hint or "fix the cause and re-run: "
+                              "the run resumes from its checkpoints") from None
+    finally:
+        if run.frozen:
+            unfreeze_source(config_path, params.source, run.frozen)
+            report.freeze_ms = (time.perf_counter() - run.frozen_at) * 1000
+        report.seconds = time.perf_counter() - clock
+        if run.run_id:
+            control.finish_run(run.run_id, status="succeeded" if report.status == "switched" else "failed",
+                               summary=report.model_dump(mode="json"))
+        publish_report(report)
+    return report
+
+
+@dataclass
+class _RunState:
+    """What the flow must undo or close whatever happens: the run it started and the freeze it holds."""
+
+    run_id: str | None = None
+    frozen: list[str] = field(default_factory=list)
+    frozen_at: float = 0.0
+
+
+def _immediate(control: ControlStore, config_path: str, params: MigrateParams, run: _RunState,
+               plans: list[CollectionPlan], epoch: int, batch_size: int, report: MigrationReport) -> None:
+    """Freeze → create → copy → measure → expectations → switch. The caller lifts the freeze."""
+    logger = get_run_logger()
+    assert run.run_id is not None
+    prewarm()
+    run.frozen, run.frozen_at = [p.name for p in plans], time.perf_counter()
+    report.frozen_engine = freeze_source(config_path, params.source, run.frozen, run.run_id,
+                                         f"migration {run.run_id} to {params.target}")
+    prepare_target(config_path, params.target, [p.schema for p in plans])
+    workers = params.workers or load_config(config_path).migration.workers
+    # The source is frozen from here on: its side of the digests is read while the chunks copy, not after.
+    early = [measure_source.submit(config_path, params.source, params.target, p.name, list(p.ranges), p.excluded)
+             for p in plans]
+    _copy_all(control, config_path, params, run.run_id, plans, batch_size, workers, report)
+    result = validate_target(control, config_path, params, run.run_id, plans, report, [f.result() for f in early])
+    if not result.success:
+        raise CutoverBlocked(
+            "the target does not hold the same records: " + "; ".join(result.failures()[:10]),
+            failures=result.failures(),
+            hint="the pointer did not move; inspect the listed key ranges, then re-run (it re-copies them)")
+    if params.switch:
+        new_epoch, active = switch_pointer(config_path, epoch, params.target,
+                                           f"migration {run.run_id} from {params.source} ({params.strategy})")
+        report.epoch_after, report.active_after, report.status = new_epoch, active, "switched"
+        logger.info("Cut over to %s at epoch %s", active, new_epoch)
+    else:
+        report.status = "switched"
+        report.notes.append("copied and validated; the pointer was left where it was (--no-switch)")
+
+
+def validate_target(control: ControlStore, config_path: str, params: MigrateParams, run_id: str,
+                    plans: list[CollectionPlan], report: MigrationReport,
+                    source_digests: list[list[RangeDigest] | None] | None = None) -> ValidationResult:
+    """Measure both sides, run the GX suites, record the outcome; chunks that differ are marked to be re-copied.
+    `source_digests` (one per plan, from `measure_source` on the frozen source) spare a second read of the source."""
+    early = source_digests or [None] * len(plans)
+    futures = [measure_collection.submit(config_path, params.source, params.target, p.name, list(p.ranges),
+                                         p.excluded, s) for p, s in zip(plans, early, strict=True)]
+    measured: list[CollectionEvidence] = [f.result() for f in futures]
+    result = run_expectations(measured)
+    _record_validation(report, measured, result)
+    for coll, labels in result.mismatched_ranges().items():
+        for chunk in control.chunks(run_id, coll):
+            if chunk.range.label() in labels:
+                control.chunk_undone(run_id, coll, chunk.idx)
+    return result
+
+
+def _copy_all(control: ControlStore, config_path: str, params: MigrateParams, run_id: str,
+              plans: list[CollectionPlan], batch_size: int, workers: int, report: MigrationReport) -> None:
+    """Submit every chunk not yet done, at most `workers` at a time, updating the progress artifact."""
+    total = max(report.rows, 1)
+    progress_id = start_progress(report)
+    todo: list[ChunkPlan] = []
+    for p in plans:
+        for chunk in control.save_chunks(run_id, p.name, p.ranges):
+            if not chunk.done:
+                todo.append(ChunkPlan(config_path, run_id, params.source, params.target, p.name, chunk.idx,
+                                      chunk.range, batch_size))
+    if any(p.path == "batched upsert" for p in plans) and not _concurrent_target(config_path, params.target):
+        workers = 1
+    pending: list[PrefectFuture[ChunkResult]] = []
+    seconds: dict[str, float] = {}
+
+    def settle(futures: list[PrefectFuture[ChunkResult]]) -> None:
+        for f in futures:
+            res = f.result()
+            seconds[res.collection] = seconds.get(res.collection, 0.0) + res.seconds
+        if progress_id:
+            update_progress_artifact(progress_id, progress=min(100.0, 100.0 * control.rows_done(run_id) / total))
+
+    for plan in todo:
+        pending.append(copy_chunk.submit(plan))
+        if len(pending) >= workers:
+            done = wait(pending, timeout=None).done
+            settle(list(done))
+            pending = [f for f in pending if f not in done]
+    settle(list(wait(pending).done) if pending else [])
+    for c in report.collections:
+        c.seconds = seconds.get(c.name, 0.0)
+
+
+def _concurrent_target(config_path: str, target: str) -> bool:
+    from adapters.registry import adapter_class, provider_config
+
+    config = load_config(config_path)
+    return adapter_class(provider_config(config, target).kind).capabilities.concurrent_writes
+
+
+def _record_validation(report: MigrationReport, measured: list[CollectionEvidence], result: ValidationResult) -> None:
+    mismatched = result.mismatched_ranges()
+    by_name = {e.collection: e for e in measured}
+    for c in report.collections:
+        e = by_name[c.name]
+        c.target_rows = e.target_rows
+        c.digests_equal = digests_equal(e)
+        c.digest_method = e.digest_method
+        c.mismatched_ranges = mismatched.get(c.name, [])
+    report.expectations = [ExpectationReport(suite=o.suite, expectation=o.expectation, success=o.success,
+                                             detail=o.detail) for o in result.outcomes]

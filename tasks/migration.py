@@ -1,0 +1,425 @@
+"""Small retryable tasks that a migration is made of. Each opens the adapters it needs and closes them again.
+
+Tasks retry only what a retry can fix (`adapters.errors.TransientError`); a permanent error fails at once.
+Every write is idempotent: a chunk replaces exactly its key range on the target, so a retried or resumed chunk
+never duplicates a record.
+"""
+
+from __future__ import annotations
+
+import bisect
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
+from dataclasses import dataclass
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.tasks import exponential_backoff
+
+from adapters import canonical, mapping
+from adapters.base import Adapter, CollectionSchema, KeyRange, RangeDigest, Record, ranges_from_boundaries
+from adapters.config import Config, load_config
+from adapters.control import ControlStore
+from adapters.errors import UnsupportedValue, is_transient
+from adapters.registry import open_adapter
+from adapters.userfiles import FieldLimits, is_users_or_files
+from expectations.suites import CollectionEvidence, ValidationResult, validate
+
+
+def retry_if_transient(task, task_run, state) -> bool:  # type: ignore[no-untyped-def]
+    try:
+        state.result()
+    except Exception as exc:  # noqa: BLE001 - the state holds whatever the task raised
+        return is_transient(exc)
+    return False
+
+
+RETRYABLE = {
+    "retries": 4,
+    "retry_delay_seconds": exponential_backoff(backoff_factor=1),
+    "retry_condition_fn": retry_if_transient,
+    "cache_policy": NO_CACHE,
+}
+
+
+def control_store(config: Config) -> ControlStore:
+    return ControlStore(config.control.url.get_secret_value())
+
+
+@dataclass(frozen=True)
+class CollectionPlan:
+    name: str
+    schema: CollectionSchema
+    rows: int
+    ranges: tuple[KeyRange, ...]
+    path: str  # "binary COPY" or "batched upsert"
+    target_exists: bool
+    mapping: tuple[str, ...] = ()  # what changes shape on the way (adapters.mapping), for the report
+    columns: tuple[tuple[str, str, str], ...] = ()  # (source field, target column, type) when the shape changes
+    excluded: tuple[str, ...] = ()  # fields the target drops or cannot give back: left out of the digests
+    notes: tuple[str, ...] = ()  # what the report must say: fields dropped, RLS policies missing
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    config_path: str
+    run_id: str
+    source: str
+    target: str
+    collection: str
+    idx: int
+    range: KeyRange
+    batch_size: int
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    collection: str
+    idx: int
+    rows: int
+    seconds: float
+
+
+def copy_path(src: Adapter, dst: Adapter) -> str:
+    family = src.capabilities.bulk_copy
+    return "binary COPY" if family and family == dst.capabilities.bulk_copy else "batched upsert"
+
+
+@task(**RETRYABLE)
+def plan_collections(config_path: str, source: str, target: str, collections: Sequence[str] | None,
+                     chunk_rows: int) -> list[CollectionPlan]:
+    config = load_config(config_path)
+    with open_adapter(config, source) as src, open_adapter(config, target) as dst:
+        names = list(collections) if collections else src.collections()
+        existing = set(dst.collections())
+        plans = []
+        for name in names:
+            src.key_of(name)  # refuses a collection without a primary key, naming it
+            shape = collection_mapping(config, src, dst, name)
+            ranges = ranges_from_boundaries(src.key_boundaries(name, chunk_rows))
+            excluded, notes = field_limits(src, dst, name, name in existing)
+            plans.append(CollectionPlan(name, shape.target, src.count(name), tuple(ranges), copy_path(src, dst),
+                                        name in existing, tuple(shape.describe()) if not shape.identity else (),
+                                        tuple(shape.table()) if not shape.identity else (), excluded, notes))
+        return plans
+
+
+@task(**RETRYABLE)
+def freeze_source(config_path: str, source: str, collections: Sequence[str], run_id: str, reason: str) -> list[str]:
+    """Record the freeze in the control store, then make the engine itself refuse writes where it can."""
+    config = load_config(config_path)
+    with control_store(config) as control, open_adapter(config, source) as src:
+        control.set_freeze(source, collections, run_id=run_id, reason=reason)
+        src.freeze(collections, reason=reason)
+        return src.frozen()
+
+
+@task(**RETRYABLE)
+def unfreeze_source(config_path: str, source: str, collections: Sequence[str]) -> None:
+    config = load_config(config_path)
+    with control_store(config) as control, open_adapter(config, source) as src:
+        src.unfreeze(collections)
+        control.clear_freeze(source, collections)
+
+
+@task(**RETRYABLE)
+def prepare_target(config_path: str, target: str, schemas: Sequence[CollectionSchema]) -> list[str]:
+    """Create the target collections that do not exist yet; returns the ones created."""
+    config = load_config(config_path)
+    created = []
+    with open_adapter(config, target) as dst:
+        existing = set(dst.collections())
+        for schema in schemas:
+            if schema.name not in existing:
+                dst.create_collection(schema)
+                created.append(schema.name)
+    return created
+
+
+@task(**RETRYABLE)
+def copy_chunk(plan: ChunkPlan) -> ChunkResult:
+    """Make the target's key range equal to the source's: native COPY when both engines allow, else batches."""
+    start = time.perf_counter()
+    config = load_config(plan.config_path)
+    with open_adapter(config, plan.source) as src, open_adapter(config, plan.target) as dst:
+        if copy_path(src, dst) == "binary COPY":
+            rows = dst.copy_range_from(src, plan.collection, plan.range)
+        else:
+            rows = _copy_batches(src, dst, plan)
+    with control_store(config) as control:
+        control.chunk_done(plan.run_id, plan.collection, plan.idx, rows)
+    return ChunkResult(plan.collection, plan.idx, rows, time.perf_counter() - start)
+
+
+def _copy_batches(src: Adapter, dst: Adapter, plan: ChunkPlan) -> int:
+    key = src.key_of(plan.collection)
+    shape = collection_mapping(load_config(plan.config_path), src, dst, plan.collection)
+    lo, rows = plan.range.lo, 0
+    with closing(_prefetched(src.scan_range(plan.collection, plan.range, batch=plan.batch_size))) as batches:
+        batch = next(batches, [])
+        while True:
+            following = next(batches, None) if len(batch) == plan.batch_size else None
+            hi = tuple(batch[-1][k] for k in key) if following else plan.range.hi
+            if shape.identity:
+                dst.replace_range(plan.collection, KeyRange(lo, hi), batch)
+            elif shape.reorders_keys:  # the source's range is no range on the target: upsert (extras fail the gate)
+                dst.upsert(plan.collection, shape.records(batch))
+            else:
+                dst.replace_range(plan.collection, KeyRange(lo, hi), shape.records(batch))
+            rows += len(batch)
+            if not following:
+                return rows
+            lo, batch = hi, following
+
+
+def _prefetched(batches: Iterator[list[Record]], depth: int = 2) -> Iterator[list[Record]]:
+    """The same batches, read ahead by one thread (the source adapter's only user meanwhile) while the caller writes:
+    the source's read and the target's write overlap. A read error is raised where the caller would have met it."""
+    out: queue.Queue[tuple[str, object]] = queue.Queue(depth)
+    stop = threading.Event()
+
+    def put(item: tuple[str, object]) -> bool:
+        while not stop.is_set():
+            try:
+                out.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def pump() -> None:
+        try:
+            for b in batches:
+                if not put(("batch", b)):
+                    return
+            put(("end", None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer as is
+            put(("error", exc))
+        finally:
+            close = getattr(batches, "close", None)
+            if close is not None and stop.is_set():
+                close()
+
+    reader = threading.Thread(target=pump, name="copy-prefetch", daemon=True)
+    reader.start()
+    try:
+        while True:
+            kind, item = out.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise item  # type: ignore[misc]
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        reader.join()
+
+
+@task(**RETRYABLE)
+def measure_collection(config_path: str, source: str, target: str, collection: str,
+                       ranges: Sequence[KeyRange], excluded: Sequence[str] = (),
+                       source_digests: Sequence[RangeDigest] | None = None) -> CollectionEvidence:
+    """Counts, schemas and per-range digests of one collection on both sides (without the `excluded` fields).
+
+    `source_digests`: the source side already measured by `measure_source` over the same ranges (while the frozen
+    source was being copied); used only where the digests are computed on the client, else the source is read here."""
+    config = load_config(config_path)
+    with open_adapter(config, source) as src, open_adapter(config, target) as dst:
+        s_schema, t_schema = src.schema(collection), dst.schema(collection)
+        shape = collection_mapping(config, src, dst, collection)
+        family = _pushdown_family(src, dst, s_schema, t_schema, shape, excluded)
+        if family:
+            columns = sorted(s_schema.names)
+            with ThreadPoolExecutor(2) as pool:  # both engines work at once
+                s_job = pool.submit(src.pushdown_digests, collection, ranges, columns)
+                t_job = pool.submit(dst.pushdown_digests, collection, ranges, columns)
+                s_dig, t_dig = s_job.result(), t_job.result()
+            return CollectionEvidence(collection, sum(d.count for d in s_dig), sum(d.count for d in t_dig), s_dig,
+                                      t_dig, s_schema, t_schema, f"in-engine ({family})")
+        ready = list(source_digests) if source_digests is not None and \
+            [d.range for d in source_digests] == list(ranges) else None
+        with ThreadPoolExecutor(2) as pool:  # both sides at once, each adapter read by one thread
+            s_job = pool.submit(_client_source_digests, src, shape, collection, ranges, excluded) \
+                if ready is None else None
+            t_job = pool.submit(_client_target_digests, dst, shape, collection, ranges, excluded)
+            s_dig = ready if s_job is None else s_job.result()
+            t_dig = t_job.result()
+        # The ranges cover the whole key space, so their counts add up to each side's record count.
+        if excluded:
+            return CollectionEvidence(collection, sum(d.count for d in s_dig), sum(d.count for d in t_dig), s_dig,
+                                      t_dig, shape.target, t_schema,
+                                      f"canonical records (client) without {', '.join(excluded)}")
+        if not shape.identity:
+            return CollectionEvidence(collection, sum(d.count for d in s_dig), sum(d.count for d in t_dig), s_dig,
+                                      t_dig, shape.target, t_schema, "canonical records (client), mapped source")
+        return CollectionEvidence(collection, sum(d.count for d in s_dig), sum(d.count for d in t_dig), s_dig, t_dig,
+                                  s_schema, t_schema, "canonical records (client)")
+
+
+@task(**RETRYABLE)
+def measure_source(config_path: str, source: str, target: str, collection: str, ranges: Sequence[KeyRange],
+                   excluded: Sequence[str] = ()) -> list[RangeDigest] | None:
+    """The source side of `measure_collection` alone, computed by a read of the source itself: run while the frozen
+    source is copied. None where both engines compute digests in-engine (measured at validation, cheaply)."""
+    config = load_config(config_path)
+    with open_adapter(config, source) as src, open_adapter(config, target) as dst:
+        s_schema, t_schema = src.schema(collection), dst.schema(collection)
+        shape = collection_mapping(config, src, dst, collection)
+        if _pushdown_family(src, dst, s_schema, t_schema, shape, excluded):
+            return None
+        return _client_source_digests(src, shape, collection, ranges, excluded)
+
+
+def _pushdown_family(src: Adapter, dst: Adapter, s_schema: CollectionSchema, t_schema: CollectionSchema,
+                     shape: mapping.CollectionMapping, excluded: Sequence[str]) -> str | None:
+    """The engine family both sides compute digests in, when nothing is left out or reshaped on the way."""
+    if excluded or not shape.identity:
+        return None
+    family = src.capabilities.digest_pushdown
+    same_types = all(c.native is not None and c.native == _native(t_schema, c.name) for c in s_schema.columns)
+    return family if family and family == dst.capabilities.digest_pushdown and same_types else None
+
+
+def _client_source_digests(src: Adapter, shape: mapping.CollectionMapping, collection: str,
+                           ranges: Sequence[KeyRange], excluded: Sequence[str]) -> list[RangeDigest]:
+    if excluded:
+        return digests_without(src, collection, ranges, excluded, shape.record)
+    if not shape.identity:
+        return _mapped_source_digests(src, shape, ranges, 5000)
+    return src.digests(collection, ranges)
+
+
+def _client_target_digests(dst: Adapter, shape: mapping.CollectionMapping, collection: str,
+                           ranges: Sequence[KeyRange], excluded: Sequence[str]) -> list[RangeDigest]:
+    if excluded:
+        return digests_without(dst, collection, ranges, excluded, lambda r: r)
+    if not shape.identity:
+        if shape.reorders_keys:
+            return _bucketed_target_digests(dst, shape, ranges, 5000)
+        return dst.digests(shape.name, ranges, batch=5000)
+    return dst.digests(collection, ranges)
+
+
+# -- users and files: what a provider cannot keep (adapters.userfiles) ------------------------------------------------
+def field_limits(src: Adapter, dst: Adapter, name: str, exists: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The fields the digests leave out (the target drops them or never gives them back) and the report's notes saying
+    exactly what was dropped. Adapters with users and files, or with policies to warn about, declare these."""
+    notes: list[str] = []
+    target_limits = dst.field_limits(name) if hasattr(dst, "field_limits") else FieldLimits()
+    source_limits = src.field_limits(name) if hasattr(src, "field_limits") else FieldLimits()
+    if target_limits.dropped:
+        notes.append(f"{name}: dropped by {dst.name} (cannot keep them): " + "; ".join(
+            f"{f} — {why}" for f, why in sorted(target_limits.dropped.items())))
+    if target_limits.unverifiable:
+        notes.append(f"{name}: written to {dst.name} but not verified (never read back): " + "; ".join(
+            f"{f} — {why}" for f, why in sorted(target_limits.unverifiable.items())))
+    if source_limits.not_carried:
+        notes.append(f"{name}: not carried from {src.name}: {', '.join(source_limits.not_carried)}")
+    if hasattr(dst, "migration_notes"):
+        notes += dst.migration_notes([name], as_target=True, exists=exists)
+    return target_limits.excluded(), tuple(notes)
+
+
+def digests_without(adapter: Adapter, name: str, ranges: Sequence[KeyRange], excluded: Sequence[str],
+                    shape: Callable[[Record], Record], batch: int = 5000) -> list[RangeDigest]:
+    out = []
+    for rng in ranges:
+        n, total = 0, 0
+        for rows in adapter.scan_range(name, rng, batch=batch):
+            n += len(rows)
+            total += sum(canonical.record_hash({k: v for k, v in shape(r).items() if k not in excluded})
+                         for r in rows)
+        out.append(RangeDigest(rng, n, canonical.combine(total)))
+    return out
+
+
+# -- shape changes between kinds of backend (adapters.mapping) ---------------------------------------------------------
+def collection_mapping(config: Config, src: Adapter, dst: Adapter, name: str) -> mapping.CollectionMapping:
+    """The mapping of one collection from `src` to `dst`, with the options of migration.mappings[name]."""
+    if is_users_or_files(name):  # one canonical shape on every provider (adapters.userfiles)
+        return mapping.CollectionMapping(name, src.schema(name), src.schema(name))
+    rules = config.migration.mappings.get(name)
+    sample = src.scan(name, limit=config.migration.sample_size) if rules and rules.flatten else []
+    return mapping.build(name, src.schema(name), source_kind=src.kind, target_kind=dst.kind,
+                         flatten=rules.flatten if rules else (), columns=rules.columns if rules else None,
+                         types=rules.types if rules else None, sample=sample)
+
+
+def mapped_digests(src: Adapter, dst: Adapter, shape: mapping.CollectionMapping, ranges: Sequence[KeyRange],
+                   batch: int = 5000) -> tuple[list[RangeDigest], list[RangeDigest]]:
+    """Per source range: the digests of the source records as the target should hold them, and of the target's
+    records. When keys change type (and so order), the target is read once in its own key order and each record is
+    counted in the source range its key maps back into; records whose key maps nowhere are counted apart."""
+    with ThreadPoolExecutor(2) as pool:  # both engines are read at once, each adapter by one thread
+        s_job = pool.submit(_mapped_source_digests, src, shape, ranges, batch)
+        t_job = pool.submit(dst.digests, shape.name, ranges, batch=batch) if not shape.reorders_keys else \
+            pool.submit(_bucketed_target_digests, dst, shape, ranges, batch)
+        return s_job.result(), t_job.result()
+
+
+def _mapped_source_digests(src: Adapter, shape: mapping.CollectionMapping, ranges: Sequence[KeyRange],
+                           batch: int) -> list[RangeDigest]:
+    s_dig = []
+    for rng in ranges:
+        n, total = 0, 0
+        for rows in src.scan_range(shape.name, rng, batch=batch):
+            n += len(rows)
+            total += sum(canonical.record_hash(shape.record(r)) for r in rows)
+        s_dig.append(RangeDigest(rng, n, canonical.combine(total)))
+    return s_dig
+
+
+def _bucketed_target_digests(dst: Adapter, shape: mapping.CollectionMapping, ranges: Sequence[KeyRange],
+                             batch: int) -> list[RangeDigest]:
+    name = shape.name
+    ordered = list(ranges)
+    bounds = [r.hi for r in ordered[:-1]]
+    counts, sums = [0] * len(ordered), [0] * len(ordered)
+    stray, stray_sum = 0, 0
+    key = dst.key_of(name)
+    for rows in dst.scan_range(name, KeyRange(None, None), batch=batch):
+        for r in rows:
+            try:
+                k = shape.source_key(tuple(r[c] for c in key))
+                i = bisect.bisect_left(bounds, k)
+            except (UnsupportedValue, TypeError):
+                i = -1
+            if i >= 0 and ordered[i].contains(k):
+                counts[i] += 1
+                sums[i] += canonical.record_hash(r)
+            else:
+                stray, stray_sum = stray + 1, stray_sum + canonical.record_hash(r)
+    t_dig = [RangeDigest(r, c, canonical.combine(s)) for r, c, s in zip(ordered, counts, sums, strict=True)]
+    if stray:
+        t_dig.append(RangeDigest(KeyRange(("(keys outside the source's key space)",), None), stray,
+                                 canonical.combine(stray_sum)))
+    return t_dig
+
+
+def _native(schema: CollectionSchema, name: str) -> str | None:
+    try:
+        return schema.column(name).native
+    except KeyError:
+        return None
+
+
+@task(cache_policy=NO_CACHE)
+def run_expectations(evidence: Sequence[CollectionEvidence]) -> ValidationResult:
+    return validate(evidence)
+
+
+@task(**RETRYABLE)
+def switch_pointer(config_path: str, expected_epoch: int, target: str, reason: str) -> tuple[int, str]:
+    config = load_config(config_path)
+    with control_store(config) as control:
+        pointer = control.switch(expected_epoch=expected_epoch, provider=target, reason=reason)
+        return pointer.epoch, pointer.provider
+
+
+def digests_equal(evidence: CollectionEvidence) -> bool:
+    return [(d.count, d.digest) for d in evidence.source_digests] == [
+        (d.count, d.digest) for d in evidence.target_digests]

@@ -1,0 +1,131 @@
+"""Migration reports: one model, rendered as markdown for the CLI and artifacts, and as a table artifact."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, Field
+
+
+class CollectionReport(BaseModel):
+    name: str
+    source_rows: int
+    target_rows: int | None = None
+    chunks: int = 0
+    digests_equal: bool | None = None
+    digest_method: str = ""
+    mismatched_ranges: list[str] = Field(default_factory=list)
+    path: str = ""
+    seconds: float = 0.0
+
+
+class ExpectationReport(BaseModel):
+    suite: str
+    expectation: str
+    success: bool
+    detail: str
+
+
+class MigrationReport(BaseModel):
+    run_id: str
+    source: str
+    target: str
+    strategy: str
+    status: str  # "switched", "dry-run", "blocked", "failed"
+    dry_run: bool = False
+    collections: list[CollectionReport] = Field(default_factory=list)
+    expectations: list[ExpectationReport] = Field(default_factory=list)
+    epoch_before: int | None = None
+    epoch_after: int | None = None
+    active_after: str | None = None
+    frozen_engine: list[str] = Field(default_factory=list)
+    freeze_ms: float | None = None
+    estimated_seconds: float | None = None
+    started: dt.datetime
+    seconds: float = 0.0
+    error: str | None = None
+    notes: list[str] = Field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return sum(c.source_rows for c in self.collections)
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
+
+
+def artifact_key(report: MigrationReport, suffix: str = "") -> str:
+    return f"migrate-{slug(report.source)}-to-{slug(report.target)}{suffix}"
+
+
+def render_markdown(r: MigrationReport) -> str:
+    verdict = {
+        "switched": f"**Cut over.** `{r.target}` is now the active backend (epoch {r.epoch_before} → {r.epoch_after}).",
+        "dry-run": "**Dry run.** Nothing was changed.",
+        "blocked": f"**Cutover blocked.** The pointer stays on `{r.active_after}` (epoch {r.epoch_before}).",
+        "failed": f"**Migration failed.** The pointer stays on `{r.active_after}` (epoch {r.epoch_before}).",
+        "in-progress": f"**In progress.** Collections already moved are routed to `{r.target}`; the pointer stays on "
+                       f"`{r.active_after}` until the last one moves. The next run continues.",
+    }[r.status]
+    if r.status == "switched" and r.epoch_after is None:
+        verdict = (f"**Copied and validated.** The pointer was left on `{r.active_after}` (epoch {r.epoch_before}), "
+                   "as asked (--no-switch).")
+    lines = [
+        f"# Migration {r.source} → {r.target} ({r.strategy})",
+        "",
+        verdict,
+        "",
+        f"- run: `{r.run_id}` started {r.started:%Y-%m-%d %H:%M:%S} UTC, {r.seconds:.1f} s",
+        f"- records: {r.rows:,} in {len(r.collections)} collection(s)",
+    ]
+    if r.estimated_seconds is not None:
+        lines.append(f"- estimated copy time: {r.estimated_seconds:.1f} s")
+    if r.freeze_ms is not None:
+        engine = ", ".join(r.frozen_engine) or "none (router-level only)"
+        lines.append(f"- source write freeze: {r.freeze_ms:,.0f} ms; enforced in the engine on: {engine}")
+    if r.error:
+        lines += ["", f"**Error:** {r.error}"]
+    lines += ["", "## Is my data all there?", "",
+              "| collection | source rows | target rows | digests equal | ranges | method | path | seconds |",
+              "|---|---:|---:|:---:|---:|---|---|---:|"]
+    for c in r.collections:
+        eq = {True: "yes", False: "**NO**", None: "-"}[c.digests_equal]
+        target = "-" if c.target_rows is None else f"{c.target_rows:,}"
+        lines.append(f"| {c.name} | {c.source_rows:,} | {target} | {eq} | {c.chunks} | {c.digest_method or '-'} | "
+                     f"{c.path} | {c.seconds:.2f} |")
+    bad = [c for c in r.collections if c.mismatched_ranges]
+    if bad:
+        lines += ["", "### Key ranges that differ", ""]
+        lines += [f"- `{c.name}`: " + ", ".join(f"`{x}`" for x in c.mismatched_ranges) for c in bad]
+    if r.expectations:
+        lines += ["", "## Expectations (Great Expectations)", "", "| suite | expectation | result | detail |",
+                  "|---|---|:---:|---|"]
+        for e in r.expectations:
+            lines.append(f"| {e.suite} | `{e.expectation}` | {'pass' if e.success else '**FAIL**'} | {e.detail} |")
+    if r.notes:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in r.notes]
+    return "\n".join(lines) + "\n"
+
+
+def table_rows(r: MigrationReport) -> list[dict[str, object]]:
+    return [{"collection": c.name, "source_rows": c.source_rows, "target_rows": c.target_rows,
+             "digests_equal": c.digests_equal, "mismatched_ranges": ", ".join(c.mismatched_ranges),
+             "seconds": round(c.seconds, 3)} for c in r.collections]
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
+def publish_report(report: MigrationReport) -> None:
+    create_markdown_artifact(key=artifact_key(report), markdown=render_markdown(report),
+                             description=f"Migration {report.source} → {report.target}: {report.status}")
+    create_table_artifact(key=artifact_key(report, "-table"), table=table_rows(report),
+                          description="Per collection: source rows, target rows, digests equal, seconds")
+
+
+def start_progress(report: MigrationReport) -> str | None:
+    return str(create_progress_artifact(progress=0.0, key=artifact_key(report, "-progress"),
+                                        description=f"Rows copied {report.source} → {report.target}"))

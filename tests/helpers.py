@@ -1,0 +1,45 @@
+"""Small helpers shared by test modules: configuration files and value-by-value comparison."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from adapters import canonical
+from adapters.base import Adapter
+from adapters.config import Config, load_config
+
+
+def write_config(tmp_path: Path, providers: dict[str, dict[str, Any]], **extra: Any) -> Path:
+    data: dict[str, Any] = {"providers": providers, "control": {"url": f"sqlite:///{tmp_path}/control.db"}}
+    data.update(extra)
+    path = tmp_path / "backends.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def config(path: Path) -> Config:
+    return load_config(path)
+
+
+def all_records(adapter: Adapter, name: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    after = None
+    key = adapter.key_of(name)
+    while True:
+        rows = adapter.scan(name, after=after, limit=2000)
+        out.extend(rows)
+        if len(rows) < 2000:
+            return out
+        after = tuple(rows[-1][k] for k in key)
+
+
+def assert_same_records(src: Adapter, dst: Adapter, name: str) -> int:
+    """Every record equal value by value (in canonical form), in the same key order; returns how many."""
+    a, b = all_records(src, name), all_records(dst, name)
+    assert len(a) == len(b), f"{name}: {len(a)} source rows, {len(b)} target rows"
+    for left, right in zip(a, b, strict=True):
+        assert canonical.canonical(left) == canonical.canonical(right), f"{name}: {left} != {right}"
+    return len(a)

@@ -1,0 +1,77 @@
+"""The `shiftover` command as a user runs it: a separate process, exit codes, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from adapters.registry import open_adapter
+from flows.demo import seed
+from tests.helpers import config, write_config
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    from prefect.settings import PREFECT_API_URL
+
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value()), "COLUMNS": "200"}  # no second server
+    return subprocess.run([sys.executable, "-m", "flows.cli", *args], capture_output=True, text=True, env=env,
+                          timeout=300)
+
+
+def _setup(tmp_path: Path, rows: int = 900) -> Path:
+    cfg_path = write_config(tmp_path, {"a": {"kind": "sqlite", "url": "sqlite:///a.db", "role": "primary"},
+                                       "b": {"kind": "sqlite", "url": "sqlite:///b.db"}},
+                            migration={"chunk_rows": 200, "batch_size": 100})
+    with open_adapter(config(cfg_path), "a") as src:
+        seed(src, rows)
+    return cfg_path
+
+
+def test_migrate_exits_zero_on_cutover_and_status_shows_it(tmp_path: Path) -> None:
+    cfg_path = _setup(tmp_path)
+    dry = _run("migrate", "a", "b", "--dry-run", "--config", str(cfg_path))
+    assert dry.returncode == 0, dry.stderr
+    assert "Dry run" in dry.stdout and "will be created" in dry.stdout
+    done = _run("migrate", "a", "b", "--strategy", "immediate", "--collections", "orders,customers",
+                "--config", str(cfg_path))
+    assert done.returncode == 0, done.stderr
+    assert "Active backend: b (epoch 2" in done.stdout
+    status = _run("status", "--config", str(cfg_path), "--json")
+    assert status.returncode == 0, status.stderr
+    data = json.loads(status.stdout)
+    assert (data["active"], data["epoch"]) == ("b", 2)
+    assert data["runs"][0]["status"] == "succeeded" and data["freezes"] == []
+    with open_adapter(config(cfg_path), "b") as dst:
+        assert sorted(dst.collections()) == ["customers", "orders"]
+        assert dst.count("orders") == 300
+
+
+def test_blocked_cutover_exits_non_zero_with_the_code_and_no_traceback(tmp_path: Path) -> None:
+    cfg_path = _setup(tmp_path)
+    cfg = config(cfg_path)
+    with open_adapter(cfg, "a") as src, open_adapter(cfg, "b") as dst:
+        dst.create_collection(src.schema("customers"))
+        with dst.engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TRIGGER drop_one AFTER INSERT ON customers WHEN NEW.id = 42 "
+                                 "BEGIN DELETE FROM customers WHERE id = 42; END")
+    proc = _run("migrate", "a", "b", "--collections", "customers", "--config", str(cfg_path))
+    assert proc.returncode == 1
+    assert "BACKEND_003" in proc.stderr
+    assert "customers (start .. end]" in proc.stderr  # 150 customers: one chunk of up to 200 rows
+    assert "Traceback" not in proc.stderr
+    status = json.loads(_run("status", "--config", str(cfg_path), "--json").stdout)
+    assert (status["active"], status["epoch"]) == ("a", 1)
+
+
+def test_unknown_provider_is_backend_001(tmp_path: Path) -> None:
+    cfg_path = _setup(tmp_path, rows=60)
+    proc = _run("migrate", "a", "nowhere", "--config", str(cfg_path))
+    assert proc.returncode == 1
+    assert "BACKEND_001" in proc.stderr and "nowhere" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,0 +1,73 @@
+"""health_sweep: every provider probed at once, each probe recorded, a table artifact, state changes as events."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from adapters.config import load_config
+from adapters.control import ControlStore
+from adapters.memory import MemoryAdapter
+from flows.health_sweep import HealthSweepParams, health_sweep
+from tests.fixtures_clusters import write_config
+
+
+@pytest.fixture
+def config_path(tmp_path):
+    MemoryAdapter.store("up")
+    MemoryAdapter.store("down").down = True
+    return write_config(tmp_path, {
+        "up": {"kind": "memory", "url": "memory://up", "role": "primary", "priority": 1},
+        "down": {"kind": "memory", "url": "memory://down", "role": "standby", "priority": 2},
+        "slow": {"kind": "memory", "url": "memory://slow", "role": "standby", "priority": 3,
+                 "options": {"latency_ms": 1500}},
+        "file": {"kind": "sqlite", "url": f"sqlite:///{tmp_path / 'standby.db'}", "role": "standby", "priority": 4},
+    }, health={"timeout_s": 0.5, "canary": True})
+
+
+async def _artifact(key):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    async with get_client() as client:
+        found = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+    return found[0]
+
+
+def test_sweep_records_every_probe_and_publishes_the_table(prefect_harness, config_path):
+    result = {h.provider: h for h in health_sweep(HealthSweepParams(config_path=str(config_path)))}
+    assert {n: h.status for n, h in result.items()} == {"up": "healthy", "down": "down", "slow": "down",
+                                                        "file": "healthy"}
+    assert "BACKEND_006" in result["down"].error and "BACKEND_005" in result["slow"].error
+    assert result["file"].checks == ("connect", "read", "write", "delete")  # canary allowed by the config
+    assert result["up"].active and result["up"].uptime == 1.0
+
+    cfg = load_config(config_path)
+    control = ControlStore(cfg.control.url.get_secret_value())
+    assert [p.ok for p in control.probes("down")] == [False]
+    assert control.health_state("down") == "down" and control.health_state("up") == "healthy"
+
+    artifact = asyncio.run(_artifact("health-sweep"))
+    table = json.loads(artifact.data) if isinstance(artifact.data, str) else artifact.data
+    by_name = {row["provider"]: row for row in table}
+    assert set(by_name) == {"up (active)", "down", "slow", "file"}
+    assert by_name["down"]["status"] == "down" and by_name["down"]["uptime"] == "0.00%"
+    assert by_name["up (active)"]["uptime"] == "100.00%"
+    assert all(k in by_name["file"] for k in ("latency_ms", "error", "status"))
+
+    MemoryAdapter.store("down").down = False  # state change down → degraded (uptime 50% over the window)
+    again = {h.provider: h for h in health_sweep(HealthSweepParams(config_path=str(config_path), providers=["down"]))}
+    assert again["down"].previous == "down" and again["down"].status == "degraded"
+    assert again["down"].uptime == 0.5
+
+
+def test_health_command_prints_json(prefect_harness, config_path):
+    from flows.cli import app
+
+    run = CliRunner().invoke(app, ["health", "--config", str(config_path), "--json", "--no-canary"])
+    rows = {r["provider"]: r for r in json.loads(run.stdout)}
+    assert rows["down"]["status"] == "down" and rows["up"]["status"] == "healthy"
+    assert run.exit_code == 1  # a provider is down

@@ -1,0 +1,220 @@
+"""The immediate migration against real PostgreSQL and SQLite: value-by-value equality, the GX gate, resume, secrets."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from adapters.control import ControlStore
+from adapters.errors import BackendError, CutoverBlocked, MigrationFailed, WriteFrozen
+from adapters.registry import open_adapter
+from flows.demo import seed
+from flows.migrate import MigrateParams, migrate
+from tests.helpers import assert_same_records, config, write_config
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+TABLES = ("customers", "orders", "order_items")
+
+
+def _seeded(cfg_path: Path, name: str, rows: int = 3000) -> None:
+    with open_adapter(config(cfg_path), name) as src:
+        seed(src, rows)
+
+
+def _params(cfg_path: Path, source: str, target: str, **kw) -> MigrateParams:
+    return MigrateParams(source=source, target=target, config_path=str(cfg_path), chunk_rows=700, batch_size=300, **kw)
+
+
+def _pointer(cfg_path: Path):
+    return ControlStore(config(cfg_path).control.url.get_secret_value()).pointer()
+
+
+async def _artifact(key: str) -> str:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    async with get_client() as client:
+        arts = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
+                                           limit=1, sort="CREATED_DESC")
+    assert arts, f"no artifact {key}"
+    return str(arts[0].data)
+
+
+@pytest.mark.parametrize("direction", ["pg_to_sqlite", "sqlite_to_pg", "pg_to_pg"])
+def test_migration_copies_every_value_and_switches(tmp_path: Path, pg_url: str, pg_url2: str, direction: str) -> None:
+    providers = {
+        "pg_to_sqlite": {"src": {"kind": "postgresql", "url": pg_url, "role": "primary"},
+                         "dst": {"kind": "sqlite", "url": "sqlite:///dst.db"}},
+        "sqlite_to_pg": {"src": {"kind": "sqlite", "url": "sqlite:///src.db", "role": "primary"},
+                         "dst": {"kind": "postgresql", "url": pg_url}},
+        "pg_to_pg": {"src": {"kind": "postgresql", "url": pg_url, "role": "primary"},
+                     "dst": {"kind": "postgresql", "url": pg_url2}},
+    }[direction]
+    cfg_path = write_config(tmp_path, providers)
+    _seeded(cfg_path, "src")
+    report = migrate(_params(cfg_path, "src", "dst"))
+    assert report.status == "switched"
+    cfg = config(cfg_path)
+    with open_adapter(cfg, "src") as src, open_adapter(cfg, "dst") as dst:
+        assert sum(assert_same_records(src, dst, t) for t in TABLES) == 3000
+        assert dst.schema("orders").key == ("id",)
+        assert [c.type for c in dst.schema("customers").columns] == [c.type for c in src.schema("customers").columns]
+        assert src.frozen() == [] and dst.frozen() == []
+    pointer = _pointer(cfg_path)
+    assert (pointer.provider, pointer.epoch) == ("dst", 2)
+    assert all(c.digests_equal for c in report.collections)
+    assert {e.suite for e in report.expectations} == {"record_counts", "integrity", "schema"}
+    if direction == "pg_to_pg":
+        assert {c.path for c in report.collections} == {"binary COPY"}
+        assert all(c.digest_method == "in-engine (postgresql)" for c in report.collections)
+    markdown = asyncio.run(_artifact("migrate-src-to-dst"))
+    assert "Is my data all there?" in markdown and "| orders | 1,000 | 1,000 | yes |" in markdown
+    table = asyncio.run(_artifact("migrate-src-to-dst-table"))
+    assert "order_items" in table
+
+
+def test_altered_target_blocks_cutover_and_names_the_range(tmp_path: Path, pg_url: str) -> None:
+    cfg_path = write_config(tmp_path, {"src": {"kind": "postgresql", "url": pg_url, "role": "primary"},
+                                       "dst": {"kind": "sqlite", "url": "sqlite:///dst.db"}})
+    _seeded(cfg_path, "src")
+    cfg = config(cfg_path)
+    with open_adapter(cfg, "src") as src, open_adapter(cfg, "dst") as dst:
+        dst.create_collection(src.schema("orders"))
+        with dst.engine.begin() as conn:  # something in the target engine alters one row as it arrives
+            conn.exec_driver_sql("CREATE TRIGGER tamper AFTER INSERT ON orders WHEN NEW.id = 555 "
+                                 "BEGIN UPDATE orders SET note = 'tampered' WHERE id = 555; END")
+        before = src.count("orders")
+    with pytest.raises(CutoverBlocked) as info:
+        migrate(_params(cfg_path, "src", "dst"))
+    err = info.value
+    assert err.code == "BACKEND_003"
+    assert "orders (start .. 700]" in str(err) and "source_digest == target_digest" in str(err)
+    pointer = _pointer(cfg_path)
+    assert (pointer.provider, pointer.epoch) == ("src", 1)
+    with open_adapter(cfg, "src") as src:
+        assert src.frozen() == [] and src.count("orders") == before
+        src.upsert("orders", [{**src.get("orders", (1,)), "note": "writable again"}])  # the freeze was lifted
+    report_md = asyncio.run(_artifact("migrate-src-to-dst"))
+    assert "Cutover blocked" in report_md and "(start .. 700]" in report_md
+    assert ControlStore(cfg.control.url.get_secret_value()).freezes() == []
+
+
+def test_source_rejects_writes_from_any_client_during_the_freeze(tmp_path: Path, pg_url: str) -> None:
+    cfg_path = write_config(tmp_path, {"src": {"kind": "postgresql", "url": pg_url, "role": "primary"},
+                                       "dst": {"kind": "memory", "url": "memory://freeze"}})
+    _seeded(cfg_path, "src", 600)
+    cfg = config(cfg_path)
+    seen: list[str] = []
+    import tasks.migration as tm
+
+    original = tm._copy_batches
+
+    def copy_and_try_a_direct_write(src, dst, plan):
+        engine = sa.create_engine(pg_url)  # a client that knows nothing of Shiftover
+        try:
+            with engine.begin() as conn:
+                conn.execute(sa.text("UPDATE customers SET name = 'x' WHERE id = 1"))
+        except sa.exc.DBAPIError as exc:
+            seen.append(str(exc.orig))
+        finally:
+            engine.dispose()
+        return original(src, dst, plan)
+
+    tm._copy_batches = copy_and_try_a_direct_write
+    try:
+        migrate(_params(cfg_path, "src", "dst", collections=["customers"]))
+    finally:
+        tm._copy_batches = original
+    assert seen and all("BACKEND_010" in s and "frozen" in s for s in seen)
+    with open_adapter(cfg, "src") as src:
+        assert src.get("customers", (1,))["name"] != "x"
+        src.upsert("customers", [{**src.get("customers", (1,)), "name": "after"}])
+
+
+def test_dry_run_changes_nothing(tmp_path: Path, pg_url: str) -> None:
+    cfg_path = write_config(tmp_path, {"src": {"kind": "postgresql", "url": pg_url, "role": "primary"},
+                                       "dst": {"kind": "sqlite", "url": "sqlite:///dst.db"}})
+    _seeded(cfg_path, "src", 1200)
+    report = migrate(_params(cfg_path, "src", "dst", dry_run=True))
+    assert report.status == "dry-run"
+    assert {c.name: c.source_rows for c in report.collections} == {"customers": 200, "orders": 400,
+                                                                   "order_items": 600}
+    assert report.estimated_seconds is not None and any("will be created" in n for n in report.notes)
+    with open_adapter(config(cfg_path), "dst") as dst:
+        assert dst.collections() == []
+    assert _pointer(cfg_path).epoch == 1
+
+
+def test_failed_run_leaves_everything_and_a_rerun_resumes(tmp_path: Path, pg_url: str) -> None:
+    cfg_path = write_config(tmp_path, {"src": {"kind": "postgresql", "url": pg_url, "role": "primary"},
+                                       "dst": {"kind": "memory", "url": "memory://resume"}})
+    _seeded(cfg_path, "src", 2400)
+    import tasks.migration as tm
+
+    original, calls = tm._copy_batches, []
+
+    def fail_on_third_chunk(src, dst, plan):
+        calls.append((plan.collection, plan.idx))
+        if len(calls) == 3:
+            raise WriteFrozen("injected permanent-looking stop", provider="dst")
+        return original(src, dst, plan)
+
+    tm._copy_batches = fail_on_third_chunk
+    tm.copy_chunk.retries = 0
+    try:
+        with pytest.raises(MigrationFailed):
+            migrate(_params(cfg_path, "src", "dst", workers=1))
+    finally:
+        tm._copy_batches = original
+        tm.copy_chunk.retries = 4
+    cfg = config(cfg_path)
+    control = ControlStore(cfg.control.url.get_secret_value())
+    assert control.pointer().provider == "src"
+    failed_run = control.runs(1)[0]
+    assert failed_run.status == "failed"
+    done_before = [c for c in control.chunks(failed_run.run_id) if c.done]
+    assert len(done_before) == 2
+    calls.clear()
+    tm._copy_batches = lambda s, d, p: (calls.append((p.collection, p.idx)), original(s, d, p))[1]
+    try:
+        report = migrate(_params(cfg_path, "src", "dst", workers=1))
+    finally:
+        tm._copy_batches = original
+    assert report.status == "switched" and report.run_id == failed_run.run_id
+    assert not set(calls) & {(c.collection, c.idx) for c in done_before}  # resumed, not restarted
+    with open_adapter(cfg, "src") as src, open_adapter(cfg, "dst") as dst:
+        for t in TABLES:
+            assert_same_records(src, dst, t)
+
+
+def test_password_never_appears_in_logs_artifacts_or_errors(tmp_path: Path, pg_url: str, caplog,
+                                                            capfd, monkeypatch) -> None:
+    import tasks.migration as tm
+
+    monkeypatch.setattr(tm.plan_collections, "retries", 0)
+    secret = "Pa55-w0rd-nobody-sees"
+    with_pw = pg_url.replace("postgres@", f"postgres:{secret}@")  # trust auth accepts any password
+    bad = with_pw.replace("127.0.0.1:5432", "127.0.0.1:1")
+    cfg_path = write_config(tmp_path, {"src": {"kind": "postgresql", "url": with_pw, "role": "primary"},
+                                       "dst": {"kind": "sqlite", "url": "sqlite:///dst.db"},
+                                       "down": {"kind": "postgresql", "url": bad}})
+    _seeded(cfg_path, "src", 600)
+    caplog.set_level(logging.DEBUG)
+    report = migrate(_params(cfg_path, "src", "dst"))
+    assert report.status == "switched"
+    with pytest.raises(BackendError) as info:
+        migrate(_params(cfg_path, "dst", "down"))
+    texts = [str(info.value), info.value.hint, caplog.text, report.model_dump_json(),
+             asyncio.run(_artifact("migrate-src-to-dst")), asyncio.run(_artifact("migrate-dst-to-down"))]
+    captured = capfd.readouterr()
+    texts += [captured.out, captured.err]
+    cfg = config(cfg_path)
+    texts += [repr(cfg), str(cfg.model_dump()), cfg.providers["src"].display_url()]
+    texts += [str(r.summary) for r in ControlStore(cfg.control.url.get_secret_value()).runs(10)]
+    assert "BACKEND_006" in str(info.value) or "BACKEND_003" in str(info.value)
+    for text in texts:
+        assert secret not in text
