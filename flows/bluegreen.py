@@ -96,8 +96,6 @@ def copy_chunks(config_path: str, run_id: str, source: str, target: str, collect
             if progress_id and total_rows:
                 update_progress_artifact(progress_id, progress=min(100.0, 100.0 * control.rows_done(run_id)
                                                                    / total_rows))
-            if done == 1 and len(todo) > 1:
-                pause_point("copy")
         return rows
 
 

@@ -10,12 +10,10 @@ checkpoints in the control store, so any process can pick a run up where another
 from __future__ import annotations
 
 import bisect
-import os
 import time
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -23,18 +21,7 @@ from prefect.cache_policies import NO_CACHE
 from adapters.base import Adapter, Filter, Key, KeyRange, RangeDigest, Record, ranges_from_boundaries
 from adapters.config import load_config
 from adapters.registry import open_adapter
-from tasks.migration import RETRYABLE, CollectionPlan, control_store, copy_path
-
-
-def pause_point(name: str) -> None:
-    """Test hook: with SHIFTOVER_TEST_PAUSE_AT=name the run announces itself in SHIFTOVER_TEST_PAUSE_FILE and
-    sleeps, so a test can kill -9 it at a known point. A no-op otherwise."""
-    if os.environ.get("SHIFTOVER_TEST_PAUSE_AT") != name:
-        return
-    marker = os.environ.get("SHIFTOVER_TEST_PAUSE_FILE")
-    if marker:
-        Path(marker).write_text(name, encoding="utf-8")
-    time.sleep(float(os.environ.get("SHIFTOVER_TEST_PAUSE_S", "120")))
+from tasks.migration import RETRYABLE, CollectionPlan, control_store, copy_path, pause_point
 
 
 @dataclass(frozen=True)

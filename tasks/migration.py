@@ -8,6 +8,7 @@ never duplicates a record.
 from __future__ import annotations
 
 import bisect
+import os
 import queue
 import threading
 import time
@@ -15,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
+from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -140,6 +142,18 @@ def prepare_target(config_path: str, target: str, schemas: Sequence[CollectionSc
     return created
 
 
+def pause_point(name: str) -> None:
+    """Test hook: with SHIFTOVER_TEST_PAUSE_AT=name the run announces itself in SHIFTOVER_TEST_PAUSE_FILE and
+    sleeps, so a test can kill -9 it at a known point. A no-op otherwise.
+    "copy" pauses every copy worker after its first chunk, so a kill there always leaves chunks to do."""
+    if os.environ.get("SHIFTOVER_TEST_PAUSE_AT") != name:
+        return
+    marker = os.environ.get("SHIFTOVER_TEST_PAUSE_FILE")
+    if marker:
+        Path(marker).write_text(name, encoding="utf-8")
+    time.sleep(float(os.environ.get("SHIFTOVER_TEST_PAUSE_S", "120")))
+
+
 @task(**RETRYABLE)
 def copy_chunk(plan: ChunkPlan) -> ChunkResult:
     """Make the target's key range equal to the source's: native COPY when both engines allow, else batches."""
@@ -152,6 +166,7 @@ def copy_chunk(plan: ChunkPlan) -> ChunkResult:
             rows = _copy_batches(src, dst, plan)
     with control_store(config) as control:
         control.chunk_done(plan.run_id, plan.collection, plan.idx, rows)
+    pause_point("copy")
     return ChunkResult(plan.collection, plan.idx, rows, time.perf_counter() - start)
 
 
