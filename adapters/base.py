@@ -276,7 +276,12 @@ class Adapter(abc.ABC):
             out.append(RangeDigest(rng, n, canonical.combine(total)))
         return out
 
-    def pushdown_digests(self, name: str, ranges: Sequence[KeyRange], columns: Sequence[str]) -> list[RangeDigest]:
+    def pushdown_methods(self, name: str, columns: Sequence[str]) -> tuple[str, ...]:
+        """The in-engine digest functions usable on these columns, fastest first (engines with digest_pushdown)."""
+        raise NotImplementedError(f"{self.kind} computes digests on the client")
+
+    def pushdown_digests(self, name: str, ranges: Sequence[KeyRange], columns: Sequence[str],
+                         method: str) -> list[RangeDigest]:
         raise NotImplementedError(f"{self.kind} computes digests on the client")
 
     def copy_range_from(self, source: Adapter, name: str, rng: KeyRange) -> int:

@@ -6,8 +6,9 @@ Creates a realistic table (9 columns: bigint key, text with non-ASCII, numeric, 
 in a fresh source database, then
 1. times `psql -c "\\copy t to stdout" | psql -c "\\copy t from stdin"` into a fresh database (text format);
 2. runs `shiftover migrate src dst --strategy immediate` in a child process (freeze, binary COPY in chunks,
-   in-engine digests, GX suites, pointer switch) and reads its peak RSS.
-Prints rows/s for both, their ratio, the flow's own time (without process start-up) and the peak RSS.
+   in-engine digests, GX suites, pointer switch) and samples the RSS of it and of its child processes.
+Prints rows/s for both, their ratio, the flow's own time (without process start-up and imports) and the peak RSS of
+the migration process, of its GX worker and of the embedded Prefect API server, each on its own line.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def psql_pipe(src: str, dst: str) -> float:
     return time.perf_counter() - start
 
 
-def shiftover(src: str, dst: str, work: Path) -> tuple[float, float, float, dict]:
+def shiftover(src: str, dst: str, work: Path) -> tuple[float, float, dict[str, float], dict]:
     sa = lambda u: u.replace("postgresql://", "postgresql+psycopg://", 1)  # noqa: E731
     cfg = work / "backends.yaml"
     cfg.write_text(json.dumps({"providers": {"src": {"kind": "postgresql", "url": sa(src), "role": "primary"},
@@ -87,16 +88,25 @@ def shiftover(src: str, dst: str, work: Path) -> tuple[float, float, float, dict
     start = time.perf_counter()
     proc = subprocess.Popen([str(ROOT / ".venv/bin/shiftover"), "migrate", "src", "dst", "--config", str(cfg),
                              "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    peak = [0]
+    peaks = {"migration": 0, "gx": 0, "api": 0}
+
+    def role(child: psutil.Process) -> str:
+        cmd = " ".join(child.cmdline())
+        return "gx" if "expectations.suites" in cmd else "api" if "uvicorn" in cmd else "migration"
 
     def watch() -> None:
-        try:
-            p = psutil.Process(proc.pid)
-            while proc.poll() is None:
-                peak[0] = max(peak[0], p.memory_info().rss)
-                time.sleep(0.05)
-        except psutil.NoSuchProcess:
-            pass
+        main = psutil.Process(proc.pid)
+        while proc.poll() is None:
+            seen = {"migration": 0, "gx": 0, "api": 0}
+            try:
+                seen["migration"] = main.memory_info().rss
+                for child in main.children(recursive=True):
+                    seen[role(child)] += child.memory_info().rss
+            except psutil.NoSuchProcess:
+                continue
+            for k, v in seen.items():
+                peaks[k] = max(peaks[k], v)
+            time.sleep(0.05)
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
@@ -106,7 +116,7 @@ def shiftover(src: str, dst: str, work: Path) -> tuple[float, float, float, dict
     if proc.returncode != 0:
         sys.exit(f"shiftover migrate failed:\n{stderr[-3000:]}")
     report = json.loads(stdout)
-    return wall, report["seconds"], peak[0] / 2**20, report
+    return wall, report["seconds"], {k: v / 2**20 for k, v in peaks.items()}, report
 
 
 def main() -> None:
@@ -122,7 +132,7 @@ def main() -> None:
     print(f"seeded {args.rows:,} rows in {time.perf_counter() - t:.1f} s")
     pipe_s = psql_pipe(src, pipe_dst)
     with tempfile.TemporaryDirectory() as tmp:
-        wall, flow_s, rss_mb, report = shiftover(src, our_dst, Path(tmp))
+        wall, flow_s, rss, report = shiftover(src, our_dst, Path(tmp))
     assert report["status"] == "switched", report
     rows = args.rows
     print(f"psql \\copy pipe:                {pipe_s:7.2f} s  {rows / pipe_s:12,.0f} rows/s")
@@ -131,7 +141,9 @@ def main() -> None:
     print(f"shiftover migrate (whole cmd):  {wall:7.2f} s  {rows / wall:12,.0f} rows/s  "
           "(+ Python/Prefect start-up and the embedded API)")
     print(f"ratio (flow rows/s ÷ pipe rows/s): {pipe_s / flow_s:.2f}   (whole command: {pipe_s / wall:.2f})")
-    print(f"peak RSS of the shiftover process: {rss_mb:.0f} MB")
+    print(f"peak RSS of the migration process: {rss['migration']:.0f} MB   (target ≤ 300 MB)")
+    print(f"peak RSS of its GX worker process: {rss['gx']:.0f} MB   (the suites; GX Core's import alone is ~240 MB)")
+    print(f"peak RSS of the embedded Prefect API server: {rss['api']:.0f} MB   (absent with a running Prefect server)")
     print(f"digests equal: {all(c['digests_equal'] for c in report['collections'])}; "
           f"method: {report['collections'][0]['digest_method']}; path: {report['collections'][0]['path']}")
     admin(args.pg, *[sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(n))

@@ -2,7 +2,7 @@
 
 - `record_counts`: per collection, the target holds as many records as the source.
 - `integrity`: per collection and key range, the (count, digest) pair of the target equals the source's. The digests
-  are computed beforehand in the engine where it can (PostgreSQL aggregates over each row's text) or from canonical
+  are computed beforehand in the engine where it can (PostgreSQL aggregates per-row hashes) or from canonical
   records streamed in key order; GX checks the small per-range table, never the tables themselves.
 - `schema`: per collection, the same columns with the same canonical types, and the same key.
 
@@ -11,11 +11,17 @@ A failed expectation names what differs: the collection, and for integrity the k
 
 from __future__ import annotations
 
-import importlib
+import atexit
+import dataclasses
+import json
 import logging
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from adapters.base import CollectionSchema, RangeDigest
 
@@ -65,13 +71,17 @@ class ValidationResult:
         return out
 
 
-def _frames(evidence: Sequence[CollectionEvidence]):  # type: ignore[no-untyped-def]
-    import pandas as pd
+_COLUMNS = {
+    "record_counts": ["collection", "source_rows", "target_rows"],
+    "integrity": ["collection", "key_range", "source_count", "target_count", "source_digest", "target_digest"],
+    "schema": ["collection", "column", "source_type", "target_type"],
+}
 
-    counts = pd.DataFrame(
-        [{"collection": e.collection, "source_rows": e.source_rows, "target_rows": e.target_rows} for e in evidence],
-        columns=["collection", "source_rows", "target_rows"],
-    )
+
+def _tables(evidence: Sequence[CollectionEvidence]) -> dict[str, list[dict]]:
+    """The three small tables the suites check, as plain rows (JSON-ready: they may cross to the GX worker)."""
+    counts = [{"collection": e.collection, "source_rows": e.source_rows, "target_rows": e.target_rows}
+              for e in evidence]
     ranges = []
     for e in evidence:
         targets = {d.range: d for d in e.target_digests}
@@ -82,8 +92,6 @@ def _frames(evidence: Sequence[CollectionEvidence]):  # type: ignore[no-untyped-
                 "source_count": s.count, "target_count": t.count if t else -1,
                 "source_digest": s.digest, "target_digest": t.digest if t else "missing",
             })
-    integrity = pd.DataFrame(ranges, columns=["collection", "key_range", "source_count", "target_count",
-                                              "source_digest", "target_digest"])
     schema_rows = []
     for e in evidence:
         target_cols = {c.name: c.type for c in e.target_schema.columns}
@@ -92,42 +100,48 @@ def _frames(evidence: Sequence[CollectionEvidence]):  # type: ignore[no-untyped-
                                 "target_type": target_cols.get(c.name, "missing")})
         schema_rows.append({"collection": e.collection, "column": "(primary key)",
                             "source_type": ",".join(e.source_schema.key), "target_type": ",".join(e.target_schema.key)})
-    schema = pd.DataFrame(schema_rows, columns=["collection", "column", "source_type", "target_type"])
-    return counts, integrity, schema
+    return {"record_counts": counts, "integrity": ranges, "schema": schema_rows}
 
 
 def prewarm() -> None:
-    """Import GX in the background (it takes seconds) while the copy runs; validate() then finds it loaded."""
-    threading.Thread(target=importlib.import_module, args=("great_expectations",), daemon=True).start()
+    """Start the GX worker process now (importing GX takes seconds and ~240 MB), so validate() finds it ready."""
+    _WORKER.start()
 
 
 def validate(evidence: Sequence[CollectionEvidence]) -> ValidationResult:
-    """Run the three suites over the evidence. Imports GX lazily: it is slow to import."""
+    """Run the three suites over the evidence, in the GX worker process (see `_Worker`)."""
+    return _WORKER.run(_tables(evidence))
+
+
+def validate_here(tables: dict[str, list[dict]]) -> ValidationResult:
+    """Run the three suites in this process. Imports GX lazily: it is slow to import."""
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
     import great_expectations as gx
+    import pandas as pd
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     source = context.data_sources.add_pandas("shiftover")
-    counts, integrity, schema = _frames(evidence)
+    frames = {name: pd.DataFrame(tables[name], columns=cols) for name, cols in _COLUMNS.items()}
 
     plan = [
-        ("record_counts", counts, ["collection"], [
+        ("record_counts", ["collection"], [
             gx.expectations.ExpectColumnPairValuesToBeEqual(column_A="source_rows", column_B="target_rows"),
             gx.expectations.ExpectColumnValuesToBeUnique(column="collection"),
         ]),
-        ("integrity", integrity, ["collection", "key_range"], [
+        ("integrity", ["collection", "key_range"], [
             gx.expectations.ExpectColumnPairValuesToBeEqual(column_A="source_count", column_B="target_count"),
             gx.expectations.ExpectColumnPairValuesToBeEqual(column_A="source_digest", column_B="target_digest"),
             gx.expectations.ExpectColumnValuesToNotBeNull(column="source_digest"),
         ]),
-        ("schema", schema, ["collection", "column"], [
+        ("schema", ["collection", "column"], [
             gx.expectations.ExpectColumnPairValuesToBeEqual(column_A="source_type", column_B="target_type"),
         ]),
     ]
     outcomes: list[ExpectationOutcome] = []
-    for name, frame, index_cols, expectations in plan:
+    for name, index_cols, expectations in plan:
+        frame = frames[name]
         batch = source.add_dataframe_asset(name=name).add_batch_definition_whole_dataframe("all").get_batch(
             batch_parameters={"dataframe": frame})
         suite = context.suites.add(gx.ExpectationSuite(name=name))
@@ -138,6 +152,96 @@ def validate(evidence: Sequence[CollectionEvidence]) -> ValidationResult:
         for r in result.results:
             outcomes.append(_outcome(name, r, index_cols, len(frame)))
     return ValidationResult(tuple(outcomes))
+
+
+class _Worker:
+    """One long-lived child process that imports GX once and runs the suites for this process.
+
+    GX Core is the heaviest part of the stack: importing it costs ~4 s of CPU and ~240 MB. In a child process that
+    import overlaps the copy without holding this process's GIL (the copy's byte pump runs here), it is paid once per
+    process (a `shiftover serve` worker validates every run with the same child), and the migration process stays
+    small. Requests and answers are JSON lines over the child's stdin/stdout; the child ends when stdin closes. If the
+    child cannot be started or dies, the suites run in this process instead: the gate never depends on it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[str] | None = None
+
+    def start(self) -> None:
+        with self._lock:
+            self._spawn()
+
+    def _spawn(self) -> subprocess.Popen[str] | None:
+        if os.environ.get("SHIFTOVER_GX_IN_PROCESS") == "1":
+            return None
+        if self._proc is not None and self._proc.poll() is None:
+            return self._proc
+        root = str(Path(__file__).resolve().parent.parent)
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+        try:
+            self._proc = subprocess.Popen([sys.executable, "-m", "expectations.suites"], stdin=subprocess.PIPE,
+                                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+                                          cwd=root, bufsize=1)
+        except OSError as exc:
+            logging.getLogger(__name__).warning("GX worker could not start (%s); validating in-process", exc)
+            self._proc = None
+        else:
+            atexit.register(self._stop, self._proc)
+        return self._proc
+
+    @staticmethod
+    def _stop(proc: subprocess.Popen[str]) -> None:
+        if proc.poll() is None and proc.stdin:
+            proc.stdin.close()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    def run(self, tables: dict[str, list[dict]]) -> ValidationResult:
+        with self._lock:
+            proc = self._spawn()
+            answer = None
+            if proc is not None and proc.stdin and proc.stdout:
+                try:
+                    proc.stdin.write(json.dumps({"tables": tables}) + "\n")
+                    proc.stdin.flush()
+                    answer = proc.stdout.readline()
+                except (OSError, ValueError):
+                    answer = None
+                if not answer:  # the child died: do not reuse it
+                    self._proc = None
+                    proc.kill()
+        if not answer:
+            if proc is not None:
+                logging.getLogger(__name__).warning("GX worker ended unexpectedly; validating in-process")
+            return validate_here(tables)
+        reply = json.loads(answer)
+        if "error" in reply:
+            raise RuntimeError(f"the GX suites could not run: {reply['error']}")
+        return ValidationResult(tuple(ExpectationOutcome(o["suite"], o["expectation"], o["success"], o["detail"],
+                                                         tuple(o["failures"])) for o in reply["outcomes"]))
+
+
+_WORKER = _Worker()
+
+
+def _serve() -> None:
+    """The GX worker's loop: import GX, then answer one JSON line per request until stdin closes. It runs at a lower
+    priority, so its import yields the CPU to the copy it overlaps; replies go to the real stdout, anything GX prints
+    goes to stderr."""
+    replies, sys.stdout = sys.stdout, sys.stderr
+    os.nice(10)
+    import great_expectations  # noqa: F401 - the point of the worker: paid once, before the first request
+
+    for line in sys.stdin:
+        try:
+            result = validate_here(json.loads(line)["tables"])
+            reply = {"outcomes": [dataclasses.asdict(o) for o in result.outcomes]}
+        except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it
+            reply = {"error": f"{type(exc).__name__}: {exc}"}
+        replies.write(json.dumps(reply) + "\n")
+        replies.flush()
 
 
 def _outcome(suite: str, r, index_cols: list[str], rows: int) -> ExpectationOutcome:  # type: ignore[no-untyped-def]
@@ -158,3 +262,7 @@ def _outcome(suite: str, r, index_cols: list[str], rows: int) -> ExpectationOutc
     else:
         detail = f"{r.result.get('unexpected_count', len(failures))} of {rows} differ: " + "; ".join(failures[:10])
     return ExpectationOutcome(suite, what, bool(r.success), detail, failures)
+
+
+if __name__ == "__main__":
+    _serve()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from prefect import flow, get_run_logger
@@ -19,7 +19,6 @@ from prefect.artifacts import update_progress_artifact
 from prefect.futures import PrefectFuture, wait
 from pydantic import BaseModel, Field
 
-from adapters.base import RangeDigest
 from adapters.config import load_config
 from adapters.control import ControlStore
 from adapters.errors import BackendError, CutoverBlocked, MigrationFailed
@@ -28,6 +27,7 @@ from tasks.migration import (
     ChunkPlan,
     ChunkResult,
     CollectionPlan,
+    SourceDigests,
     copy_chunk,
     digests_equal,
     freeze_source,
@@ -102,6 +102,8 @@ def migrate(params: MigrateParams) -> MigrationReport:
                              started=dt.datetime.now(dt.timezone.utc), epoch_before=pointer.epoch,
                              active_after=pointer.provider)
     clock = time.perf_counter()
+    if not params.dry_run:
+        prewarm()  # the GX worker imports GX while the copy runs (a no-op when it is already up)
     if params.strategy == "blue_green":
         from flows.bluegreen import blue_green
 
@@ -171,12 +173,14 @@ def _immediate(control: ControlStore, config_path: str, params: MigrateParams, r
     """Freeze → create → copy → measure → expectations → switch. The caller lifts the freeze."""
     logger = get_run_logger()
     assert run.run_id is not None
-    prewarm()
     run.frozen, run.frozen_at = [p.name for p in plans], time.perf_counter()
     report.frozen_engine = freeze_source(config_path, params.source, run.frozen, run.run_id,
                                          f"migration {run.run_id} to {params.target}")
     prepare_target(config_path, params.target, [p.schema for p in plans])
     workers = params.workers or load_config(config_path).migration.workers
+    # A resumed run copies and measures the chunks it planned first, whatever key boundaries were planned now.
+    plans = [replace(p, ranges=tuple(c.range for c in control.save_chunks(run.run_id, p.name, p.ranges)))
+             for p in plans]
     # The source is frozen from here on: its side of the digests is read while the chunks copy, not after.
     early = [measure_source.submit(config_path, params.source, params.target, p.name, list(p.ranges), p.excluded)
              for p in plans]
@@ -199,10 +203,10 @@ def _immediate(control: ControlStore, config_path: str, params: MigrateParams, r
 
 def validate_target(control: ControlStore, config_path: str, params: MigrateParams, run_id: str,
                     plans: list[CollectionPlan], report: MigrationReport,
-                    source_digests: list[list[RangeDigest] | None] | None = None) -> ValidationResult:
+                    source_digests: list[SourceDigests] | None = None) -> ValidationResult:
     """Measure both sides, run the GX suites, record the outcome; chunks that differ are marked to be re-copied.
     `source_digests` (one per plan, from `measure_source` on the frozen source) spare a second read of the source."""
-    early = source_digests or [None] * len(plans)
+    early: list[SourceDigests | None] = list(source_digests) if source_digests else [None] * len(plans)
     futures = [measure_collection.submit(config_path, params.source, params.target, p.name, list(p.ranges),
                                          p.excluded, s) for p, s in zip(plans, early, strict=True)]
     measured: list[CollectionEvidence] = [f.result() for f in futures]

@@ -21,7 +21,7 @@ from prefect.cache_policies import NO_CACHE
 from adapters.base import Adapter, Filter, Key, KeyRange, RangeDigest, Record, ranges_from_boundaries
 from adapters.config import load_config
 from adapters.registry import open_adapter
-from tasks.migration import RETRYABLE, CollectionPlan, control_store, copy_path, pause_point
+from tasks.migration import RETRYABLE, CollectionPlan, control_store, copy_path, pause_point, pushdown_function
 
 
 @dataclass(frozen=True)
@@ -192,8 +192,9 @@ def digest_pair(src: Adapter, dst: Adapter, name: str, ranges: Sequence[KeyRange
                 ) -> tuple[list[RangeDigest], list[RangeDigest], str]:
     columns = _pushdown_columns(src, dst, name)
     if columns is not None:
-        return (src.pushdown_digests(name, ranges, columns), dst.pushdown_digests(name, ranges, columns),
-                f"in-engine ({src.capabilities.digest_pushdown})")
+        function, label = pushdown_function(src, dst, name, columns)
+        return (src.pushdown_digests(name, ranges, columns, function),
+                dst.pushdown_digests(name, ranges, columns, function), label)
     return src.digests(name, ranges), dst.digests(name, ranges), "canonical records (client)"
 
 

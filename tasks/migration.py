@@ -234,59 +234,80 @@ def _prefetched(batches: Iterator[list[Record]], depth: int = 2) -> Iterator[lis
         reader.join()
 
 
+@dataclass(frozen=True)
+class SourceDigests:
+    """One side's per-range digests and how they were computed: only digests made the same way are compared."""
+
+    method: str
+    digests: list[RangeDigest]
+
+
+def digest_method(src: Adapter, dst: Adapter, s_schema: CollectionSchema, t_schema: CollectionSchema,
+                  shape: mapping.CollectionMapping, excluded: Sequence[str]) -> tuple[str, str | None]:
+    """How both sides of a collection are digested: (label for the report, in-engine function or None)."""
+    if _pushdown_family(src, dst, s_schema, t_schema, shape, excluded):
+        function, label = pushdown_function(src, dst, s_schema.name, sorted(s_schema.names))
+        return label, function
+    if excluded:
+        return f"canonical records (client) without {', '.join(excluded)}", None
+    if not shape.identity:
+        return "canonical records (client), mapped source", None
+    return "canonical records (client)", None
+
+
+def pushdown_function(src: Adapter, dst: Adapter, name: str, columns: Sequence[str]) -> tuple[str, str]:
+    """The fastest in-engine digest function both engines apply to these columns, and its label for the report."""
+    theirs = dst.pushdown_methods(name, columns)
+    function = next(m for m in src.pushdown_methods(name, columns) if m in theirs)
+    return function, f"in-engine ({src.capabilities.digest_pushdown}, {function})"
+
+
 @task(**RETRYABLE)
 def measure_collection(config_path: str, source: str, target: str, collection: str,
                        ranges: Sequence[KeyRange], excluded: Sequence[str] = (),
-                       source_digests: Sequence[RangeDigest] | None = None) -> CollectionEvidence:
+                       source_digests: SourceDigests | None = None) -> CollectionEvidence:
     """Counts, schemas and per-range digests of one collection on both sides (without the `excluded` fields).
 
     `source_digests`: the source side already measured by `measure_source` over the same ranges (while the frozen
-    source was being copied); used only where the digests are computed on the client, else the source is read here."""
+    source was being copied); used when made the same way, else the source is read here."""
     config = load_config(config_path)
     with open_adapter(config, source) as src, open_adapter(config, target) as dst:
         s_schema, t_schema = src.schema(collection), dst.schema(collection)
         shape = collection_mapping(config, src, dst, collection)
-        family = _pushdown_family(src, dst, s_schema, t_schema, shape, excluded)
-        if family:
-            columns = sorted(s_schema.names)
-            with ThreadPoolExecutor(2) as pool:  # both engines work at once
-                s_job = pool.submit(src.pushdown_digests, collection, ranges, columns)
-                t_job = pool.submit(dst.pushdown_digests, collection, ranges, columns)
-                s_dig, t_dig = s_job.result(), t_job.result()
-            return CollectionEvidence(collection, sum(d.count for d in s_dig), sum(d.count for d in t_dig), s_dig,
-                                      t_dig, s_schema, t_schema, f"in-engine ({family})")
-        ready = list(source_digests) if source_digests is not None and \
-            [d.range for d in source_digests] == list(ranges) else None
+        label, function = digest_method(src, dst, s_schema, t_schema, shape, excluded)
+        ready = source_digests.digests if source_digests is not None and source_digests.method == label and \
+            [d.range for d in source_digests.digests] == list(ranges) else None
         with ThreadPoolExecutor(2) as pool:  # both sides at once, each adapter read by one thread
-            s_job = pool.submit(_client_source_digests, src, shape, collection, ranges, excluded) \
-                if ready is None else None
-            t_job = pool.submit(_client_target_digests, dst, shape, collection, ranges, excluded)
+            if function:
+                columns = sorted(s_schema.names)
+                s_job = pool.submit(src.pushdown_digests, collection, ranges, columns, function) \
+                    if ready is None else None
+                t_job = pool.submit(dst.pushdown_digests, collection, ranges, columns, function)
+            else:
+                s_job = pool.submit(_client_source_digests, src, shape, collection, ranges, excluded) \
+                    if ready is None else None
+                t_job = pool.submit(_client_target_digests, dst, shape, collection, ranges, excluded)
             s_dig = ready if s_job is None else s_job.result()
             t_dig = t_job.result()
         # The ranges cover the whole key space, so their counts add up to each side's record count.
-        if excluded:
-            return CollectionEvidence(collection, sum(d.count for d in s_dig), sum(d.count for d in t_dig), s_dig,
-                                      t_dig, shape.target, t_schema,
-                                      f"canonical records (client) without {', '.join(excluded)}")
-        if not shape.identity:
-            return CollectionEvidence(collection, sum(d.count for d in s_dig), sum(d.count for d in t_dig), s_dig,
-                                      t_dig, shape.target, t_schema, "canonical records (client), mapped source")
         return CollectionEvidence(collection, sum(d.count for d in s_dig), sum(d.count for d in t_dig), s_dig, t_dig,
-                                  s_schema, t_schema, "canonical records (client)")
+                                  s_schema if function or (shape.identity and not excluded) else shape.target,
+                                  t_schema, label)
 
 
 @task(**RETRYABLE)
 def measure_source(config_path: str, source: str, target: str, collection: str, ranges: Sequence[KeyRange],
-                   excluded: Sequence[str] = ()) -> list[RangeDigest] | None:
-    """The source side of `measure_collection` alone, computed by a read of the source itself: run while the frozen
-    source is copied. None where both engines compute digests in-engine (measured at validation, cheaply)."""
+                   excluded: Sequence[str] = ()) -> SourceDigests:
+    """The source side of `measure_collection` alone, by a read of the source itself: run while the frozen source is
+    copied (the target's tables exist by then), so validation only has the target left to read."""
     config = load_config(config_path)
     with open_adapter(config, source) as src, open_adapter(config, target) as dst:
         s_schema, t_schema = src.schema(collection), dst.schema(collection)
         shape = collection_mapping(config, src, dst, collection)
-        if _pushdown_family(src, dst, s_schema, t_schema, shape, excluded):
-            return None
-        return _client_source_digests(src, shape, collection, ranges, excluded)
+        label, function = digest_method(src, dst, s_schema, t_schema, shape, excluded)
+        if function:
+            return SourceDigests(label, src.pushdown_digests(collection, ranges, sorted(s_schema.names), function))
+        return SourceDigests(label, _client_source_digests(src, shape, collection, ranges, excluded))
 
 
 def _pushdown_family(src: Adapter, dst: Adapter, s_schema: CollectionSchema, t_schema: CollectionSchema,

@@ -70,7 +70,7 @@ def test_migration_copies_every_value_and_switches(tmp_path: Path, pg_url: str, 
     assert {e.suite for e in report.expectations} == {"record_counts", "integrity", "schema"}
     if direction == "pg_to_pg":
         assert {c.path for c in report.collections} == {"binary COPY"}
-        assert all(c.digest_method == "in-engine (postgresql)" for c in report.collections)
+        assert all(c.digest_method == "in-engine (postgresql, hash_record)" for c in report.collections)
     markdown = asyncio.run(_artifact("migrate-src-to-dst"))
     assert "Is my data all there?" in markdown and "| orders | 1,000 | 1,000 | yes |" in markdown
     table = asyncio.run(_artifact("migrate-src-to-dst-table"))
@@ -101,6 +101,42 @@ def test_altered_target_blocks_cutover_and_names_the_range(tmp_path: Path, pg_ur
     report_md = asyncio.run(_artifact("migrate-src-to-dst"))
     assert "Cutover blocked" in report_md and "(start .. 700]" in report_md
     assert ControlStore(cfg.control.url.get_secret_value()).freezes() == []
+
+
+@pytest.mark.parametrize(("payload_type", "function"), [("jsonb", "hash_record"), ("json", "row text")])
+def test_pg_to_pg_in_engine_digests_catch_one_changed_value(tmp_path: Path, pg_url: str, pg_url2: str,
+                                                            payload_type: str, function: str) -> None:
+    """PG → PG digests are computed in both engines: per-field hashes where every type has one, the row's text where
+    one does not (json has no hash). Either way one value changed on the target blocks the cutover, and the re-run
+    after the cause is gone re-copies that range and switches."""
+    cfg_path = write_config(tmp_path, {"src": {"kind": "postgresql", "url": pg_url, "role": "primary"},
+                                       "dst": {"kind": "postgresql", "url": pg_url2}})
+    ddl = f"CREATE TABLE docs (id bigint PRIMARY KEY, payload {payload_type}, amount numeric(10,2), at timestamptz)"
+    with sa.create_engine(pg_url).begin() as conn:
+        conn.exec_driver_sql(ddl)
+        conn.exec_driver_sql("INSERT INTO docs SELECT g, json_build_object('n', g, 'ü', 'é'), g * 1.25, "
+                             "timestamptz '2024-01-01 00:00+00' + g * interval '1 minute' "
+                             "FROM generate_series(1, 2000) AS g")
+    dst_engine = sa.create_engine(pg_url2)
+    with dst_engine.begin() as conn:  # something in the target engine alters one value as it arrives
+        conn.exec_driver_sql(ddl)
+        conn.exec_driver_sql("CREATE FUNCTION tamper() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                             "UPDATE docs SET amount = amount + 0.01 WHERE id = 1234; RETURN NULL; END $$")
+        conn.exec_driver_sql("CREATE TRIGGER tamper AFTER INSERT ON docs FOR EACH STATEMENT EXECUTE FUNCTION tamper()")
+    with pytest.raises(CutoverBlocked) as info:
+        migrate(_params(cfg_path, "src", "dst"))
+    assert "docs (700 .. 1400]" in str(info.value) and "source_digest == target_digest" in str(info.value)
+    assert "docs (start .. 700]" not in str(info.value)
+    assert (_pointer(cfg_path).provider, _pointer(cfg_path).epoch) == ("src", 1)
+    with dst_engine.begin() as conn:
+        conn.exec_driver_sql("DROP TRIGGER tamper ON docs")
+    dst_engine.dispose()
+    report = migrate(_params(cfg_path, "src", "dst"))
+    assert report.status == "switched"
+    assert [c.digest_method for c in report.collections] == [f"in-engine (postgresql, {function})"]
+    cfg = config(cfg_path)
+    with open_adapter(cfg, "src") as src, open_adapter(cfg, "dst") as dst:
+        assert assert_same_records(src, dst, "docs") == 2000
 
 
 def test_source_rejects_writes_from_any_client_during_the_freeze(tmp_path: Path, pg_url: str) -> None:
@@ -218,3 +254,67 @@ def test_password_never_appears_in_logs_artifacts_or_errors(tmp_path: Path, pg_u
     assert "BACKEND_006" in str(info.value) or "BACKEND_003" in str(info.value)
     for text in texts:
         assert secret not in text
+
+
+def test_large_postgres_tables_are_split_from_a_sample_into_even_covering_chunks(pg_url: str) -> None:
+    """Above ~250,000 rows the key boundaries come from a page sample, not a numbering of the whole index: the ranges
+    still cover every key exactly once, in the engine's key order (bytewise for text), in chunks near the size asked."""
+    from adapters.base import ranges_from_boundaries
+    from adapters.postgres import PostgresAdapter
+
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE nums (id bigint PRIMARY KEY, v text)")
+        conn.exec_driver_sql("INSERT INTO nums SELECT g * 3, 'x' FROM generate_series(1, 300000) AS g")
+        conn.exec_driver_sql("CREATE TABLE words (k text PRIMARY KEY)")
+        conn.exec_driver_sql("INSERT INTO words SELECT (ARRAY['a', 'B', 'é', 'Z'])[1 + g %% 4] || md5(g::text) "
+                             "FROM generate_series(1, 300000) AS g")
+        conn.exec_driver_sql("ANALYZE nums; ANALYZE words")
+    engine.dispose()
+    adapter = PostgresAdapter("pg", pg_url, PostgresAdapter.Options.model_validate({}))
+    with adapter:
+        for name, key in (("nums", "id"), ("words", "k")):
+            bounds = adapter.key_boundaries(name, 30_000)
+            assert bounds == adapter.key_boundaries(name, 30_000)  # repeatable: a resumed plan sees the same
+            assert 7 <= len(bounds) <= 11
+            flat = [b[0] for b in bounds]
+            assert flat == sorted(flat, key=lambda v: v.encode() if isinstance(v, str) else v)
+            assert len(set(flat)) == len(flat)
+            sizes = [adapter.count_range(name, r) for r in ranges_from_boundaries(bounds)]
+            assert sum(sizes) == 300_000
+            assert all(12_000 <= n <= 48_000 for n in sizes), sizes
+            seen = [r[key] for rng in ranges_from_boundaries(bounds)
+                    for rows in adapter.scan_range(name, rng, batch=50_000) for r in rows]
+            assert len(seen) == len(set(seen)) == 300_000
+
+
+def test_target_refusing_a_row_mid_copy_fails_cleanly_and_a_rerun_finishes(tmp_path: Path, pg_url: str,
+                                                                          pg_url2: str) -> None:
+    """The target's engine rejects a row in the middle of a binary COPY: the run stops with a BACKEND_ code (no driver
+    traceback), the pointer stays, the source is writable again and untouched; once the cause is gone a re-run
+    resumes and ends equal."""
+    cfg_path = write_config(tmp_path, {"src": {"kind": "postgresql", "url": pg_url, "role": "primary"},
+                                       "dst": {"kind": "postgresql", "url": pg_url2}})
+    ddl = "CREATE TABLE items (id bigint PRIMARY KEY, qty integer NOT NULL)"
+    with sa.create_engine(pg_url).begin() as conn:
+        conn.exec_driver_sql(ddl)
+        conn.exec_driver_sql("INSERT INTO items SELECT g, g %% 50 FROM generate_series(1, 5000) AS g")
+    dst_engine = sa.create_engine(pg_url2)
+    with dst_engine.begin() as conn:
+        conn.exec_driver_sql(ddl)
+        conn.exec_driver_sql("ALTER TABLE items ADD CONSTRAINT small CHECK (id <> 3333)")
+    with pytest.raises(MigrationFailed) as info:
+        migrate(_params(cfg_path, "src", "dst", workers=1))
+    assert info.value.code.startswith("BACKEND_") and "small" in str(info.value)
+    assert "Traceback" not in str(info.value)
+    assert (_pointer(cfg_path).provider, _pointer(cfg_path).epoch) == ("src", 1)
+    cfg = config(cfg_path)
+    with open_adapter(cfg, "src") as src:
+        assert src.frozen() == [] and src.count("items") == 5000
+    with dst_engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE items DROP CONSTRAINT small")
+    dst_engine.dispose()
+    report = migrate(_params(cfg_path, "src", "dst"))
+    assert report.status == "switched"
+    with open_adapter(cfg, "src") as src, open_adapter(cfg, "dst") as dst:
+        assert assert_same_records(src, dst, "items") == 5000
