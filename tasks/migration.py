@@ -282,13 +282,17 @@ def measure_collection(config_path: str, source: str, target: str, collection: s
                 columns = sorted(s_schema.names)
                 s_job = pool.submit(src.pushdown_digests, collection, ranges, columns, function) \
                     if ready is None else None
-                t_job = pool.submit(dst.pushdown_digests, collection, ranges, columns, function)
+                # Only the target left to measure: two sessions share its ranges, so both engine cores work.
+                parts = [list(ranges)] if s_job else [list(ranges[:(len(ranges) + 1) // 2]),
+                                                      list(ranges[(len(ranges) + 1) // 2:])]
+                t_jobs = [pool.submit(dst.pushdown_digests, collection, part, columns, function)
+                          for part in parts if part]
             else:
                 s_job = pool.submit(_client_source_digests, src, shape, collection, ranges, excluded) \
                     if ready is None else None
-                t_job = pool.submit(_client_target_digests, dst, shape, collection, ranges, excluded)
+                t_jobs = [pool.submit(_client_target_digests, dst, shape, collection, ranges, excluded)]
             s_dig = ready if s_job is None else s_job.result()
-            t_dig = t_job.result()
+            t_dig = [d for job in t_jobs for d in job.result()]
         # The ranges cover the whole key space, so their counts add up to each side's record count.
         return CollectionEvidence(collection, sum(d.count for d in s_dig), sum(d.count for d in t_dig), s_dig, t_dig,
                                   s_schema if function or (shape.identity and not excluded) else shape.target,
