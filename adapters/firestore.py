@@ -78,6 +78,38 @@ def _fields(snap: Any) -> dict[str, Any]:
     return data if isinstance(data, dict) else (snap.to_dict() or {})
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_WIRE: Any = None  # the raw protobuf classes and client hooks of the wire path, or False where the client lacks them
+
+
+def _wire() -> Any:
+    """The google-cloud-firestore internals the wire path needs (raw protobuf message classes, `_add_write_pbs`,
+    `_prep_stream`), or None when this client version lacks any of them: callers then go through the public API.
+
+    Why: the client's per-value encoding and decoding (proto-plus wrappers, snapshots with a deep copy) cost several
+    times what the emulator spends on a write or a read, and the process has one GIL for copying and validating."""
+    global _WIRE
+    if _WIRE is None:
+        try:
+            from types import SimpleNamespace
+
+            from google.cloud.firestore_v1 import _helpers
+            from google.cloud.firestore_v1.base_batch import BaseBatch
+            from google.cloud.firestore_v1.base_query import BaseQuery
+            from google.cloud.firestore_v1.types import document as document_types
+            from google.cloud.firestore_v1.types import write as write_types
+
+            if not (hasattr(BaseBatch, "_add_write_pbs") and hasattr(BaseQuery, "_prep_stream")):
+                raise AttributeError("_add_write_pbs/_prep_stream")
+            _WIRE = SimpleNamespace(
+                Write=write_types.Write.pb(), Value=document_types.Value,
+                request_time=write_types.DocumentTransform.FieldTransform.ServerValue.REQUEST_TIME.value,
+                encode_value=_helpers.encode_value, decode_value=_helpers.decode_value)
+        except (ImportError, AttributeError):
+            _WIRE = False
+    return _WIRE or None
+
+
 @with_storage_files
 @with_auth_users
 class FirestoreAdapter(Adapter):
@@ -101,6 +133,7 @@ class FirestoreAdapter(Adapter):
         self._client: Any = None
         self._pending: list[tuple[str, Any, Any]] | None = None
         self._schemas: dict[str, CollectionSchema] = {}
+        self._paths: dict[str, str] = {}  # field name -> its field path text
 
     @property
     def client(self) -> Any:
@@ -243,6 +276,132 @@ class FirestoreAdapter(Adapter):
             return [self._dec(v) for v in value]
         return str(value)
 
+    # -- values on the wire (raw protobuf; the same bytes as the client's encode_value(_enc(v))) ------------------------
+    def _put(self, pb: Any, value: Any) -> None:
+        """Write the canonical `value` into the protobuf Value `pb`, as `encode_value(self._enc(value))` would: common
+        types inline, anything else (references, geopoints, subclasses, unknown types) through the client itself."""
+        t = type(value)
+        if t is str:
+            pb.string_value = value
+        elif value is None:
+            pb.null_value = 0
+        elif t is int:
+            if not -(2**63) <= value < 2**63:
+                self._enc(value)  # raises UnsupportedValue
+            pb.integer_value = value
+        elif t is bool:
+            pb.boolean_value = value
+        elif t is float:
+            pb.double_value = value
+        elif t is Decimal:
+            pb.map_value.fields["@decimal"].string_value = canonical.number_text(value)
+        elif t is dt.datetime:
+            d = canonical.utc(value) - _EPOCH
+            ts = pb.timestamp_value
+            ts.seconds, ts.nanos = d.days * 86400 + d.seconds, d.microseconds * 1000
+        elif t is dict and not (len(value) == 1 and ("__ref__" in value or "__geopoint__" in value)):
+            fields = pb.map_value.fields
+            pb.map_value.SetInParent()  # an empty map is still a map
+            for k, v in value.items():
+                self._put(fields[str(k)], v)
+        elif t is list or t is tuple:
+            add = pb.array_value.values.add
+            pb.array_value.SetInParent()
+            for v in value:
+                self._put(add(), v)
+        elif t is bytes:
+            pb.bytes_value = value
+        elif t is dt.date:
+            pb.map_value.fields["@date"].string_value = value.isoformat()
+        else:
+            pb.CopyFrom(_wire().Value.pb(_wire().encode_value(self._enc(value))))
+
+    def _val(self, pb: Any) -> Any:
+        """The canonical value of the protobuf Value `pb`, as `self._dec(decode_value(pb))` would give it."""
+        kind = pb.WhichOneof("value_type")
+        if kind == "string_value":
+            return pb.string_value
+        if kind == "integer_value":
+            return pb.integer_value
+        if kind == "null_value":
+            return None
+        if kind == "boolean_value":
+            return pb.boolean_value
+        if kind == "double_value":
+            return pb.double_value
+        if kind == "timestamp_value":
+            ts = pb.timestamp_value
+            return _EPOCH + dt.timedelta(seconds=ts.seconds, microseconds=ts.nanos // 1000)
+        if kind == "map_value":
+            fields = pb.map_value.fields
+            if len(fields) == 1 and ("@decimal" in fields or "@date" in fields):
+                ((marker, inner),) = fields.items()
+                if inner.WhichOneof("value_type") != "string_value":
+                    return self._dec(_wire().decode_value(_wire().Value.wrap(pb), self.client))
+                return Decimal(inner.string_value) if marker == "@decimal" else \
+                    dt.date.fromisoformat(inner.string_value)
+            return {k: self._val(v) for k, v in fields.items()}
+        if kind == "array_value":
+            return [self._val(v) for v in pb.array_value.values]
+        if kind == "bytes_value":
+            return pb.bytes_value
+        return self._dec(_wire().decode_value(_wire().Value.wrap(pb), self.client))  # references, geopoints
+
+    def _field_path(self, field: str) -> str:
+        path = self._paths.get(field)
+        if path is None:
+            from google.cloud.firestore_v1.field_path import FieldPath
+
+            path = self._paths[field] = FieldPath(field).to_api_repr()
+        return path
+
+    def _doc_path(self, name: str, key: Key) -> str:
+        """The full resource name of the document with `key` (what `_ref(name, key)._document_path` gives)."""
+        parts = self._pattern(name)
+        ids = [str(v) for v in key]
+        if len(ids) != len(parts) // 2 + 1:
+            raise InvalidRequest(f"key {key} does not fit {name!r}", provider=self.name)
+        for v in ids:
+            if not v or "/" in v or v in (".", ".."):
+                raise UnsupportedValue(f"{v!r} cannot be a Firestore document id", provider=self.name)
+        path = [seg for i, p in enumerate(parts) for seg in ((p,) if i % 2 == 0 else (ids[i // 2],))]
+        return f"{self.client._database_string}/documents/{'/'.join(path)}/{ids[-1]}"
+
+    def _upsert_pb(self, path: str, fields: dict[str, Any]) -> Any:
+        """The Write of `batch.set(ref, {**fields, STAMP: SERVER_TIMESTAMP}, merge=[each top-level field])`: the given
+        fields replace theirs, other fields stay, and STAMP takes the server's commit time."""
+        write = _wire().Write()
+        doc = write.update
+        doc.name = path
+        out = doc.fields
+        for f, v in fields.items():
+            if f != STAMP:
+                self._put(out[f], v)
+        write.update_mask.field_paths.extend(sorted(self._field_path(f) for f in fields if f != STAMP))
+        write.update_mask.SetInParent()
+        write.update_transforms.add(field_path=STAMP, set_to_server_value=_wire().request_time)
+        return write
+
+    def _docs(self, query: Any, rpc: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(document path relative to the database, canonical fields without STAMP) for each result of `query`: one
+        RunQuery stream read as raw protobuf where the client allows it, else through `query.stream()`."""
+        if not hasattr(query, "_prep_stream") and hasattr(query, "_query"):
+            query = query._query()  # a CollectionReference: the Query of all its documents
+        with self._errors():
+            if _wire() is None or not hasattr(query, "_prep_stream"):
+                for snap in query.stream(**rpc):
+                    yield snap.reference.path, {f: self._dec(v) for f, v in _fields(snap).items() if f != STAMP}
+                return
+            request, _, kwargs = query._prep_stream(None, rpc.get("retry"), rpc.get("timeout"))
+            prefix = f"{self.client._database_string}/documents/"
+            for resp in self.client._firestore_api.run_query(request=request, metadata=self.client._rpc_metadata,
+                                                            **kwargs):
+                pb = resp._pb
+                if not pb.HasField("document"):
+                    continue
+                doc = pb.document
+                yield doc.name.removeprefix(prefix), {f: self._val(v) for f, v in doc.fields.items() if f != STAMP}
+
     # -- paths ---------------------------------------------------------------------------------------------------------
     @staticmethod
     def _pattern(name: str) -> list[str]:
@@ -281,6 +440,14 @@ class FirestoreAdapter(Adapter):
         rec: Record = {c: None for c in schema.names}
         rec.update(zip(schema.key, key, strict=True))
         rec.update({f: self._dec(v) for f, v in data.items() if f != STAMP})
+        return rec
+
+    @staticmethod
+    def _row(schema: CollectionSchema, key: Key, fields: dict[str, Any]) -> Record:
+        """A record from fields already decoded by `_docs`."""
+        rec: Record = dict.fromkeys(schema.names)
+        rec.update(zip(schema.key, key, strict=True))
+        rec.update(fields)
         return rec
 
     def _stream(self, name: str, query: Any) -> Iterator[tuple[Key, Any]]:
@@ -382,15 +549,15 @@ class FirestoreAdapter(Adapter):
         while len(out) < limit:  # a collection group also holds other parents' subcollections: skip those, go on
             want = min(limit - len(out), _SCAN_PAGE)  # one stream per page: each must finish within its deadline
             page = (query.start_after({"__name__": cursor}) if cursor is not None else query).limit(want)
-            n = 0
-            with self._errors():
-                for snap in page.stream(**self._page_rpc(want)):
-                    n, cursor = n + 1, snap.reference
-                    key = self._key_of_path(name, snap.reference.path)
-                    if key is not None:
-                        out.append(self._record(schema, key, _fields(snap)))
+            n, last = 0, None
+            for path, fields in self._docs(page, self._page_rpc(want)):
+                n, last = n + 1, path
+                key = self._key_of_path(name, path)
+                if key is not None:
+                    out.append(self._row(schema, key, fields))
             if n < want:
                 break
+            cursor = self.client.document(last)
         return out
 
     def scan_range(self, name: str, rng: KeyRange, *, batch: int) -> Iterator[list[Record]]:
@@ -454,7 +621,13 @@ class FirestoreAdapter(Adapter):
         if since is not None:
             query = query.where(filter=FieldFilter(field, ">", canonical.utc(since)))
         query = query.order_by(field).order_by(FieldPath.document_id()).limit(limit)
-        return [self._record(schema, key, snap.to_dict() or {}) for key, snap in self._stream(name, query)]
+        return [self._row(schema, key, fields) for key, fields in self._keyed(name, query)]
+
+    def _keyed(self, name: str, query: Any) -> Iterator[tuple[Key, dict[str, Any]]]:
+        for path, fields in self._docs(query, self._rpc):
+            key = self._key_of_path(name, path)
+            if key is not None:
+                yield key, fields
 
     def _commit(self, ops: list[tuple[str, Any, Any]]) -> None:
         if self._pending is not None:
@@ -476,7 +649,9 @@ class FirestoreAdapter(Adapter):
         with self._errors():
             batch = self.client.batch()
             for op, ref, data in ops:
-                if op == "set":
+                if op == "pb":
+                    batch._add_write_pbs([data])
+                elif op == "set":
                     batch.set(ref, data[0], merge=data[1])
                 else:
                     batch.delete(ref)
@@ -488,14 +663,20 @@ class FirestoreAdapter(Adapter):
 
         schema = self.schema(name)
         ops = []
-        for rec in records:
-            try:
-                key = tuple(rec[k] for k in schema.key)
-            except KeyError as exc:
-                raise InvalidRequest(f"record in {name!r} lacks key field {exc}", provider=self.name) from None
-            data = {f: self._enc(v) for f, v in rec.items() if f not in schema.key}
-            data[STAMP] = SERVER_TIMESTAMP
-            ops.append(("set", self._ref(name, key), (data, [FieldPath(f) for f in data])))
+        wire = _wire() is not None
+        with self._errors():
+            for rec in records:
+                try:
+                    key = tuple(rec[k] for k in schema.key)
+                except KeyError as exc:
+                    raise InvalidRequest(f"record in {name!r} lacks key field {exc}", provider=self.name) from None
+                if wire:  # the same Write as below, built without the client's per-value wrappers
+                    fields = {f: v for f, v in rec.items() if f not in schema.key}
+                    ops.append(("pb", None, self._upsert_pb(self._doc_path(name, key), fields)))
+                    continue
+                data = {f: self._enc(v) for f, v in rec.items() if f not in schema.key}
+                data[STAMP] = SERVER_TIMESTAMP
+                ops.append(("set", self._ref(name, key), (data, [FieldPath(f) for f in data])))
         self._commit(ops)
         return len(ops)
 
@@ -541,7 +722,7 @@ class FirestoreAdapter(Adapter):
             query = query.order_by(path, direction=Query.DESCENDING if direction == "desc" else Query.ASCENDING)
         if limit is not None and not local:
             query = query.limit(limit)
-        rows = [self._record(schema, key, snap.to_dict() or {}) for key, snap in self._stream(name, query)]
+        rows = [self._row(schema, key, fields) for key, fields in self._keyed(name, query)]
         rows = [r for r in rows if matches(r, local)]
         return rows[:limit] if limit is not None else rows
 
