@@ -103,9 +103,11 @@ def _tables(evidence: Sequence[CollectionEvidence]) -> dict[str, list[dict]]:
     return {"record_counts": counts, "integrity": ranges, "schema": schema_rows}
 
 
-def prewarm() -> None:
-    """Start the GX worker process now (importing GX takes seconds and ~240 MB), so validate() finds it ready."""
-    _WORKER.start()
+def prewarm(*, yield_cpu: bool = True) -> None:
+    """Start the GX worker process now (importing GX takes seconds and ~240 MB), so validate() finds it ready.
+    `yield_cpu`: import at a low priority, as when the import overlaps a copy; a caller that is only waiting (the CLI
+    while Prefect's API starts) passes False."""
+    _WORKER.start(nice=10 if yield_cpu else 0)
 
 
 def validate(evidence: Sequence[CollectionEvidence]) -> ValidationResult:
@@ -167,11 +169,11 @@ class _Worker:
         self._lock = threading.Lock()
         self._proc: subprocess.Popen[str] | None = None
 
-    def start(self) -> None:
+    def start(self, nice: int = 10) -> None:
         with self._lock:
-            self._spawn()
+            self._spawn(nice)
 
-    def _spawn(self) -> subprocess.Popen[str] | None:
+    def _spawn(self, nice: int = 10) -> subprocess.Popen[str] | None:
         if os.environ.get("SHIFTOVER_GX_IN_PROCESS") == "1":
             return None
         if self._proc is not None and self._proc.poll() is None:
@@ -179,9 +181,9 @@ class _Worker:
         root = str(Path(__file__).resolve().parent.parent)
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
         try:
-            self._proc = subprocess.Popen([sys.executable, "-m", "expectations.suites"], stdin=subprocess.PIPE,
-                                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
-                                          cwd=root, bufsize=1)
+            self._proc = subprocess.Popen([sys.executable, "-m", "expectations.suites", str(nice)],
+                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                          text=True, env=env, cwd=root, bufsize=1)
         except OSError as exc:
             logging.getLogger(__name__).warning("GX worker could not start (%s); validating in-process", exc)
             self._proc = None
@@ -227,11 +229,11 @@ _WORKER = _Worker()
 
 
 def _serve() -> None:
-    """The GX worker's loop: import GX, then answer one JSON line per request until stdin closes. It runs at a lower
-    priority, so its import yields the CPU to the copy it overlaps; replies go to the real stdout, anything GX prints
-    goes to stderr."""
+    """The GX worker's loop: import GX, then answer one JSON line per request until stdin closes. It may run at a lower
+    priority (argv[1]: the niceness), so its import yields the CPU to the copy it overlaps; replies go to the real
+    stdout, anything GX prints goes to stderr."""
     replies, sys.stdout = sys.stdout, sys.stderr
-    os.nice(10)
+    os.nice(int(sys.argv[1]) if len(sys.argv) > 1 else 0)
     import great_expectations  # noqa: F401 - the point of the worker: paid once, before the first request
 
     for line in sys.stdin:

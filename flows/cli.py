@@ -103,7 +103,7 @@ def migrate(
     if not dry_run:
         from expectations.suites import prewarm
 
-        prewarm()  # GX's import (seconds) overlaps the Prefect API's start-up instead of the copy
+        prewarm(yield_cpu=False)  # GX's import (seconds) overlaps the Prefect API's start-up instead of the copy
     params = MigrateParams(
         source=source, target=target, strategy=strategy.value,  # type: ignore[arg-type]
         collections=[c.strip() for c in collections.split(",") if c.strip()] if collections else None,
