@@ -25,7 +25,9 @@ within a millisecond before the watermark may be seen twice). Change streams are
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
+import functools
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -36,7 +38,7 @@ from pydantic import Field
 
 from adapters import canonical
 from adapters.base import (
-    Adapter, Capabilities, CollectionSchema, Column, Filter, Key, KeyRange, Record, override_columns,
+    Adapter, Capabilities, CollectionSchema, Column, Filter, Key, KeyRange, RangeDigest, Record, override_columns,
 )
 from adapters.errors import (
     AuthenticationFailed,
@@ -56,6 +58,11 @@ SCHEMAS = "_shiftover_schemas"
 _MOCK_STORES: dict[str, Any] = {}
 _MOCK_LOCK = threading.Lock()
 _AUTH_CODES = {13, 18}  # Unauthorized, AuthenticationFailed
+
+
+@functools.lru_cache(maxsize=64)
+def _columns(schema: CollectionSchema) -> dict[str, Column]:
+    return {c.name: c for c in schema.columns}
 
 
 class MongoAdapter(Adapter):
@@ -169,6 +176,11 @@ class MongoAdapter(Adapter):
 
     # -- values --------------------------------------------------------------------------------------------------------
     def _enc(self, value: Any, col: Column | None = None) -> Any:
+        t = type(value)  # the common types first, without the isinstance chain below
+        if t is str and (col is None or col.native != OBJECT_ID) or value is None or t is float or t is bool:
+            return value
+        if t is int and -(2**63) <= value < 2**63:
+            return value
         from bson import ObjectId
         from bson.decimal128 import Decimal128
 
@@ -204,6 +216,9 @@ class MongoAdapter(Adapter):
         return str(value)
 
     def _dec(self, value: Any) -> Any:
+        t = type(value)
+        if t is str or t is int or value is None or t is float or t is bool:
+            return value
         from bson import ObjectId
         from bson.decimal128 import Decimal128
 
@@ -342,11 +357,23 @@ class MongoAdapter(Adapter):
             parts.append(ors[0] if len(ors) == 1 else {"$or": ors})
         return {"$and": parts} if len(parts) > 1 else (parts[0] if parts else {})
 
+    def _each(self, cursor: Any) -> Iterator[dict[str, Any]]:
+        """The documents of `cursor`. mongomock's Cursor re-slices its whole result list on every next(), so iterating
+        n results costs O(n²); on mongomock the result list is computed once (the same query, sort, projection and
+        copies) and iterated as a list. A server's cursor is iterated as it is."""
+        compute = getattr(cursor, "_compute_results", None) if self._mock else None
+        if compute is None:
+            return cursor
+        try:
+            return iter(list(compute(with_limit_and_skip=True)))
+        except TypeError:  # another mongomock version: the plain cursor
+            return cursor
+
     def scan(self, name: str, *, after: Key | None = None, until: Key | None = None, limit: int = 1000) -> list[Record]:
         schema = self.schema(name)
         with self._errors():
             cur = self.db[name].find(self._keyset(schema, after, until), **self._s)
-            docs = list(cur.sort([(p, 1) for p in self._paths(schema)]).limit(limit))
+            docs = list(self._each(cur.sort([(p, 1) for p in self._paths(schema)]).limit(limit)))
         return [self._record(schema, d) for d in docs]
 
     def scan_range(self, name: str, rng: KeyRange, *, batch: int) -> Iterator[list[Record]]:
@@ -357,7 +384,7 @@ class MongoAdapter(Adapter):
             cur = self.db[name].find(self._keyset(schema, rng.lo, rng.hi), **self._s)
             cur = cur.sort([(p, 1) for p in self._paths(schema)]).batch_size(max(batch, 1))
             rows: list[Record] = []
-            for doc in cur:
+            for doc in self._each(cur):
                 rows.append(self._record(schema, doc))
                 if len(rows) >= batch:
                     yield rows
@@ -371,12 +398,36 @@ class MongoAdapter(Adapter):
         out: list[Key] = []
         with self._errors():
             cur = self.db[name].find({}, {"_id": 1}, **self._s).sort([(p, 1) for p in self._paths(schema)])
-            for i, doc in enumerate(cur, 1):
+            for i, doc in enumerate(self._each(cur), 1):
                 if i % every == 0:
                     raw_id = doc["_id"]
                     ids = [raw_id] if len(schema.key) == 1 else [raw_id.get(k) for k in schema.key]
                     out.append(tuple(self._dec(v) for v in ids))
         return out
+
+    def digests(self, name: str, ranges: Sequence[KeyRange], *, batch: int = 5000) -> list[RangeDigest]:
+        """(count, digest) per key range from ONE unsorted pass over the collection, each record counted in the range
+        its key falls in (by bisection on the ranges' bounds): a query per range filters the whole collection again
+        on mongomock, and a sum of hashes needs no order. Ranges that do not tile the key space in order, or keys
+        that Python cannot order, take the generic range-by-range way."""
+        ordered = list(ranges)
+        tiled = bool(ordered) and ordered[0].lo is None and ordered[-1].hi is None and all(
+            a.hi is not None and a.hi == b.lo for a, b in zip(ordered, ordered[1:]))
+        if not tiled:
+            return super().digests(name, ranges, batch=batch)
+        schema = self.schema(name)
+        bounds = [r.hi for r in ordered[:-1]]
+        counts, sums = [0] * len(ordered), [0] * len(ordered)
+        try:
+            with self._errors():
+                for doc in self._each(self.db[name].find({}, **self._s).batch_size(max(batch, 1))):
+                    rec = self._record(schema, doc)
+                    i = bisect.bisect_left(bounds, tuple(rec[k] for k in schema.key))
+                    counts[i] += 1
+                    sums[i] += canonical.record_hash(rec)
+        except TypeError:  # keys of mixed types: no order in Python, so no bucketing
+            return super().digests(name, ranges, batch=batch)
+        return [RangeDigest(r, c, canonical.combine(s)) for r, c, s in zip(ordered, counts, sums, strict=True)]
 
     def changes(self, name: str, *, since: dt.datetime | None, limit: int = 1000) -> list[Record]:
         schema = self.schema(name)
@@ -384,7 +435,7 @@ class MongoAdapter(Adapter):
         query = {} if since is None else {field: {"$gt": canonical.utc(since)}}
         with self._errors():
             cur = self.db[name].find(query, **self._s)
-            docs = list(cur.sort([(field, 1)] + [(p, 1) for p in self._paths(schema)]).limit(limit))
+            docs = list(self._each(cur.sort([(field, 1)] + [(p, 1) for p in self._paths(schema)]).limit(limit)))
         return [self._record(schema, d) for d in docs]
 
     def upsert(self, name: str, records: Sequence[Record]) -> int:
@@ -414,7 +465,7 @@ class MongoAdapter(Adapter):
                 continue
             if "." in f or f.startswith("$") or f == "_id":
                 raise UnsupportedValue(f"field name {f!r} cannot be stored in MongoDB", provider=self.name)
-            fields[f] = self._enc(v, schema.column(f) if f in schema.names else None)
+            fields[f] = self._enc(v, _columns(schema).get(f))
         return fields
 
     def replace_range(self, name: str, rng: KeyRange, records: Sequence[Record]) -> int:
@@ -434,10 +485,37 @@ class MongoAdapter(Adapter):
                                      provider=self.name)
             docs.append(InsertOne({"_id": self._id(schema, key), **self._fields(schema, rec, stamp)}))
         with self._errors():
-            self.db[name].delete_many(self._keyset(schema, rng.lo, rng.hi), **self._s)
+            self._delete_range(name, schema, rng)
             for start in range(0, len(docs), self.options.batch_size):
                 self.db[name].bulk_write(docs[start:start + self.options.batch_size], ordered=False, **self._s)
         return len(docs)
+
+    def _delete_range(self, name: str, schema: CollectionSchema, rng: KeyRange) -> None:
+        """Delete every document with a key in `rng`. A server answers the range filter from the `_id` index; mongomock
+        has no index and filters (and copies) the whole collection for it, which made a copy quadratic in the
+        collection. On mongomock, with a one-field key of one orderable type, the range's ids are therefore picked
+        from its store's keys (under the store's own read lock), and only those are deleted."""
+        from bson import ObjectId
+
+        coll = self.db[name]
+        store = getattr(coll, "_store", None) if self._mock and self._session is None else None
+        ids = getattr(store, "_documents", None)
+        lock = getattr(store, "_rwlock", None)
+        if isinstance(ids, dict) and lock is not None and len(schema.key) == 1:
+            col = schema.column(schema.key[0])
+            lo = None if rng.lo is None else self._enc(rng.lo[0], col)
+            hi = None if rng.hi is None else self._enc(rng.hi[0], col)
+            with lock.reader():
+                present = list(ids)
+            kinds = {type(i) for i in present} | {type(b) for b in (lo, hi) if b is not None}
+            doomed = None  # ids or bounds of several types, or of one BSON and Python may order apart: filter
+            if len(kinds) <= 1 and kinds <= {int, str, ObjectId}:
+                doomed = [i for i in present if (lo is None or i > lo) and (hi is None or i <= hi)]
+            if doomed is not None:
+                if doomed:
+                    coll.delete_many({"_id": {"$in": doomed}})
+                return
+        coll.delete_many(self._keyset(schema, rng.lo, rng.hi), **self._s)
 
     def delete(self, name: str, keys: Sequence[Key]) -> int:
         schema = self.schema(name)
@@ -475,7 +553,7 @@ class MongoAdapter(Adapter):
                 cur = cur.sort([(self._field_path(schema, f), -1 if d == "desc" else 1) for f, d in order_by])
             if limit is not None:
                 cur = cur.limit(limit)
-            docs = list(cur)
+            docs = list(self._each(cur))
         return [self._record(schema, d) for d in docs]
 
     @contextmanager
