@@ -82,7 +82,7 @@ def shiftover(src: str, dst: str, work: Path) -> tuple[float, float, dict[str, f
     cfg.write_text(json.dumps({"providers": {"src": {"kind": "postgresql", "url": sa(src), "role": "primary"},
                                              "dst": {"kind": "postgresql", "url": sa(dst)}},
                                "control": {"url": f"sqlite:///{work}/control.db"},
-                               "migration": {"chunk_rows": 100_000, "workers": 2}}))
+                               "migration": {"chunk_rows": 250_000, "workers": 2}}))
     env = {**os.environ, "PREFECT_HOME": str(work / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
            "PREFECT_LOGGING_LEVEL": "WARNING"}
     start = time.perf_counter()
@@ -140,6 +140,7 @@ def main() -> None:
           "(freeze, binary COPY, in-engine digests, GX suites, pointer switch)")
     print(f"shiftover migrate (whole cmd):  {wall:7.2f} s  {rows / wall:12,.0f} rows/s  "
           "(+ Python/Prefect start-up and the embedded API)")
+    print("flow phases: " + " · ".join(f"{k} {v:.2f} s" for k, v in report.get("phase_seconds", {}).items()))
     print(f"ratio (flow rows/s ÷ pipe rows/s): {pipe_s / flow_s:.2f}   (whole command: {pipe_s / wall:.2f})")
     print(f"peak RSS of the migration process: {rss['migration']:.0f} MB   (target ≤ 300 MB)")
     print(f"peak RSS of its GX worker process: {rss['gx']:.0f} MB   (the suites; GX Core's import alone is ~240 MB)")

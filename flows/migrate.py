@@ -115,6 +115,7 @@ def migrate(params: MigrateParams) -> MigrationReport:
     run = _RunState()
     try:
         plans = plan_collections(config_path, params.source, params.target, params.collections, chunk_rows)
+        report.phase_seconds["plan"] = time.perf_counter() - clock
         report.collections = [CollectionReport(name=p.name, source_rows=p.rows, chunks=len(p.ranges), path=p.path)
                               for p in plans]
         report.estimated_seconds = sum(p.rows / _RATES[p.path] for p in plans)
@@ -168,15 +169,29 @@ class _RunState:
     frozen_at: float = 0.0
 
 
+class _Lap:
+    """Records the seconds since the previous lap under a phase name in the report."""
+
+    def __init__(self, report: MigrationReport, start: float) -> None:
+        self.report, self.last = report, start
+
+    def __call__(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.report.phase_seconds[phase] = now - self.last
+        self.last = now
+
+
 def _immediate(control: ControlStore, config_path: str, params: MigrateParams, run: _RunState,
                plans: list[CollectionPlan], epoch: int, batch_size: int, report: MigrationReport) -> None:
     """Freeze → create → copy → measure → expectations → switch. The caller lifts the freeze."""
     logger = get_run_logger()
     assert run.run_id is not None
     run.frozen, run.frozen_at = [p.name for p in plans], time.perf_counter()
+    lap = _Lap(report, run.frozen_at)
     report.frozen_engine = freeze_source(config_path, params.source, run.frozen, run.run_id,
                                          f"migration {run.run_id} to {params.target}")
     prepare_target(config_path, params.target, [p.schema for p in plans])
+    lap("freeze")
     workers = params.workers or load_config(config_path).migration.workers
     # A resumed run copies and measures the chunks it planned first, whatever key boundaries were planned now.
     plans = [replace(p, ranges=tuple(c.range for c in control.save_chunks(run.run_id, p.name, p.ranges)))
@@ -185,7 +200,9 @@ def _immediate(control: ControlStore, config_path: str, params: MigrateParams, r
     early = [measure_source.submit(config_path, params.source, params.target, p.name, list(p.ranges), p.excluded)
              for p in plans]
     _copy_all(control, config_path, params, run.run_id, plans, batch_size, workers, report)
+    lap("copy")
     result = validate_target(control, config_path, params, run.run_id, plans, report, [f.result() for f in early])
+    lap("validate")
     if not result.success:
         raise CutoverBlocked(
             "the target does not hold the same records: " + "; ".join(result.failures()[:10]),
@@ -195,6 +212,7 @@ def _immediate(control: ControlStore, config_path: str, params: MigrateParams, r
         new_epoch, active = switch_pointer(config_path, epoch, params.target,
                                            f"migration {run.run_id} from {params.source} ({params.strategy})")
         report.epoch_after, report.active_after, report.status = new_epoch, active, "switched"
+        lap("switch")
         logger.info("Cut over to %s at epoch %s", active, new_epoch)
     else:
         report.status = "switched"
@@ -203,7 +221,7 @@ def _immediate(control: ControlStore, config_path: str, params: MigrateParams, r
 
 def validate_target(control: ControlStore, config_path: str, params: MigrateParams, run_id: str,
                     plans: list[CollectionPlan], report: MigrationReport,
-                    source_digests: list[SourceDigests] | None = None) -> ValidationResult:
+                    source_digests: list[SourceDigests | None] | None = None) -> ValidationResult:
     """Measure both sides, run the GX suites, record the outcome; chunks that differ are marked to be re-copied.
     `source_digests` (one per plan, from `measure_source` on the frozen source) spare a second read of the source."""
     early: list[SourceDigests | None] = list(source_digests) if source_digests else [None] * len(plans)

@@ -282,17 +282,13 @@ def measure_collection(config_path: str, source: str, target: str, collection: s
                 columns = sorted(s_schema.names)
                 s_job = pool.submit(src.pushdown_digests, collection, ranges, columns, function) \
                     if ready is None else None
-                # Only the target left to measure: two sessions share its ranges, so both engine cores work.
-                parts = [list(ranges)] if s_job else [list(ranges[:(len(ranges) + 1) // 2]),
-                                                      list(ranges[(len(ranges) + 1) // 2:])]
-                t_jobs = [pool.submit(dst.pushdown_digests, collection, part, columns, function)
-                          for part in parts if part]
+                t_job = pool.submit(dst.pushdown_digests, collection, ranges, columns, function)
             else:
                 s_job = pool.submit(_client_source_digests, src, shape, collection, ranges, excluded) \
                     if ready is None else None
-                t_jobs = [pool.submit(_client_target_digests, dst, shape, collection, ranges, excluded)]
+                t_job = pool.submit(_client_target_digests, dst, shape, collection, ranges, excluded)
             s_dig = ready if s_job is None else s_job.result()
-            t_dig = [d for job in t_jobs for d in job.result()]
+            t_dig = t_job.result()
         # The ranges cover the whole key space, so their counts add up to each side's record count.
         return CollectionEvidence(collection, sum(d.count for d in s_dig), sum(d.count for d in t_dig), s_dig, t_dig,
                                   s_schema if function or (shape.identity and not excluded) else shape.target,
@@ -301,16 +297,18 @@ def measure_collection(config_path: str, source: str, target: str, collection: s
 
 @task(**RETRYABLE)
 def measure_source(config_path: str, source: str, target: str, collection: str, ranges: Sequence[KeyRange],
-                   excluded: Sequence[str] = ()) -> SourceDigests:
+                   excluded: Sequence[str] = ()) -> SourceDigests | None:
     """The source side of `measure_collection` alone, by a read of the source itself: run while the frozen source is
-    copied (the target's tables exist by then), so validation only has the target left to read."""
+    copied, so validation only has the target left to read. None where both engines compute the digests in-engine:
+    measured at validation instead, when the engines' cores are free (measured during the copy, they slowed it more
+    than they saved)."""
     config = load_config(config_path)
     with open_adapter(config, source) as src, open_adapter(config, target) as dst:
         s_schema, t_schema = src.schema(collection), dst.schema(collection)
         shape = collection_mapping(config, src, dst, collection)
         label, function = digest_method(src, dst, s_schema, t_schema, shape, excluded)
         if function:
-            return SourceDigests(label, src.pushdown_digests(collection, ranges, sorted(s_schema.names), function))
+            return None
         return SourceDigests(label, _client_source_digests(src, shape, collection, ranges, excluded))
 
 

@@ -44,6 +44,7 @@ class MigrationReport(BaseModel):
     active_after: str | None = None
     frozen_engine: list[str] = Field(default_factory=list)
     freeze_ms: float | None = None
+    phase_seconds: dict[str, float] = Field(default_factory=dict)  # immediate: plan, freeze, copy, validate, switch
     estimated_seconds: float | None = None
     started: dt.datetime
     seconds: float = 0.0
@@ -88,6 +89,8 @@ def render_markdown(r: MigrationReport) -> str:
     if r.freeze_ms is not None:
         engine = ", ".join(r.frozen_engine) or "none (router-level only)"
         lines.append(f"- source write freeze: {r.freeze_ms:,.0f} ms; enforced in the engine on: {engine}")
+    if r.phase_seconds:
+        lines.append("- time per phase: " + " · ".join(f"{k} {v:.2f} s" for k, v in r.phase_seconds.items()))
     if r.error:
         lines += ["", f"**Error:** {r.error}"]
     lines += ["", "## Is my data all there?", "",
