@@ -351,8 +351,8 @@ class PostgresAdapter(SqlAdapter):
             with self._errors(), raw.driver_connection.cursor() as cur:
                 for rng in ranges:
                     where, _ = self._range_sql(name, rng)
-                    cur.execute(sql.SQL(
-                        "SELECT count(*), coalesce(sum({}::numeric), 0) FROM {} WHERE {}").format(row_hash, table, where))
+                    cur.execute(sql.SQL(  # sum(bigint) adds in 128 bits and returns numeric: exact, no overflow
+                        "SELECT count(*), coalesce(sum({}), 0) FROM {} WHERE {}").format(row_hash, table, where))
                     n, total = cur.fetchone()
                     out.append(RangeDigest(rng, int(n), canonical.combine(int(total))))
                 raw.driver_connection.rollback()

@@ -32,7 +32,6 @@ from tasks.migration import (
     digests_equal,
     freeze_source,
     measure_collection,
-    measure_source,
     plan_collections,
     prepare_target,
     run_expectations,
@@ -196,12 +195,10 @@ def _immediate(control: ControlStore, config_path: str, params: MigrateParams, r
     # A resumed run copies and measures the chunks it planned first, whatever key boundaries were planned now.
     plans = [replace(p, ranges=tuple(c.range for c in control.save_chunks(run.run_id, p.name, p.ranges)))
              for p in plans]
-    # The source is frozen from here on: its side of the digests is read while the chunks copy, not after.
-    early = [measure_source.submit(config_path, params.source, params.target, p.name, list(p.ranges), p.excluded)
-             for p in plans]
-    _copy_all(control, config_path, params, run.run_id, plans, batch_size, workers, report)
+    # The source is frozen from here on: each chunk digests its source range as it copies it.
+    early = _copy_all(control, config_path, params, run.run_id, plans, batch_size, workers, report)
     lap("copy")
-    result = validate_target(control, config_path, params, run.run_id, plans, report, [f.result() for f in early])
+    result = validate_target(control, config_path, params, run.run_id, plans, report, early)
     lap("validate")
     if not result.success:
         raise CutoverBlocked(
@@ -223,7 +220,7 @@ def validate_target(control: ControlStore, config_path: str, params: MigratePara
                     plans: list[CollectionPlan], report: MigrationReport,
                     source_digests: list[SourceDigests | None] | None = None) -> ValidationResult:
     """Measure both sides, run the GX suites, record the outcome; chunks that differ are marked to be re-copied.
-    `source_digests` (one per plan, from `measure_source` on the frozen source) spare a second read of the source."""
+    `source_digests` (one per plan, made by the chunks that copied the frozen source) spare a second read of it."""
     early: list[SourceDigests | None] = list(source_digests) if source_digests else [None] * len(plans)
     futures = [measure_collection.submit(config_path, params.source, params.target, p.name, list(p.ranges),
                                          p.excluded, s) for p, s in zip(plans, early, strict=True)]
@@ -238,8 +235,11 @@ def validate_target(control: ControlStore, config_path: str, params: MigratePara
 
 
 def _copy_all(control: ControlStore, config_path: str, params: MigrateParams, run_id: str,
-              plans: list[CollectionPlan], batch_size: int, workers: int, report: MigrationReport) -> None:
-    """Submit every chunk not yet done, at most `workers` at a time, updating the progress artifact."""
+              plans: list[CollectionPlan], batch_size: int, workers: int,
+              report: MigrationReport) -> list[SourceDigests | None]:
+    """Submit every chunk not yet done, at most `workers` at a time, updating the progress artifact. Returns, per
+    plan, the source digests the chunks made on the way: None where some chunk was copied by an earlier attempt (or
+    could not digest on the way), and validation reads the source itself."""
     total = max(report.rows, 1)
     progress_id = start_progress(report)
     todo: list[ChunkPlan] = []
@@ -247,16 +247,18 @@ def _copy_all(control: ControlStore, config_path: str, params: MigrateParams, ru
         for chunk in control.save_chunks(run_id, p.name, p.ranges):
             if not chunk.done:
                 todo.append(ChunkPlan(config_path, run_id, params.source, params.target, p.name, chunk.idx,
-                                      chunk.range, batch_size))
+                                      chunk.range, batch_size, digest=True, excluded=p.excluded))
     if any(p.path == "batched upsert" for p in plans) and not _concurrent_target(config_path, params.target):
         workers = 1
     pending: list[PrefectFuture[ChunkResult]] = []
     seconds: dict[str, float] = {}
+    digests: dict[tuple[str, int], ChunkResult] = {}
 
     def settle(futures: list[PrefectFuture[ChunkResult]]) -> None:
         for f in futures:
             res = f.result()
             seconds[res.collection] = seconds.get(res.collection, 0.0) + res.seconds
+            digests[(res.collection, res.idx)] = res
         if progress_id:
             update_progress_artifact(progress_id, progress=min(100.0, 100.0 * control.rows_done(run_id) / total))
 
@@ -269,6 +271,14 @@ def _copy_all(control: ControlStore, config_path: str, params: MigrateParams, ru
     settle(list(wait(pending).done) if pending else [])
     for c in report.collections:
         c.seconds = seconds.get(c.name, 0.0)
+    out: list[SourceDigests | None] = []
+    for p in plans:
+        made = [digests.get((p.name, i)) for i in range(len(p.ranges))]
+        methods = {m.digest_method for m in made if m is not None}
+        complete = all(m is not None and m.source_digest is not None for m in made) and len(methods) == 1
+        out.append(SourceDigests(methods.pop(), [m.source_digest for m in made])  # type: ignore[misc, union-attr]
+                   if complete else None)
+    return out
 
 
 def _concurrent_target(config_path: str, target: str) -> bool:

@@ -76,6 +76,8 @@ class ChunkPlan:
     idx: int
     range: KeyRange
     batch_size: int
+    digest: bool = False  # also digest the source's range (a frozen source: the value holds until the cutover)
+    excluded: tuple[str, ...] = ()  # fields the digests leave out (CollectionPlan.excluded)
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,8 @@ class ChunkResult:
     idx: int
     rows: int
     seconds: float
+    source_digest: RangeDigest | None = None  # with ChunkPlan.digest: the source range's (count, digest)
+    digest_method: str | None = None  # how it was computed (the label of `digest_method`)
 
 
 def copy_path(src: Adapter, dst: Adapter) -> str:
@@ -156,24 +160,53 @@ def pause_point(name: str) -> None:
 
 @task(**RETRYABLE)
 def copy_chunk(plan: ChunkPlan) -> ChunkResult:
-    """Make the target's key range equal to the source's: native COPY when both engines allow, else batches."""
+    """Make the target's key range equal to the source's: native COPY when both engines allow, else batches.
+
+    With `plan.digest` (a frozen source) the source range is digested on the way, as validation would digest it: in
+    the engine right after its COPY, while its pages are still in the server's cache, or from the very records the
+    batches carry. Validation then reads only the target."""
     start = time.perf_counter()
     config = load_config(plan.config_path)
+    digest: RangeDigest | None = None
+    label: str | None = None
     with open_adapter(config, plan.source) as src, open_adapter(config, plan.target) as dst:
+        if plan.digest:
+            shape = collection_mapping(config, src, dst, plan.collection)
+            label, function = digest_method(src, dst, src.schema(plan.collection), dst.schema(shape.name), shape,
+                                            plan.excluded)
         if copy_path(src, dst) == "binary COPY":
             rows = dst.copy_range_from(src, plan.collection, plan.range)
+            if plan.digest and function:
+                (digest,) = src.pushdown_digests(plan.collection, [plan.range], sorted(src.schema(plan.collection).names),
+                                                 function)
         else:
-            rows = _copy_batches(src, dst, plan)
+            hasher = source_hasher(shape, plan.excluded) if plan.digest and not function else None
+            rows, total = _copy_batches(src, dst, plan, hasher)
+            if hasher is not None:
+                digest = RangeDigest(plan.range, rows, canonical.combine(total))
     with control_store(config) as control:
         control.chunk_done(plan.run_id, plan.collection, plan.idx, rows)
     pause_point("copy")
-    return ChunkResult(plan.collection, plan.idx, rows, time.perf_counter() - start)
+    return ChunkResult(plan.collection, plan.idx, rows, time.perf_counter() - start, digest,
+                       label if digest is not None else None)
 
 
-def _copy_batches(src: Adapter, dst: Adapter, plan: ChunkPlan) -> int:
+def source_hasher(shape: mapping.CollectionMapping, excluded: Sequence[str]) -> Callable[[Record], int]:
+    """The per-record hash of a source record as the client-side digests see it: after the mapping to the target's
+    shape, without the fields the target cannot keep."""
+    if excluded:
+        return lambda r: canonical.record_hash({k: v for k, v in shape.record(r).items() if k not in excluded})
+    if not shape.identity:
+        return lambda r: canonical.record_hash(shape.record(r))
+    return canonical.record_hash
+
+
+def _copy_batches(src: Adapter, dst: Adapter, plan: ChunkPlan,
+                  hasher: Callable[[Record], int] | None = None) -> tuple[int, int]:
+    """Copies the range batch by batch; returns the records copied and, with `hasher`, the sum of their hashes."""
     key = src.key_of(plan.collection)
     shape = collection_mapping(load_config(plan.config_path), src, dst, plan.collection)
-    lo, rows = plan.range.lo, 0
+    lo, rows, total = plan.range.lo, 0, 0
     with closing(_prefetched(src.scan_range(plan.collection, plan.range, batch=plan.batch_size))) as batches:
         batch = next(batches, [])
         while True:
@@ -186,8 +219,10 @@ def _copy_batches(src: Adapter, dst: Adapter, plan: ChunkPlan) -> int:
             else:
                 dst.replace_range(plan.collection, KeyRange(lo, hi), shape.records(batch))
             rows += len(batch)
+            if hasher is not None:
+                total += sum(hasher(r) for r in batch)
             if not following:
-                return rows
+                return rows, total
             lo, batch = hi, following
 
 
@@ -268,8 +303,8 @@ def measure_collection(config_path: str, source: str, target: str, collection: s
                        source_digests: SourceDigests | None = None) -> CollectionEvidence:
     """Counts, schemas and per-range digests of one collection on both sides (without the `excluded` fields).
 
-    `source_digests`: the source side already measured by `measure_source` over the same ranges (while the frozen
-    source was being copied); used when made the same way, else the source is read here."""
+    `source_digests`: the source side already digested over the same ranges by the chunks that copied the frozen
+    source (`copy_chunk` with `digest`); used when made the same way, else the source is read here."""
     config = load_config(config_path)
     with open_adapter(config, source) as src, open_adapter(config, target) as dst:
         s_schema, t_schema = src.schema(collection), dst.schema(collection)
@@ -277,39 +312,23 @@ def measure_collection(config_path: str, source: str, target: str, collection: s
         label, function = digest_method(src, dst, s_schema, t_schema, shape, excluded)
         ready = source_digests.digests if source_digests is not None and source_digests.method == label and \
             [d.range for d in source_digests.digests] == list(ranges) else None
-        with ThreadPoolExecutor(2) as pool:  # both sides at once, each adapter read by one thread
-            if function:
+        with ThreadPoolExecutor(4) as pool:  # both sides at once
+            if function:  # in-engine: each side's ranges in two sessions, so the servers' cores all work
                 columns = sorted(s_schema.names)
-                s_job = pool.submit(src.pushdown_digests, collection, ranges, columns, function) \
-                    if ready is None else None
-                t_job = pool.submit(dst.pushdown_digests, collection, ranges, columns, function)
-            else:
-                s_job = pool.submit(_client_source_digests, src, shape, collection, ranges, excluded) \
-                    if ready is None else None
-                t_job = pool.submit(_client_target_digests, dst, shape, collection, ranges, excluded)
-            s_dig = ready if s_job is None else s_job.result()
-            t_dig = t_job.result()
+                halves = [h for h in (ranges[:(len(ranges) + 1) // 2], ranges[(len(ranges) + 1) // 2:]) if h]
+                s_jobs = [pool.submit(src.pushdown_digests, collection, h, columns, function) for h in halves] \
+                    if ready is None else []
+                t_jobs = [pool.submit(dst.pushdown_digests, collection, h, columns, function) for h in halves]
+            else:  # on the client: each adapter read by one thread
+                s_jobs = [pool.submit(_client_source_digests, src, shape, collection, ranges, excluded)] \
+                    if ready is None else []
+                t_jobs = [pool.submit(_client_target_digests, dst, shape, collection, ranges, excluded)]
+            s_dig = ready if ready is not None else [d for job in s_jobs for d in job.result()]
+            t_dig = [d for job in t_jobs for d in job.result()]
         # The ranges cover the whole key space, so their counts add up to each side's record count.
         return CollectionEvidence(collection, sum(d.count for d in s_dig), sum(d.count for d in t_dig), s_dig, t_dig,
                                   s_schema if function or (shape.identity and not excluded) else shape.target,
                                   t_schema, label)
-
-
-@task(**RETRYABLE)
-def measure_source(config_path: str, source: str, target: str, collection: str, ranges: Sequence[KeyRange],
-                   excluded: Sequence[str] = ()) -> SourceDigests | None:
-    """The source side of `measure_collection` alone, by a read of the source itself: run while the frozen source is
-    copied, so validation only has the target left to read. None where both engines compute the digests in-engine:
-    measured at validation instead, when the engines' cores are free (measured during the copy, they slowed it more
-    than they saved)."""
-    config = load_config(config_path)
-    with open_adapter(config, source) as src, open_adapter(config, target) as dst:
-        s_schema, t_schema = src.schema(collection), dst.schema(collection)
-        shape = collection_mapping(config, src, dst, collection)
-        label, function = digest_method(src, dst, s_schema, t_schema, shape, excluded)
-        if function:
-            return None
-        return SourceDigests(label, _client_source_digests(src, shape, collection, ranges, excluded))
 
 
 def _pushdown_family(src: Adapter, dst: Adapter, s_schema: CollectionSchema, t_schema: CollectionSchema,

@@ -149,7 +149,7 @@ def test_source_rejects_writes_from_any_client_during_the_freeze(tmp_path: Path,
 
     original = tm._copy_batches
 
-    def copy_and_try_a_direct_write(src, dst, plan):
+    def copy_and_try_a_direct_write(src, dst, plan, *hasher):
         engine = sa.create_engine(pg_url)  # a client that knows nothing of Shiftover
         try:
             with engine.begin() as conn:
@@ -158,7 +158,7 @@ def test_source_rejects_writes_from_any_client_during_the_freeze(tmp_path: Path,
             seen.append(str(exc.orig))
         finally:
             engine.dispose()
-        return original(src, dst, plan)
+        return original(src, dst, plan, *hasher)
 
     tm._copy_batches = copy_and_try_a_direct_write
     try:
@@ -193,11 +193,11 @@ def test_failed_run_leaves_everything_and_a_rerun_resumes(tmp_path: Path, pg_url
 
     original, calls = tm._copy_batches, []
 
-    def fail_on_third_chunk(src, dst, plan):
+    def fail_on_third_chunk(src, dst, plan, *hasher):
         calls.append((plan.collection, plan.idx))
         if len(calls) == 3:
             raise WriteFrozen("injected permanent-looking stop", provider="dst")
-        return original(src, dst, plan)
+        return original(src, dst, plan, *hasher)
 
     tm._copy_batches = fail_on_third_chunk
     tm.copy_chunk.retries = 0
@@ -215,7 +215,7 @@ def test_failed_run_leaves_everything_and_a_rerun_resumes(tmp_path: Path, pg_url
     done_before = [c for c in control.chunks(failed_run.run_id) if c.done]
     assert len(done_before) == 2
     calls.clear()
-    tm._copy_batches = lambda s, d, p: (calls.append((p.collection, p.idx)), original(s, d, p))[1]
+    tm._copy_batches = lambda s, d, p, *h: (calls.append((p.collection, p.idx)), original(s, d, p, *h))[1]
     try:
         report = migrate(_params(cfg_path, "src", "dst", workers=1))
     finally:
@@ -318,3 +318,24 @@ def test_target_refusing_a_row_mid_copy_fails_cleanly_and_a_rerun_finishes(tmp_p
     assert report.status == "switched"
     with open_adapter(cfg, "src") as src, open_adapter(cfg, "dst") as dst:
         assert assert_same_records(src, dst, "items") == 5000
+
+
+def test_validation_reads_only_the_target_when_the_chunks_digested_the_frozen_source(tmp_path: Path,
+                                                                                      pg_url: str) -> None:
+    """Each chunk digests the source range it copies (the source is frozen, so the digest holds until the cutover):
+    validation then reads the target alone. A resumed run, whose earlier chunks made no digest here, reads both."""
+    import tasks.migration as tm
+
+    cfg_path = write_config(tmp_path, {"src": {"kind": "postgresql", "url": pg_url, "role": "primary"},
+                                       "dst": {"kind": "sqlite", "url": "sqlite:///dst.db"}})
+    _seeded(cfg_path, "src", 1500)
+    original, reads = tm._client_source_digests, []
+    tm._client_source_digests = lambda *a: (reads.append(a[2]), original(*a))[1]
+    try:
+        report = migrate(_params(cfg_path, "src", "dst"))
+    finally:
+        tm._client_source_digests = original
+    assert report.status == "switched" and all(c.digests_equal for c in report.collections)
+    assert reads == []
+    with open_adapter(config(cfg_path), "src") as src, open_adapter(config(cfg_path), "dst") as dst:
+        assert sum(assert_same_records(src, dst, t) for t in TABLES) == 1500
