@@ -319,10 +319,15 @@ def measure_collection(config_path: str, source: str, target: str, collection: s
                 s_jobs = [pool.submit(src.pushdown_digests, collection, h, columns, function) for h in halves] \
                     if ready is None else []
                 t_jobs = [pool.submit(dst.pushdown_digests, collection, h, columns, function) for h in halves]
-            else:  # on the client: each adapter read by one thread
+            elif ready is None or shape.reorders_keys or len(ranges) < 2:  # on the client: a thread per side
                 s_jobs = [pool.submit(_client_source_digests, src, shape, collection, ranges, excluded)] \
                     if ready is None else []
                 t_jobs = [pool.submit(_client_target_digests, dst, shape, collection, ranges, excluded)]
+            else:  # only the target left to read: two readers, each with its own adapter, share its ranges
+                half = (len(ranges) + 1) // 2
+                s_jobs = []
+                t_jobs = [pool.submit(_client_target_digests, dst, shape, collection, ranges[:half], excluded),
+                          pool.submit(_own_target_digests, config, target, shape, collection, ranges[half:], excluded)]
             s_dig = ready if ready is not None else [d for job in s_jobs for d in job.result()]
             t_dig = [d for job in t_jobs for d in job.result()]
         # The ranges cover the whole key space, so their counts add up to each side's record count.
@@ -348,6 +353,12 @@ def _client_source_digests(src: Adapter, shape: mapping.CollectionMapping, colle
     if not shape.identity:
         return _mapped_source_digests(src, shape, ranges, 5000)
     return src.digests(collection, ranges)
+
+
+def _own_target_digests(config: Config, target: str, shape: mapping.CollectionMapping, collection: str,
+                        ranges: Sequence[KeyRange], excluded: Sequence[str]) -> list[RangeDigest]:
+    with open_adapter(config, target) as dst:
+        return _client_target_digests(dst, shape, collection, ranges, excluded)
 
 
 def _client_target_digests(dst: Adapter, shape: mapping.CollectionMapping, collection: str,
