@@ -357,15 +357,7 @@ class FirestoreAdapter(Adapter):
 
     def _doc_path(self, name: str, key: Key) -> str:
         """The full resource name of the document with `key` (what `_ref(name, key)._document_path` gives)."""
-        parts = self._pattern(name)
-        ids = [str(v) for v in key]
-        if len(ids) != len(parts) // 2 + 1:
-            raise InvalidRequest(f"key {key} does not fit {name!r}", provider=self.name)
-        for v in ids:
-            if not v or "/" in v or v in (".", ".."):
-                raise UnsupportedValue(f"{v!r} cannot be a Firestore document id", provider=self.name)
-        path = [seg for i, p in enumerate(parts) for seg in ((p,) if i % 2 == 0 else (ids[i // 2],))]
-        return f"{self.client._database_string}/documents/{'/'.join(path)}/{ids[-1]}"
+        return f"{self.client._database_string}/documents/{'/'.join(self._segments(name, key))}"
 
     def _upsert_pb(self, path: str, fields: dict[str, Any]) -> Any:
         """The Write of `batch.set(ref, {**fields, STAMP: SERVER_TIMESTAMP}, merge=[each top-level field])`: the given
@@ -414,7 +406,8 @@ class FirestoreAdapter(Adapter):
     def _key_fields(self, name: str) -> tuple[str, ...]:
         return (*(p[1:-1] for p in self._pattern(name)[1::2]), "id")
 
-    def _ref(self, name: str, key: Key) -> Any:
+    def _segments(self, name: str, key: Key) -> list[str]:
+        """The path segments of the document with `key` in the collection pattern `name` (collection, id, …, id)."""
         parts = self._pattern(name)
         ids = [str(v) for v in key]
         if len(ids) != len(parts) // 2 + 1:
@@ -422,8 +415,10 @@ class FirestoreAdapter(Adapter):
         for v in ids:
             if not v or "/" in v or v in (".", ".."):
                 raise UnsupportedValue(f"{v!r} cannot be a Firestore document id", provider=self.name)
-        path = [seg for i, p in enumerate(parts) for seg in ((p,) if i % 2 == 0 else (ids[i // 2],))]
-        return self.client.document(*path, ids[-1])
+        return [seg for i, p in enumerate(parts) for seg in ((p,) if i % 2 == 0 else (ids[i // 2],))] + [ids[-1]]
+
+    def _ref(self, name: str, key: Key) -> Any:
+        return self.client.document(*self._segments(name, key))
 
     def _key_of_path(self, name: str, path: str) -> Key | None:
         """The key of a document path, or None when the path is not in this collection."""
