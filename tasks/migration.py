@@ -169,16 +169,17 @@ def copy_chunk(plan: ChunkPlan) -> ChunkResult:
     config = load_config(plan.config_path)
     digest: RangeDigest | None = None
     label: str | None = None
+    function: str | None = None
     with open_adapter(config, plan.source) as src, open_adapter(config, plan.target) as dst:
         if plan.digest:
             shape = collection_mapping(config, src, dst, plan.collection)
-            label, function = digest_method(src, dst, src.schema(plan.collection), dst.schema(shape.name), shape,
+            label, function = digest_method(src, dst, src.schema(plan.collection), dst.schema(plan.collection), shape,
                                             plan.excluded)
         if copy_path(src, dst) == "binary COPY":
             rows = dst.copy_range_from(src, plan.collection, plan.range)
             if plan.digest and function:
-                (digest,) = src.pushdown_digests(plan.collection, [plan.range], sorted(src.schema(plan.collection).names),
-                                                 function)
+                columns = sorted(src.schema(plan.collection).names)
+                (digest,) = src.pushdown_digests(plan.collection, [plan.range], columns, function)
         else:
             hasher = source_hasher(shape, plan.excluded) if plan.digest and not function else None
             rows, total = _copy_batches(src, dst, plan, hasher)
