@@ -197,7 +197,7 @@ def plan_and_check(params, config: Config, report: MigrationReport):  # type: ig
 
 def blue_green(params, config: Config, control: ControlStore, pointer: Pointer,  # type: ignore[no-untyped-def]
                report: MigrationReport) -> MigrationReport:
-    from flows.migrate import fingerprint, resolve_run_id
+    from flows.migrate import begin_run
 
     logger = get_run_logger()
     config_path = str(config.path)
@@ -214,11 +214,7 @@ def blue_green(params, config: Config, control: ControlStore, pointer: Pointer, 
         raise MigrationFailed("blue-green cannot keep these collections in sync: " + "; ".join(problems),
                               hint="fix the named collections or leave them out with --collections")
     names = [p.name for p in live.plans]
-    run_id = resolve_run_id(control, params)
-    report.run_id = run_id
-    control.start_run(run_id, kind="migrate", source=params.source, target=params.target, strategy=params.strategy,
-                      fingerprint=fingerprint(params))
-    control.set_summary(run_id, {"planned_rows": report.rows, "phase": "start"})
+    run_id = begin_run(control, params, report, "start")
     phases: dict[str, dict[str, float]] = {}
     already = switched_by(control, params.target, run_id)
     if already is None and pointer.provider != params.source and params.switch:

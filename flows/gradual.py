@@ -27,7 +27,7 @@ from tasks.reporting import MigrationReport, start_progress
 
 def gradual(params, config: Config, control: ControlStore, pointer: Pointer,  # type: ignore[no-untyped-def]
             report: MigrationReport) -> MigrationReport:
-    from flows.migrate import fingerprint, resolve_run_id
+    from flows.migrate import begin_run
 
     logger = get_run_logger()
     config_path = str(config.path)
@@ -51,11 +51,7 @@ def gradual(params, config: Config, control: ControlStore, pointer: Pointer,  # 
         raise MigrationFailed("gradual cannot keep these collections in sync: " + "; ".join(problems),
                               hint="fix the named collections or leave them out with --collections")
     names = [p.name for p in live.plans]
-    run_id = resolve_run_id(control, params)
-    report.run_id = run_id
-    control.start_run(run_id, kind="migrate", source=params.source, target=params.target, strategy=params.strategy,
-                      fingerprint=fingerprint(params))
-    control.set_summary(run_id, {"planned_rows": report.rows, "phase": "gradual"})
+    run_id = begin_run(control, params, report, "gradual")
     switched = switched_by(control, params.target, run_id)
     if switched is None and pointer.provider != params.source:
         raise MigrationFailed(f"the active backend is {pointer.provider!r}, not the source {params.source!r}",

@@ -84,6 +84,15 @@ def resolve_run_id(control: ControlStore, p: MigrateParams) -> str:
     return p.run_id or control.open_run(fingerprint(p)) or uuid.uuid4().hex[:12]
 
 
+def begin_run(control: ControlStore, p: MigrateParams, report: MigrationReport, phase: str | None = None) -> str:
+    """Start (or resume) the run of these parameters in the control store, with its planned rows; its id."""
+    run_id = report.run_id = resolve_run_id(control, p)
+    control.start_run(run_id, kind="migrate", source=p.source, target=p.target, strategy=p.strategy,
+                      fingerprint=fingerprint(p))
+    control.set_summary(run_id, {"planned_rows": report.rows, **({"phase": phase} if phase else {})})
+    return run_id
+
+
 @flow(name="migrate", log_prints=False, validate_parameters=True)
 def migrate(params: MigrateParams) -> MigrationReport:
     config = load_config(params.config_path)
@@ -134,10 +143,7 @@ def migrate(params: MigrateParams) -> MigrationReport:
                 f"the active backend is {pointer.provider!r} (epoch {pointer.epoch}), not the source "
                 f"{params.source!r}",
                 hint="migrate from the active backend, or pass --no-switch to copy without cutting over")
-        run.run_id = report.run_id = resolve_run_id(control, params)
-        control.start_run(run.run_id, kind="migrate", source=params.source, target=params.target,
-                          strategy=params.strategy, fingerprint=fingerprint(params))
-        control.set_summary(run.run_id, {"planned_rows": report.rows})
+        run.run_id = begin_run(control, params, report)
         strategy = {"immediate": _immediate}[params.strategy]
         strategy(control, config_path, params, run, plans, pointer.epoch, batch_size, report)
     except BackendError as exc:

@@ -349,10 +349,8 @@ def _pushdown_family(src: Adapter, dst: Adapter, s_schema: CollectionSchema, t_s
 
 def _client_source_digests(src: Adapter, shape: mapping.CollectionMapping, collection: str,
                            ranges: Sequence[KeyRange], excluded: Sequence[str]) -> list[RangeDigest]:
-    if excluded:
-        return digests_without(src, collection, ranges, excluded, shape.record)
-    if not shape.identity:
-        return _mapped_source_digests(src, shape, ranges, 5000)
+    if excluded or not shape.identity:
+        return hashed_digests(src, collection, ranges, source_hasher(shape, excluded))
     return src.digests(collection, ranges)
 
 
@@ -365,7 +363,8 @@ def _own_target_digests(config: Config, target: str, shape: mapping.CollectionMa
 def _client_target_digests(dst: Adapter, shape: mapping.CollectionMapping, collection: str,
                            ranges: Sequence[KeyRange], excluded: Sequence[str]) -> list[RangeDigest]:
     if excluded:
-        return digests_without(dst, collection, ranges, excluded, lambda r: r)
+        return hashed_digests(dst, collection, ranges,
+                              lambda r: canonical.record_hash({k: v for k, v in r.items() if k not in excluded}))
     if not shape.identity:
         if shape.reorders_keys:
             return _bucketed_target_digests(dst, shape, ranges, 5000)
@@ -393,15 +392,15 @@ def field_limits(src: Adapter, dst: Adapter, name: str, exists: bool) -> tuple[t
     return target_limits.excluded(), tuple(notes)
 
 
-def digests_without(adapter: Adapter, name: str, ranges: Sequence[KeyRange], excluded: Sequence[str],
-                    shape: Callable[[Record], Record], batch: int = 5000) -> list[RangeDigest]:
+def hashed_digests(adapter: Adapter, name: str, ranges: Sequence[KeyRange], hasher: Callable[[Record], int],
+                   batch: int = 5000) -> list[RangeDigest]:
+    """(count, digest) per key range, each record hashed by `hasher` (see `source_hasher`) on the client."""
     out = []
     for rng in ranges:
         n, total = 0, 0
         for rows in adapter.scan_range(name, rng, batch=batch):
             n += len(rows)
-            total += sum(canonical.record_hash({k: v for k, v in shape(r).items() if k not in excluded})
-                         for r in rows)
+            total += sum(hasher(r) for r in rows)
         out.append(RangeDigest(rng, n, canonical.combine(total)))
     return out
 
@@ -416,30 +415,6 @@ def collection_mapping(config: Config, src: Adapter, dst: Adapter, name: str) ->
     return mapping.build(name, src.schema(name), source_kind=src.kind, target_kind=dst.kind,
                          flatten=rules.flatten if rules else (), columns=rules.columns if rules else None,
                          types=rules.types if rules else None, sample=sample)
-
-
-def mapped_digests(src: Adapter, dst: Adapter, shape: mapping.CollectionMapping, ranges: Sequence[KeyRange],
-                   batch: int = 5000) -> tuple[list[RangeDigest], list[RangeDigest]]:
-    """Per source range: the digests of the source records as the target should hold them, and of the target's
-    records. When keys change type (and so order), the target is read once in its own key order and each record is
-    counted in the source range its key maps back into; records whose key maps nowhere are counted apart."""
-    with ThreadPoolExecutor(2) as pool:  # both engines are read at once, each adapter by one thread
-        s_job = pool.submit(_mapped_source_digests, src, shape, ranges, batch)
-        t_job = pool.submit(dst.digests, shape.name, ranges, batch=batch) if not shape.reorders_keys else \
-            pool.submit(_bucketed_target_digests, dst, shape, ranges, batch)
-        return s_job.result(), t_job.result()
-
-
-def _mapped_source_digests(src: Adapter, shape: mapping.CollectionMapping, ranges: Sequence[KeyRange],
-                           batch: int) -> list[RangeDigest]:
-    s_dig = []
-    for rng in ranges:
-        n, total = 0, 0
-        for rows in src.scan_range(shape.name, rng, batch=batch):
-            n += len(rows)
-            total += sum(canonical.record_hash(shape.record(r)) for r in rows)
-        s_dig.append(RangeDigest(rng, n, canonical.combine(total)))
-    return s_dig
 
 
 def _bucketed_target_digests(dst: Adapter, shape: mapping.CollectionMapping, ranges: Sequence[KeyRange],

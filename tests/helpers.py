@@ -43,3 +43,15 @@ def assert_same_records(src: Adapter, dst: Adapter, name: str) -> int:
     for left, right in zip(a, b, strict=True):
         assert canonical.canonical(left) == canonical.canonical(right), f"{name}: {left} != {right}"
     return len(a)
+
+
+async def newest_artifact(key: str) -> str:
+    """The data of the newest artifact with this key, from the test session's Prefect API."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    async with get_client() as client:
+        arts = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
+                                           limit=1, sort="CREATED_DESC")
+    assert arts, f"no artifact {key}"
+    return str(arts[0].data)

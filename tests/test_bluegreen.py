@@ -19,6 +19,7 @@ from adapters.errors import BackendError, InvalidRequest, WriteFrozen
 from adapters.registry import open_adapter
 from flows.migrate import MigrateParams, migrate
 from tests.helpers import assert_same_records, config, write_config
+from tests.helpers import newest_artifact as _artifact
 
 ITEMS = CollectionSchema("items", (
     Column("id", "integer", False), Column("name", "text"), Column("qty", "integer"),
@@ -229,17 +230,6 @@ def test_blue_green_through_router(tmp_path: Path, pg_url: str, pg_url2: str) ->
     cfg = config(cfg_path)
     with open_adapter(cfg, "dst") as dst:
         assert_model(dst, model)  # every acknowledged write, before, during and after the cutover, is on green
-
-
-async def _artifact(key: str) -> str:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-
-    async with get_client() as client:
-        arts = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
-                                           limit=1, sort="CREATED_DESC")
-    assert arts, f"no artifact {key}"
-    return str(arts[0].data)
 
 
 @pytest.mark.usefixtures("prefect_harness")

@@ -14,7 +14,8 @@ import pytest
 from adapters.registry import open_adapter
 from flows.migrate import MigrateParams, migrate
 from tests.helpers import assert_same_records, config, write_config
-from tests.test_bluegreen import _artifact, control, seed_items
+from tests.helpers import newest_artifact as _artifact
+from tests.test_bluegreen import control, seed_items
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

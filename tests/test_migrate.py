@@ -15,6 +15,7 @@ from adapters.registry import open_adapter
 from flows.demo import seed
 from flows.migrate import MigrateParams, migrate
 from tests.helpers import assert_same_records, config, write_config
+from tests.helpers import newest_artifact as _artifact
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 TABLES = ("customers", "orders", "order_items")
@@ -31,17 +32,6 @@ def _params(cfg_path: Path, source: str, target: str, **kw) -> MigrateParams:
 
 def _pointer(cfg_path: Path):
     return ControlStore(config(cfg_path).control.url.get_secret_value()).pointer()
-
-
-async def _artifact(key: str) -> str:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-
-    async with get_client() as client:
-        arts = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
-                                           limit=1, sort="CREATED_DESC")
-    assert arts, f"no artifact {key}"
-    return str(arts[0].data)
 
 
 @pytest.mark.parametrize("direction", ["pg_to_sqlite", "sqlite_to_pg", "pg_to_pg"])

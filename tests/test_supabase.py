@@ -193,7 +193,7 @@ def test_migrate_postgres_to_supabase_creates_tables_in_public_and_reports_rls(
     assert any("'orders' will be created in 'public' with row level security off" in n for n in report.notes)
     with psycopg.connect(_plain(pg_url2)) as conn:
         assert conn.execute("SELECT count(*) FROM public.orders").fetchone()[0] == 500
-    from tests.test_migrate import _artifact
+    from tests.helpers import newest_artifact as _artifact
 
     text = asyncio.run(_artifact("migrate-pg-to-sb"))
     assert "row level security off" in text

@@ -105,7 +105,7 @@ def test_firebase_users_migrate_to_supabase_with_uid_metadata_and_password_hash(
     assert bob.encrypted_password is None
     assert stored["kX9fbPhoneUid00000000000003"].data["email"] == ""
 
-    from tests.test_migrate import _artifact
+    from tests.helpers import newest_artifact as _artifact
 
     text = asyncio.run(_artifact("migrate-firebase-to-supabase"))
     assert "dropped by supabase" in text
