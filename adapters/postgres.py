@@ -58,6 +58,7 @@ class PostgresAdapter(SqlAdapter):
     def __init__(self, name: str, url: str | None, options: Any) -> None:
         super().__init__(name, url, options)
         self._methods: dict[tuple[str, tuple[str, ...]], tuple[str, ...]] = {}
+        self._hash_exprs: dict[tuple[str, tuple[str, ...]], Any] = {}  # psycopg.sql.Composable per (table, columns)
 
     @property
     def schema_name(self) -> str:  # type: ignore[override]
@@ -306,49 +307,84 @@ class PostgresAdapter(SqlAdapter):
         return copied
 
     def pushdown_methods(self, name: str, columns: Sequence[str]) -> tuple[str, ...]:
-        """The in-engine digest functions this server can apply to these columns, fastest first.
+        """The in-engine digest functions this server can apply to these columns: `column hashes`, unless the probe
+        fails (a server older than PostgreSQL 11 has no extended hash functions), and then the client digests.
 
-        `hash_record_extended` (PostgreSQL ≥ 14) hashes each field with its type's own hash (numbers by value, jsonb
-        by content), about 3× faster than hashing the row's text; it needs an extended hash function for every
-        column's type (json, xml, point… have none). `row text` (hashtextextended of ROW(…)::text) works everywhere."""
+        `column hashes` hashes each field with its type's own extended hash function (numbers by value, jsonb by
+        content, timestamptz as its UTC instant), seeded by the field's position, and XORs them; a type without one of
+        its own (json, bool, varchar, arrays, domains…) hashes its text. No row is formed or printed: ~1.5× faster
+        than hash_record_extended of the row, ~3× faster than hashing the row's text."""
         from psycopg import errors, sql
 
         key = (name, tuple(columns))
         if key not in self._methods:
-            probe = sql.SQL("SELECT hash_record_extended(ROW({}), 0) FROM (SELECT 1) AS one "
-                            "LEFT JOIN (SELECT {} FROM {} LIMIT 0) AS s ON true").format(
-                sql.SQL(", ").join(sql.Identifier("s", c) for c in columns),
-                sql.SQL(", ").join(sql.Identifier(c) for c in columns), sql.Identifier(self.schema_name, name))
             raw = self._raw()
             try:
                 with self._errors(), raw.driver_connection.cursor() as cur:
                     try:
-                        cur.execute(probe)
-                        cur.fetchall()
-                        self._methods[key] = ("hash_record", "row text")
-                    except errors.UndefinedFunction:  # PostgreSQL < 14, or a type without an extended hash
-                        self._methods[key] = ("row text",)
+                        expr = self._column_hashes(cur, name, columns)
+                        cur.execute(sql.SQL("SELECT {} FROM {} LIMIT 0").format(expr, self._qualified(name)))
+                        self._methods[key] = ("column hashes",)
+                        self._hash_exprs[key] = expr
+                    except (errors.UndefinedFunction, errors.UndefinedObject, errors.DatatypeMismatch):
+                        self._methods[key] = ()
                     raw.driver_connection.rollback()
             finally:
                 raw.close()
         return self._methods[key]
 
-    def pushdown_digests(self, name: str, ranges: Sequence[KeyRange], columns: Sequence[str],
-                         method: str = "row text") -> list[RangeDigest]:
+    def _qualified(self, name: str):  # type: ignore[no-untyped-def]
         from psycopg import sql
 
-        table = sql.Identifier(self.schema_name, name)
-        fields = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
-        if method == "hash_record":
-            row_hash = sql.SQL("hash_record_extended(ROW({}), 0)").format(fields)
-        elif method == "row text":
-            row_hash = sql.SQL("hashtextextended(ROW({})::text, 0)").format(fields)
-        else:
+        return sql.Identifier(self.schema_name, name)
+
+    def _column_hashes(self, cur: Any, name: str, columns: Sequence[str]):  # type: ignore[no-untyped-def]
+        """XOR over the columns of coalesce(hash(value, seed), seed), seed = 1 + the column's position in `columns`.
+        The hash function is the default hash operator class's extended support function (number 2) when it takes
+        the column's own type, as hash_record_extended would pick it."""
+        from psycopg import sql
+
+        cur.execute(
+            "SELECT a.attname, t.typname, n.nspname, f.proname FROM pg_attribute a "
+            "JOIN pg_type t ON t.oid = a.atttypid "
+            "LEFT JOIN pg_opclass c ON c.opcmethod = (SELECT oid FROM pg_am WHERE amname = 'hash') "
+            "     AND c.opcdefault AND c.opcintype = a.atttypid "
+            "LEFT JOIN pg_amproc p ON p.amprocfamily = c.opcfamily AND p.amprocnum = 2 "
+            "     AND p.amproclefttype = a.atttypid AND p.amprocrighttype = a.atttypid "
+            "LEFT JOIN pg_proc f ON f.oid = p.amproc AND f.proargtypes[0] = a.atttypid "
+            "LEFT JOIN pg_namespace n ON n.oid = f.pronamespace "
+            "WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped",
+            (sql.Identifier(self.schema_name, name).as_string(cur),))
+        found = {attname: (typname, nsp, fn) for attname, typname, nsp, fn in cur.fetchall()}
+        parts = []
+        for seed, column in enumerate(columns, start=1):
+            typname, nsp, fn = found[column]
+            value, s = sql.Identifier(column), sql.Literal(seed)
+            if typname == "timestamptz":  # its hash family's function takes timestamp: hash the UTC instant
+                h = sql.SQL("pg_catalog.timestamp_hash_extended({} AT TIME ZONE 'UTC', {})").format(value, s)
+            elif fn is not None:
+                h = sql.SQL("{}({}, {})").format(sql.Identifier(nsp, fn), value, s)
+            else:  # the text form; the digest's session fixes every setting the output functions read
+                h = sql.SQL("pg_catalog.hashtextextended({}::text, {})").format(value, s)
+            parts.append(sql.SQL("coalesce({}, {})").format(h, s))
+        return sql.SQL(" # ").join(parts)
+
+    def pushdown_digests(self, name: str, ranges: Sequence[KeyRange], columns: Sequence[str],
+                         method: str = "column hashes") -> list[RangeDigest]:
+        from psycopg import sql
+
+        if method != "column hashes":
             raise ValueError(f"unknown digest method {method!r}")
+        table = self._qualified(name)
         out = []
         raw = self._raw()
         try:
             with self._errors(), raw.driver_connection.cursor() as cur:
+                # Text forms must not depend on the server's, the database's or the role's defaults: both sides print alike.
+                cur.execute("SELECT set_config('TimeZone', 'UTC', true), set_config('DateStyle', 'ISO, YMD', true), "
+                            "set_config('IntervalStyle', 'postgres', true), "
+                            "set_config('extra_float_digits', '1', true), set_config('bytea_output', 'hex', true)")
+                row_hash = self._hash_exprs.get((name, tuple(columns))) or self._column_hashes(cur, name, columns)
                 for rng in ranges:
                     where, _ = self._range_sql(name, rng)
                     cur.execute(sql.SQL(  # sum(bigint) adds in 128 bits and returns numeric: exact, no overflow

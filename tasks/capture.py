@@ -191,8 +191,9 @@ def _pushdown_columns(src: Adapter, dst: Adapter, name: str) -> list[str] | None
 def digest_pair(src: Adapter, dst: Adapter, name: str, ranges: Sequence[KeyRange]
                 ) -> tuple[list[RangeDigest], list[RangeDigest], str]:
     columns = _pushdown_columns(src, dst, name)
-    if columns is not None:
-        function, label = pushdown_function(src, dst, name, columns)
+    found = pushdown_function(src, dst, name, columns) if columns is not None else None
+    if columns is not None and found is not None:
+        function, label = found
         return (src.pushdown_digests(name, ranges, columns, function),
                 dst.pushdown_digests(name, ranges, columns, function), label)
     return src.digests(name, ranges), dst.digests(name, ranges), "canonical records (client)"

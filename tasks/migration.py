@@ -282,8 +282,9 @@ def digest_method(src: Adapter, dst: Adapter, s_schema: CollectionSchema, t_sche
                   shape: mapping.CollectionMapping, excluded: Sequence[str]) -> tuple[str, str | None]:
     """How both sides of a collection are digested: (label for the report, in-engine function or None)."""
     if _pushdown_family(src, dst, s_schema, t_schema, shape, excluded):
-        function, label = pushdown_function(src, dst, s_schema.name, sorted(s_schema.names))
-        return label, function
+        found = pushdown_function(src, dst, s_schema.name, sorted(s_schema.names))
+        if found is not None:
+            return found[1], found[0]
     if excluded:
         return f"canonical records (client) without {', '.join(excluded)}", None
     if not shape.identity:
@@ -291,11 +292,12 @@ def digest_method(src: Adapter, dst: Adapter, s_schema: CollectionSchema, t_sche
     return "canonical records (client)", None
 
 
-def pushdown_function(src: Adapter, dst: Adapter, name: str, columns: Sequence[str]) -> tuple[str, str]:
-    """The fastest in-engine digest function both engines apply to these columns, and its label for the report."""
+def pushdown_function(src: Adapter, dst: Adapter, name: str, columns: Sequence[str]) -> tuple[str, str] | None:
+    """The fastest in-engine digest function both engines apply to these columns, and its label for the report; None
+    when they share none (the digests are then made on the client)."""
     theirs = dst.pushdown_methods(name, columns)
-    function = next(m for m in src.pushdown_methods(name, columns) if m in theirs)
-    return function, f"in-engine ({src.capabilities.digest_pushdown}, {function})"
+    function = next((m for m in src.pushdown_methods(name, columns) if m in theirs), None)
+    return None if function is None else (function, f"in-engine ({src.capabilities.digest_pushdown}, {function})")
 
 
 @task(**RETRYABLE)
