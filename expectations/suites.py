@@ -116,44 +116,65 @@ def validate(evidence: Sequence[CollectionEvidence]) -> ValidationResult:
 
 
 def validate_here(tables: dict[str, list[dict]]) -> ValidationResult:
-    """Run the three suites in this process. Imports GX lazily: it is slow to import."""
-    logging.getLogger("great_expectations").setLevel(logging.ERROR)
-    import great_expectations as gx
-    import pandas as pd
-    from great_expectations.data_context.types.base import ProgressBarsConfig
+    """Run the three suites in this process. GX is imported, and its context, assets and suites are built, on the first
+    call only (see `_Gate`)."""
+    global _GATE
+    with _GATE_LOCK:
+        if _GATE is None:
+            _GATE = _Gate()
+        return _GATE.run(tables)
 
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    source = context.data_sources.add_pandas("shiftover")
-    frames = {name: pd.DataFrame(tables[name], columns=cols) for name, cols in _COLUMNS.items()}
 
-    plan = [
-        ("record_counts", ["collection"], [
-            gx.expectations.ExpectColumnPairValuesToBeEqual(column_A="source_rows", column_B="target_rows"),
-            gx.expectations.ExpectColumnValuesToBeUnique(column="collection"),
-        ]),
-        ("integrity", ["collection", "key_range"], [
-            gx.expectations.ExpectColumnPairValuesToBeEqual(column_A="source_count", column_B="target_count"),
-            gx.expectations.ExpectColumnPairValuesToBeEqual(column_A="source_digest", column_B="target_digest"),
-            gx.expectations.ExpectColumnValuesToNotBeNull(column="source_digest"),
-        ]),
-        ("schema", ["collection", "column"], [
-            gx.expectations.ExpectColumnPairValuesToBeEqual(column_A="source_type", column_B="target_type"),
-        ]),
-    ]
-    outcomes: list[ExpectationOutcome] = []
-    for name, index_cols, expectations in plan:
-        frame = frames[name]
-        batch = source.add_dataframe_asset(name=name).add_batch_definition_whole_dataframe("all").get_batch(
-            batch_parameters={"dataframe": frame})
-        suite = context.suites.add(gx.ExpectationSuite(name=name))
-        for exp in expectations:
-            suite.add_expectation(exp)
-        result = batch.validate(suite, result_format={"result_format": "COMPLETE",
-                                                      "unexpected_index_column_names": index_cols})
-        for r in result.results:
-            outcomes.append(_outcome(name, r, index_cols, len(frame)))
-    return ValidationResult(tuple(outcomes))
+class _Gate:
+    """GX's ephemeral context with one pandas asset and one suite per table, built once per process: building them
+    costs more than validating the few hundred rows of a gate, and each validation only brings new dataframes."""
+
+    def __init__(self) -> None:
+        logging.getLogger("great_expectations").setLevel(logging.ERROR)
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        context = gx.get_context(mode="ephemeral")
+        context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        source = context.data_sources.add_pandas("shiftover")
+        plan = [
+            ("record_counts", ["collection"], [
+                gx.expectations.ExpectColumnPairValuesToBeEqual(column_A="source_rows", column_B="target_rows"),
+                gx.expectations.ExpectColumnValuesToBeUnique(column="collection"),
+            ]),
+            ("integrity", ["collection", "key_range"], [
+                gx.expectations.ExpectColumnPairValuesToBeEqual(column_A="source_count", column_B="target_count"),
+                gx.expectations.ExpectColumnPairValuesToBeEqual(column_A="source_digest", column_B="target_digest"),
+                gx.expectations.ExpectColumnValuesToNotBeNull(column="source_digest"),
+            ]),
+            ("schema", ["collection", "column"], [
+                gx.expectations.ExpectColumnPairValuesToBeEqual(column_A="source_type", column_B="target_type"),
+            ]),
+        ]
+        self._checks = []
+        for name, index_cols, expectations in plan:
+            batches = source.add_dataframe_asset(name=name).add_batch_definition_whole_dataframe("all")
+            suite = context.suites.add(gx.ExpectationSuite(name=name))
+            for exp in expectations:
+                suite.add_expectation(exp)
+            self._checks.append((name, index_cols, batches, suite))
+
+    def run(self, tables: dict[str, list[dict]]) -> ValidationResult:
+        import pandas as pd
+
+        outcomes: list[ExpectationOutcome] = []
+        for name, index_cols, batches, suite in self._checks:
+            frame = pd.DataFrame(tables[name], columns=_COLUMNS[name])
+            batch = batches.get_batch(batch_parameters={"dataframe": frame})
+            result = batch.validate(suite, result_format={"result_format": "COMPLETE",
+                                                          "unexpected_index_column_names": index_cols})
+            for r in result.results:
+                outcomes.append(_outcome(name, r, index_cols, len(frame)))
+        return ValidationResult(tuple(outcomes))
+
+
+_GATE: _Gate | None = None
+_GATE_LOCK = threading.Lock()
 
 
 class _Worker:
@@ -234,7 +255,10 @@ def _serve() -> None:
     stdout, anything GX prints goes to stderr."""
     replies, sys.stdout = sys.stdout, sys.stderr
     os.nice(int(sys.argv[1]) if len(sys.argv) > 1 else 0)
-    import great_expectations  # noqa: F401 - the point of the worker: paid once, before the first request
+    global _GATE
+    _GATE = _Gate()  # the point of the worker: GX imported and set up once, before the first request,
+    _GATE.run({"record_counts": [{"collection": "warm-up", "source_rows": 0, "target_rows": 0}],  # and run once
+               "integrity": [], "schema": []})
 
     for line in sys.stdin:
         try:
