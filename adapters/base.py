@@ -158,6 +158,8 @@ class Adapter(abc.ABC):
 
     kind: ClassVar[str]
     capabilities: ClassVar[Capabilities]
+    # Modules the adapter imports on first use (drivers, dialects); `registry.preload` imports them ahead of time.
+    driver_modules: ClassVar[tuple[str, ...]] = ()
 
     class Options(BaseModel):
         """Provider options from backends.yaml; adapters extend this."""

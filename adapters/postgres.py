@@ -22,7 +22,7 @@ from pydantic import Field
 from sqlalchemy.dialects import postgresql as pg
 
 from adapters import canonical
-from adapters.base import Adapter, Capabilities, Change, Column, Key, KeyRange, RangeDigest
+from adapters.base import Adapter, Capabilities, Change, CollectionSchema, Column, Key, KeyRange, RangeDigest
 from adapters.errors import (
     AuthenticationFailed,
     BackendError,
@@ -41,8 +41,19 @@ FAMILY = "postgresql"
 _TEXTUAL = (sa.String, sa.Text)
 
 
+# (server url without password, schema, table) → (fingerprint, reflected schema); see PostgresAdapter.schema.
+_REFLECTED: dict[tuple[str, str, str], tuple[str, CollectionSchema]] = {}
+_FINGERPRINT = sa.text(
+    "SELECT md5(c.oid::text || '|' || string_agg(a.attnum || ':' || a.attname || ':' || a.atttypid || ':' || "
+    "format_type(a.atttypid, a.atttypmod) || ':' || a.attnotnull, ',' ORDER BY a.attnum) || '|' || coalesce((SELECT p.conkey::text "
+    "FROM pg_constraint p WHERE p.conrelid = c.oid AND p.contype = 'p'), '')) "
+    "FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+    "WHERE c.oid = to_regclass(:table) GROUP BY c.oid")
+
+
 class PostgresAdapter(SqlAdapter):
     kind = "postgresql"
+    driver_modules = ("psycopg", "sqlalchemy.dialects.postgresql.psycopg")
     capabilities = Capabilities(
         transactions=True, bulk_copy=FAMILY, digest_pushdown=FAMILY, engine_freeze=True,
         change_feed="updated_at column", capture="row triggers into a change-log table",
@@ -63,6 +74,28 @@ class PostgresAdapter(SqlAdapter):
     @property
     def schema_name(self) -> str:  # type: ignore[override]
         return self.options.db_schema
+
+    def schema(self, name: str) -> CollectionSchema:
+        """The table's schema; reflected once per process and table shape. Reflection through SQLAlchemy's inspector
+        takes tens of milliseconds and every task opens its own adapter, so the reflected schema is shared by the
+        adapters of this process for as long as a one-query fingerprint of the table's columns and key is unchanged."""
+        if name in self._schemas:
+            return self._schemas[name]
+        with self._conn() as conn:
+            fingerprint = conn.execute(_FINGERPRINT, {"table": self._qualified_text(name)}).scalar()
+        key = (self.engine.url.render_as_string(hide_password=True), self.schema_name, name)
+        known = _REFLECTED.get(key)
+        if fingerprint is not None and known is not None and known[0] == fingerprint:
+            self._schemas[name] = known[1]
+            return known[1]
+        result = super().schema(name)  # raises CollectionNotFound for a missing table
+        if fingerprint is not None:
+            _REFLECTED[key] = (fingerprint, result)
+        return result
+
+    def _qualified_text(self, name: str) -> str:
+        prep = self.engine.dialect.identifier_preparer
+        return f"{prep.quote_identifier(self.schema_name)}.{prep.quote_identifier(name)}"
 
     def _password(self) -> list[str]:
         try:

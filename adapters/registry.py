@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from adapters.errors import ConfigInvalid, DriverMissing, ProviderNotFound
+from adapters.errors import BackendError, ConfigInvalid, DriverMissing, ProviderNotFound
 
 if TYPE_CHECKING:
     from adapters.base import Adapter
@@ -55,6 +56,18 @@ def open_adapter(config: Config, name: str) -> Adapter:
     cls = adapter_class(provider.kind)
     url = provider.url.get_secret_value() if provider.url is not None else None
     return cls(name, url, cls.Options.model_validate(provider.options))
+
+
+def preload(kinds: Iterable[str]) -> None:
+    """Import the adapters of these kinds and their drivers now (a command that is about to use them runs this while
+    it waits for something else, such as Prefect's API starting). Problems are left for the adapter's own use to
+    report, with its BACKEND_ code."""
+    for kind in kinds:
+        try:
+            for module in adapter_class(kind).driver_modules:
+                importlib.import_module(module)
+        except (BackendError, ImportError):
+            continue
 
 
 def provider_config(config: Config, name: str) -> ProviderConfig:

@@ -104,6 +104,10 @@ def migrate(
         from expectations.suites import prewarm
 
         prewarm(yield_cpu=False)  # GX's import (seconds) overlaps the Prefect API's start-up instead of the copy
+        from adapters.registry import preload  # and so do the drivers' imports
+
+        kinds = [cfg.providers[n].kind for n in (source, target) if n in cfg.providers]
+        threading.Thread(target=preload, args=(kinds,), name="shiftover-preload", daemon=True).start()
     params = MigrateParams(
         source=source, target=target, strategy=strategy.value,  # type: ignore[arg-type]
         collections=[c.strip() for c in collections.split(",") if c.strip()] if collections else None,

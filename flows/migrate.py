@@ -9,6 +9,7 @@ resumes from the chunks already copied.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import time
 import uuid
 from dataclasses import dataclass, field, replace
@@ -16,7 +17,7 @@ from typing import Literal
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import update_progress_artifact
-from prefect.futures import PrefectFuture, wait
+from prefect.futures import PrefectFuture, as_completed
 from pydantic import BaseModel, Field
 
 from adapters.config import load_config
@@ -256,25 +257,22 @@ def _copy_all(control: ControlStore, config_path: str, params: MigrateParams, ru
                                       chunk.range, batch_size, digest=True, excluded=p.excluded))
     if any(p.path == "batched upsert" for p in plans) and not _concurrent_target(config_path, params.target):
         workers = 1
-    pending: list[PrefectFuture[ChunkResult]] = []
     seconds: dict[str, float] = {}
     digests: dict[tuple[str, int], ChunkResult] = {}
 
-    def settle(futures: list[PrefectFuture[ChunkResult]]) -> None:
-        for f in futures:
-            res = f.result()
-            seconds[res.collection] = seconds.get(res.collection, 0.0) + res.seconds
-            digests[(res.collection, res.idx)] = res
+    queue = iter(todo)  # a sliding window: each finished chunk makes room for the next, no worker waits for another
+    pending: list[PrefectFuture[ChunkResult]] = [copy_chunk.submit(p) for p in itertools.islice(queue, workers)]
+    while pending:
+        finished = next(as_completed(pending))
+        pending.remove(finished)
+        res = finished.result()  # a failed chunk stops the run here, before another one starts
+        following = next(queue, None)
+        if following is not None:
+            pending.append(copy_chunk.submit(following))
+        seconds[res.collection] = seconds.get(res.collection, 0.0) + res.seconds
+        digests[(res.collection, res.idx)] = res
         if progress_id:
             update_progress_artifact(progress_id, progress=min(100.0, 100.0 * control.rows_done(run_id) / total))
-
-    for plan in todo:
-        pending.append(copy_chunk.submit(plan))
-        if len(pending) >= workers:
-            done = wait(pending, timeout=None).done
-            settle(list(done))
-            pending = [f for f in pending if f not in done]
-    settle(list(wait(pending).done) if pending else [])
     for c in report.collections:
         c.seconds = seconds.get(c.name, 0.0)
     out: list[SourceDigests | None] = []
@@ -299,7 +297,7 @@ def _record_validation(report: MigrationReport, measured: list[CollectionEvidenc
     by_name = {e.collection: e for e in measured}
     for c in report.collections:
         e = by_name[c.name]
-        c.target_rows = e.target_rows
+        c.source_rows, c.target_rows = e.source_rows, e.target_rows  # as measured in the frozen source, not as planned
         c.digests_equal = digests_equal(e)
         c.digest_method = e.digest_method
         c.mismatched_ranges = mismatched.get(c.name, [])
