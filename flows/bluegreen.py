@@ -295,7 +295,7 @@ def blue_green(params, config: Config, control: ControlStore, pointer: Pointer, 
         else:
             stop_capture(config_path, params.source, names)
             report.notes.append("copied and validated; the pointer was left where it was (--no-switch)")
-        report.status = "switched"
+        report.status = "switched" if params.switch else "validated"
         logger.info("blue-green %s → %s done", params.source, params.target)
     except BackendError as exc:
         report.status = "blocked" if isinstance(exc, CutoverBlocked) else "failed"

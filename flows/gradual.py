@@ -108,7 +108,7 @@ def gradual(params, config: Config, control: ControlStore, pointer: Pointer,  # 
             report.epoch_after, report.active_after = epoch, active
             for name in names:  # the pointer now says what the routes said
                 control.clear_route(name)
-        report.status = "switched"
+        report.status = "validated" if switched is None and not params.switch else "switched"
         logger.info("gradual %s → %s: every collection moved", params.source, params.target)
     except BackendError as exc:
         report.status = "blocked" if isinstance(exc, CutoverBlocked) else "failed"

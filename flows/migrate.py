@@ -160,7 +160,7 @@ def migrate(params: MigrateParams) -> MigrationReport:
             report.freeze_ms = (time.perf_counter() - run.frozen_at) * 1000
         report.seconds = time.perf_counter() - clock
         if run.run_id:
-            control.finish_run(run.run_id, status="succeeded" if report.status == "switched" else "failed",
+            control.finish_run(run.run_id, status="succeeded" if report.status in ("switched", "validated") else "failed",
                                summary=report.model_dump(mode="json"))
         publish_report(report)
     return report
@@ -219,7 +219,7 @@ def _immediate(control: ControlStore, config_path: str, params: MigrateParams, r
         lap("switch")
         logger.info("Cut over to %s at epoch %s", active, new_epoch)
     else:
-        report.status = "switched"
+        report.status = "validated"
         report.notes.append("copied and validated; the pointer was left where it was (--no-switch)")
 
 

@@ -35,7 +35,7 @@ class MigrationReport(BaseModel):
     source: str
     target: str
     strategy: str
-    status: str  # "switched", "dry-run", "blocked", "failed"
+    status: str  # "switched", "validated" (copied and validated, --no-switch), "dry-run", "blocked", "failed"…
     dry_run: bool = False
     collections: list[CollectionReport] = Field(default_factory=list)
     expectations: list[ExpectationReport] = Field(default_factory=list)
@@ -67,15 +67,14 @@ def artifact_key(report: MigrationReport, suffix: str = "") -> str:
 def render_markdown(r: MigrationReport) -> str:
     verdict = {
         "switched": f"**Cut over.** `{r.target}` is now the active backend (epoch {r.epoch_before} → {r.epoch_after}).",
+        "validated": f"**Copied and validated.** The pointer was left on `{r.active_after}` (epoch {r.epoch_before}), "
+                     "as asked (--no-switch).",
         "dry-run": "**Dry run.** Nothing was changed.",
         "blocked": f"**Cutover blocked.** The pointer stays on `{r.active_after}` (epoch {r.epoch_before}).",
         "failed": f"**Migration failed.** The pointer stays on `{r.active_after}` (epoch {r.epoch_before}).",
         "in-progress": f"**In progress.** Collections already moved are routed to `{r.target}`; the pointer stays on "
                        f"`{r.active_after}` until the last one moves. The next run continues.",
     }[r.status]
-    if r.status == "switched" and r.epoch_after is None:
-        verdict = (f"**Copied and validated.** The pointer was left on `{r.active_after}` (epoch {r.epoch_before}), "
-                   "as asked (--no-switch).")
     lines = [
         f"# Migration {r.source} → {r.target} ({r.strategy})",
         "",

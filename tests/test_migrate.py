@@ -329,3 +329,18 @@ def test_validation_reads_only_the_target_when_the_chunks_digested_the_frozen_so
     assert reads == []
     with open_adapter(config(cfg_path), "src") as src, open_adapter(config(cfg_path), "dst") as dst:
         assert sum(assert_same_records(src, dst, t) for t in TABLES) == 1500
+
+
+def test_no_switch_copies_validates_and_says_so(tmp_path: Path) -> None:
+    """--no-switch: the data is copied and proven equal, the pointer stays, and the report says "validated", not
+    "switched"; the run counts as succeeded."""
+    cfg_path = write_config(tmp_path, {"src": {"kind": "sqlite", "url": "sqlite:///src.db", "role": "primary"},
+                                       "dst": {"kind": "sqlite", "url": "sqlite:///dst.db"}})
+    _seeded(cfg_path, "src", 900)
+    report = migrate(_params(cfg_path, "src", "dst", switch=False))
+    assert report.status == "validated" and report.epoch_after is None
+    assert all(c.digests_equal and c.target_rows == c.source_rows for c in report.collections)
+    assert (_pointer(cfg_path).provider, _pointer(cfg_path).epoch) == ("src", 1)
+    assert ControlStore(config(cfg_path).control.url.get_secret_value()).runs(1)[0].status == "succeeded"
+    markdown = asyncio.run(_artifact("migrate-src-to-dst"))
+    assert "Copied and validated" in markdown and "Cut over" not in markdown

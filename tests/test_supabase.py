@@ -217,7 +217,7 @@ def test_migrate_storage_objects_between_projects_verified_by_checksums(
     params = MigrateParams(source="old", target="new", config_path=str(cfg), collections=["storage/docs"],
                            chunk_rows=5, switch=False)
     report = migrate(params)
-    assert report.status == "switched" and report.collections[0].digests_equal
+    assert report.status == "validated" and report.collections[0].digests_equal
     assert report.collections[0].target_rows == 12
     target = supabase_fake2.objects["docs"]
     for f in files:

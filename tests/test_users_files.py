@@ -115,7 +115,7 @@ def test_firebase_users_migrate_to_supabase_with_uid_metadata_and_password_hash(
     # a second run changes nothing and still passes: upserts by uid are idempotent
     again = migrate(MigrateParams(source="firebase", target="supabase", config_path=str(cfg), collections=[USERS],
                                   switch=False))
-    assert again.status == "switched" and again.collections[0].digests_equal and len(supabase_fake.users) == 4
+    assert again.status == "validated" and again.collections[0].digests_equal and len(supabase_fake.users) == 4
 
 
 def test_a_changed_user_blocks_the_cutover(tmp_path: Path, pg_url: str, firebase_auth: FirebaseAuthEmulator,
