@@ -290,6 +290,15 @@ class Adapter(abc.ABC):
         """Native engine-to-engine copy of one key range; only when capabilities.bulk_copy families match."""
         raise NotImplementedError(f"{self.kind} has no native bulk copy")
 
+    def create_for_bulk_copy(self, schema: CollectionSchema) -> None:
+        """Create a collection that `copy_range_from` is about to fill. An engine that builds an index faster in one
+        pass after the load than row by row during it may leave the key out here; `finish_bulk_copy` adds it."""
+        self.create_collection(schema)
+
+    def finish_bulk_copy(self, name: str) -> None:  # noqa: B027 - nothing was left out by default
+        """Add what `create_for_bulk_copy` left out of `name`, if anything. Idempotent: a resumed or later run calls it
+        again, and it does nothing to a collection it did not create."""
+
     # -- write freeze (engine-enforced where possible) ---------------------------------------------------------------
     def freeze(self, names: Sequence[str], *, reason: str) -> None:  # noqa: B027 - engines without one rely on the router
         pass

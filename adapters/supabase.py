@@ -232,6 +232,11 @@ class SupabaseAdapter(PostgresAdapter):
                 self.api.storage.create_bucket(bucket, bucket, {"public": False})
             self._bucket_ids = None
 
+    def create_for_bulk_copy(self, schema: CollectionSchema) -> None:
+        if is_users_or_files(schema.name):  # Auth and Storage are filled through their APIs, never by COPY
+            return self.create_collection(schema)
+        return super().create_for_bulk_copy(schema)
+
     def drop_collection(self, name: str) -> None:
         if name == USERS:
             raise InvalidRequest("Shiftover does not delete every user of a Supabase project",

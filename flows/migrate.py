@@ -31,6 +31,7 @@ from tasks.migration import (
     SourceDigests,
     copy_chunk,
     digests_equal,
+    finish_target,
     freeze_source,
     measure_collection,
     plan_collections,
@@ -196,7 +197,8 @@ def _immediate(control: ControlStore, config_path: str, params: MigrateParams, r
     lap = _Lap(report, run.frozen_at)
     report.frozen_engine = freeze_source(config_path, params.source, run.frozen, run.run_id,
                                          f"migration {run.run_id} to {params.target}")
-    prepare_target(config_path, params.target, [p.schema for p in plans])
+    bulk = [p.name for p in plans if p.path == "binary COPY"]
+    prepare_target(config_path, params.target, [p.schema for p in plans], bulk)
     lap("freeze")
     workers = params.workers or load_config(config_path).migration.workers
     # A resumed run copies and measures the chunks it planned first, whatever key boundaries were planned now.
@@ -205,6 +207,9 @@ def _immediate(control: ControlStore, config_path: str, params: MigrateParams, r
     # The source is frozen from here on: each chunk digests its source range as it copies it.
     early = _copy_all(control, config_path, params, run.run_id, plans, batch_size, workers, report)
     lap("copy")
+    if bulk:
+        finish_target(config_path, params.target, bulk)
+        lap("index")
     result = validate_target(control, config_path, params, run.run_id, plans, report, early)
     lap("validate")
     if not result.success:

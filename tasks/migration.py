@@ -133,17 +133,35 @@ def unfreeze_source(config_path: str, source: str, collections: Sequence[str]) -
 
 
 @task(**RETRYABLE)
-def prepare_target(config_path: str, target: str, schemas: Sequence[CollectionSchema]) -> list[str]:
-    """Create the target collections that do not exist yet; returns the ones created."""
+def prepare_target(config_path: str, target: str, schemas: Sequence[CollectionSchema],
+                   bulk: Sequence[str] = ()) -> list[str]:
+    """Create the target collections that do not exist yet; returns the ones created. Those named in `bulk` are about
+    to be filled by the engine's bulk copy and may be created without their key (`finish_target` adds it). One
+    that an interrupted bulk copy left without its key gets it now unless this run bulk-copies it again."""
     config = load_config(config_path)
     created = []
     with open_adapter(config, target) as dst:
         existing = set(dst.collections())
         for schema in schemas:
-            if schema.name not in existing:
+            if schema.name in existing:
+                if schema.name not in bulk:
+                    dst.finish_bulk_copy(schema.name)
+            elif schema.name in bulk:
+                dst.create_for_bulk_copy(schema)
+                created.append(schema.name)
+            else:
                 dst.create_collection(schema)
                 created.append(schema.name)
     return created
+
+
+@task(**RETRYABLE)
+def finish_target(config_path: str, target: str, names: Sequence[str]) -> None:
+    """After the bulk copy: add the keys that `prepare_target` left out (one sorted index build per table)."""
+    config = load_config(config_path)
+    with open_adapter(config, target) as dst:
+        for name in names:
+            dst.finish_bulk_copy(name)
 
 
 def pause_point(name: str) -> None:

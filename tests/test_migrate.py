@@ -61,6 +61,12 @@ def test_migration_copies_every_value_and_switches(tmp_path: Path, pg_url: str, 
     if direction == "pg_to_pg":
         assert {c.path for c in report.collections} == {"binary COPY"}
         assert all(c.digest_method == "in-engine (postgresql, column hashes)" for c in report.collections)
+        assert list(report.phase_seconds) == ["plan", "freeze", "copy", "index", "validate", "switch"]
+        with sa.create_engine(providers["dst"]["url"]).connect() as conn:  # keys built after the load, markers gone
+            assert conn.exec_driver_sql("SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
+                                        "WHERE i.indisprimary AND c.relname = ANY(%(t)s)", {"t": list(TABLES)}).scalar() == 3
+            assert conn.exec_driver_sql("SELECT count(obj_description(oid, 'pg_class')) FROM pg_class "
+                                        "WHERE relname = ANY(%(t)s)", {"t": list(TABLES)}).scalar() == 0
     markdown = asyncio.run(_artifact("migrate-src-to-dst"))
     assert "Is my data all there?" in markdown and "| orders | 1,000 | 1,000 | yes |" in markdown
     table = asyncio.run(_artifact("migrate-src-to-dst-table"))
@@ -344,3 +350,48 @@ def test_no_switch_copies_validates_and_says_so(tmp_path: Path) -> None:
     assert ControlStore(config(cfg_path).control.url.get_secret_value()).runs(1)[0].status == "succeeded"
     markdown = asyncio.run(_artifact("migrate-src-to-dst"))
     assert "Copied and validated" in markdown and "Cut over" not in markdown
+
+
+def test_interrupted_bulk_copy_leaves_the_key_to_the_rerun(tmp_path: Path, pg_url: str, pg_url2: str,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """PG → PG creates the target without its primary key and builds it after the load. A run that stops half-way
+    leaves the keyless, marked table and the pointer where it was; the re-run finishes the copy, builds the key and
+    switches."""
+    from adapters.errors import InvalidRequest
+    from adapters.postgres import PostgresAdapter
+
+    cfg_path = write_config(tmp_path, {"src": {"kind": "postgresql", "url": pg_url, "role": "primary"},
+                                       "dst": {"kind": "postgresql", "url": pg_url2}})
+    with sa.create_engine(pg_url).begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE items (id bigint PRIMARY KEY, qty integer NOT NULL)")
+        conn.exec_driver_sql("INSERT INTO items SELECT g, g %% 50 FROM generate_series(1, 5000) AS g")
+    original, calls = PostgresAdapter.copy_range_from, []
+
+    def third_fails(self, source, name, rng):  # type: ignore[no-untyped-def]
+        calls.append(rng)
+        if len(calls) == 3:
+            raise InvalidRequest("injected: the third chunk fails", provider=self.name)
+        return original(self, source, name, rng)
+
+    monkeypatch.setattr(PostgresAdapter, "copy_range_from", third_fails)
+    with pytest.raises(MigrationFailed):
+        migrate(_params(cfg_path, "src", "dst", workers=1))
+    monkeypatch.undo()
+    assert (_pointer(cfg_path).provider, _pointer(cfg_path).epoch) == ("src", 1)
+    dst_engine = sa.create_engine(pg_url2)
+    key_sql = ("SELECT count(*) FROM pg_index WHERE indisprimary AND indrelid = 'items'::regclass")
+    with dst_engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM items").scalar() == 1400  # two chunks of 700
+        assert conn.exec_driver_sql(key_sql).scalar() == 0
+        assert conn.exec_driver_sql("SELECT obj_description('items'::regclass, 'pg_class')").scalar().startswith(
+            "shiftover: primary key added after the bulk copy")
+    report = migrate(_params(cfg_path, "src", "dst"))
+    assert report.status == "switched" and "index" in report.phase_seconds
+    with dst_engine.connect() as conn:
+        assert conn.exec_driver_sql(key_sql).scalar() == 1
+        assert conn.exec_driver_sql("SELECT obj_description('items'::regclass, 'pg_class')").scalar() is None
+    dst_engine.dispose()
+    cfg = config(cfg_path)
+    with open_adapter(cfg, "src") as src, open_adapter(cfg, "dst") as dst:
+        assert assert_same_records(src, dst, "items") == 5000
+        assert dst.schema("items").key == ("id",)
