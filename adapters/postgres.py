@@ -418,7 +418,7 @@ class PostgresAdapter(SqlAdapter):
         from psycopg import sql
 
         cur.execute(
-            "SELECT a.attname, t.typname, n.nspname, f.proname FROM pg_attribute a "
+            "SELECT a.attname, t.typname, n.nspname, f.proname, a.attnotnull FROM pg_attribute a "
             "JOIN pg_type t ON t.oid = a.atttypid "
             "LEFT JOIN pg_opclass c ON c.opcmethod = (SELECT oid FROM pg_am WHERE amname = 'hash') "
             "     AND c.opcdefault AND c.opcintype = a.atttypid "
@@ -428,18 +428,21 @@ class PostgresAdapter(SqlAdapter):
             "LEFT JOIN pg_namespace n ON n.oid = f.pronamespace "
             "WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped",
             (sql.Identifier(self.schema_name, name).as_string(cur),))
-        found = {attname: (typname, nsp, fn) for attname, typname, nsp, fn in cur.fetchall()}
+        found = {row[0]: row[1:] for row in cur.fetchall()}
         parts = []
         for seed, column in enumerate(columns, start=1):
-            typname, nsp, fn = found[column]
+            typname, nsp, fn, not_null = found[column]
             value, s = sql.Identifier(column), sql.Literal(seed)
             if typname == "timestamptz":  # its hash family's function takes timestamp: hash the UTC instant
                 h = sql.SQL("pg_catalog.timestamp_hash_extended({} AT TIME ZONE 'UTC', {})").format(value, s)
+            elif typname == "bool":  # its hash family's function takes "char"
+                h = sql.SQL("pg_catalog.hashint4extended({}::integer, {})").format(value, s)
             elif fn is not None:
                 h = sql.SQL("{}({}, {})").format(sql.Identifier(nsp, fn), value, s)
             else:  # the text form; the digest's session fixes every setting the output functions read
                 h = sql.SQL("pg_catalog.hashtextextended({}::text, {})").format(value, s)
-            parts.append(sql.SQL("coalesce({}, {})").format(h, s))
+            # NULL hashes as the seed; a NOT NULL column skips the coalesce (a nullable twin computes the same values)
+            parts.append(h if not_null else sql.SQL("coalesce({}, {})").format(h, s))
         return sql.SQL(" # ").join(parts)
 
     def pushdown_digests(self, name: str, ranges: Sequence[KeyRange], columns: Sequence[str],

@@ -149,7 +149,8 @@ def main() -> None:
         assert report["status"] == "switched", report
         settle(our_dst)
         rounds.append((pipe_s / flow_s, pipe_s, flow_s, wall, rss, report))
-        print(f"round {n}: pipe {pipe_s:.2f} s, flow {flow_s:.2f} s, ratio {pipe_s / flow_s:.2f}")
+        print(f"round {n}: pipe {pipe_s:.2f} s, flow {flow_s:.2f} s, ratio {pipe_s / flow_s:.2f}  (phases: "
+              + " · ".join(f"{k} {v:.2f}" for k, v in report.get("phase_seconds", {}).items()) + ")")
     # The median round by ratio: a single run on a shared 2-core machine swings by ±20 %.
     _, pipe_s, flow_s, wall, rss, report = sorted(rounds, key=lambda r: r[0])[len(rounds) // 2]
     rss = {k: max(r[4][k] for r in rounds) for k in rss}
