@@ -47,8 +47,8 @@ _KEY_LATER = "shiftover: primary key added after the bulk copy: "
 _REFLECTED: dict[tuple[str, str, str], tuple[str, CollectionSchema]] = {}
 _FINGERPRINT = sa.text(
     "SELECT md5(c.oid::text || '|' || string_agg(a.attnum || ':' || a.attname || ':' || a.atttypid || ':' || "
-    "format_type(a.atttypid, a.atttypmod) || ':' || a.attnotnull, ',' ORDER BY a.attnum) || '|' || coalesce((SELECT p.conkey::text "
-    "FROM pg_constraint p WHERE p.conrelid = c.oid AND p.contype = 'p'), '')) "
+    "format_type(a.atttypid, a.atttypmod) || ':' || a.attnotnull, ',' ORDER BY a.attnum) || '|' || "
+    "coalesce((SELECT p.conkey::text FROM pg_constraint p WHERE p.conrelid = c.oid AND p.contype = 'p'), '')) "
     "FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
     "WHERE c.oid = to_regclass(:table) GROUP BY c.oid")
 
@@ -384,9 +384,9 @@ class PostgresAdapter(SqlAdapter):
         fails (a server older than PostgreSQL 11 has no extended hash functions), and then the client digests.
 
         `column hashes` hashes each field with its type's own extended hash function (numbers by value, jsonb by
-        content, timestamptz as its UTC instant), seeded by the field's position, and XORs them; a type without one of
-        its own (json, bool, varchar, arrays, domains…) hashes its text. No row is formed or printed: ~1.5× faster
-        than hash_record_extended of the row, ~3× faster than hashing the row's text."""
+        content, timestamptz as its UTC instant, booleans as integers), seeded by the field's position, and XORs them;
+        a type without one of its own (json, varchar, arrays, enums…) hashes its text. No row is formed or printed:
+        ~1.5× faster than hash_record_extended of the row, ~3× faster than hashing the row's text."""
         from psycopg import errors, sql
 
         key = (name, tuple(columns))
@@ -456,7 +456,7 @@ class PostgresAdapter(SqlAdapter):
         raw = self._raw()
         try:
             with self._errors(), raw.driver_connection.cursor() as cur:
-                # Text forms must not depend on the server's, the database's or the role's defaults: both sides print alike.
+                # Text forms must not depend on the server's, database's or role's defaults: both sides print alike.
                 cur.execute("SELECT set_config('TimeZone', 'UTC', true), set_config('DateStyle', 'ISO, YMD', true), "
                             "set_config('IntervalStyle', 'postgres', true), "
                             "set_config('extra_float_digits', '1', true), set_config('bytea_output', 'hex', true)")

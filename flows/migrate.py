@@ -161,7 +161,8 @@ def migrate(params: MigrateParams) -> MigrationReport:
             report.freeze_ms = (time.perf_counter() - run.frozen_at) * 1000
         report.seconds = time.perf_counter() - clock
         if run.run_id:
-            control.finish_run(run.run_id, status="succeeded" if report.status in ("switched", "validated") else "failed",
+            succeeded = report.status in ("switched", "validated")
+            control.finish_run(run.run_id, status="succeeded" if succeeded else "failed",
                                summary=report.model_dump(mode="json"))
         publish_report(report)
     return report
