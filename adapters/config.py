@@ -7,6 +7,7 @@ Relative SQLite paths are resolved against the directory of the configuration fi
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 from pathlib import Path
@@ -56,6 +57,19 @@ class HealthPolicy(_Strict):
     availability: float = Field(0.99, ge=0, le=1, description="required share of successful probes over the window")
     window_s: float = Field(300, gt=0)
     canary: bool = Field(False, description="write/read/delete a canary record in each probe")
+    history_days: float = Field(30, ge=0, description="probes older than this are deleted as new ones are recorded; "
+                                "0 keeps every probe")
+
+    @model_validator(mode="after")
+    def _history_covers_window(self) -> HealthPolicy:
+        if self.history_days and self.history_days * 86_400 < self.window_s:
+            raise ValueError(f"history_days ({self.history_days:g}) keeps less than window_s ({self.window_s:g} s) "
+                             "of probes: raise it, or set 0 to keep every probe")
+        return self
+
+    def kept(self) -> dt.timedelta | None:
+        """How long probes are kept; None: for ever."""
+        return dt.timedelta(days=self.history_days) if self.history_days else None
 
 
 class FailoverPolicy(_Strict):

@@ -400,10 +400,15 @@ class ControlStore:
                                "phase": r.phase} for r in rows}
 
     # -- health history -----------------------------------------------------------------------------------------------------
-    def record_probe(self, result: ProbeResult) -> None:
+    def record_probe(self, result: ProbeResult, *, kept: dt.timedelta | None = None) -> None:
+        """Store a probe; with `kept` (health.history_days), the provider's probes older than that go in the same
+        transaction, so the history stays bounded however long `shiftover serve` runs."""
         with self._tx() as conn:
             conn.execute(sa.insert(probes_t).values(provider=result.provider, at=result.at, ok=result.ok,
                                                     latency_ms=result.latency_ms, error=result.error))
+            if kept is not None:
+                conn.execute(sa.delete(probes_t).where(probes_t.c.provider == result.provider,
+                                                       probes_t.c.at < result.at - kept))
 
     def probes(self, provider: str, *, since: dt.datetime | None = None, limit: int = 1000) -> list[ProbeResult]:
         stmt = sa.select(probes_t).where(probes_t.c.provider == provider).order_by(probes_t.c.at.desc()).limit(limit)

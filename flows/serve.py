@@ -48,7 +48,7 @@ class Monitor:
         pointer = self.control.ensure_pointer(self.config.primary())
         result = probe_with_timeout(self.config, pointer.provider, timeout_s=self.config.health.timeout_s,
                                     canary=False)
-        self.control.record_probe(result)
+        self.control.record_probe(result, kept=self.config.health.kept())
         if not self.policy.observe(result, pointer):
             return None
         reason = (f"automatic: {self.policy.failures} consecutive failed probes of {pointer.provider} "
@@ -68,7 +68,7 @@ class Monitor:
         if self.config.failover.failback != "automatic" or pointer.provider == preferred:
             return None
         probe = probe_with_timeout(self.config, preferred, timeout_s=self.config.health.timeout_s, canary=False)
-        self.control.record_probe(probe)
+        self.control.record_probe(probe, kept=self.config.health.kept())
         self.policy.observe_preferred(probe)
         target = self.policy.failback_due(pointer, now())
         if target is None:

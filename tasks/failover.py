@@ -64,7 +64,7 @@ def rank_candidates(config: Config, control: ControlStore, active: str, only: st
                                                             canary=False), names))
     out = []
     for probe in probes:
-        control.record_probe(probe)
+        control.record_probe(probe, kept=config.health.kept())
         out.append(Candidate(probe.provider, rank(config, probe.provider), probe.ok, probe.latency_ms,
                              control.lag_s(active, probe.provider), probe.error))
     return sorted(out, key=lambda c: (not c.healthy, c.rank, float("inf") if c.lag_s is None else c.lag_s))

@@ -93,7 +93,7 @@ def judge(result: ProbeResult, history: list[ProbeResult], policy: HealthPolicy)
 
 def assess(config: Config, control: ControlStore, result: ProbeResult, active: str) -> ProviderHealth:
     """Record the probe, judge the state over the window, store it and emit an event if it changed."""
-    control.record_probe(result)
+    control.record_probe(result, kept=config.health.kept())
     since = result.at - dt.timedelta(seconds=config.health.window_s)
     history = control.probes(result.provider, since=since, limit=100_000)
     status, uptime = judge(result, history, config.health)

@@ -35,6 +35,7 @@ control: {url: "sqlite:///data/control.db"}
     ("providers:\n  a: {kind: sqlite, url: 'sqlite:///a.db'}\nfailover: {consecutive_failures: 0}\n",
      "failover.consecutive_failures"),
     ("providers:\n  a: {kind: sqlite, url: 'sqlite:///a.db'}\nhealth: {error_rate: 3}\n", "health.error_rate"),
+    ("providers:\n  a: {kind: sqlite, url: 'sqlite:///a.db'}\nhealth: {history_days: 0.001}\n", "health"),
     ("providers:\n  a: {kind: memory, options: {fail_rate: 2}}\n", "providers.a.options.fail_rate"),
     ("control: {url: 'sqlite:///c.db'}\n", "providers"),
     ("providers:\n  a: {kind: sqlite\n", "line"),

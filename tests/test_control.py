@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from pathlib import Path
 
 import pytest
 
-from adapters.base import KeyRange
+from adapters.base import KeyRange, ProbeResult
+from adapters.config import HealthPolicy
 from adapters.control import ControlStore
 from adapters.errors import PointerConflict
 
@@ -64,3 +66,16 @@ def test_chunks_and_freezes_survive_reopening(tmp_path: Path) -> None:
     assert again.open_run("fp") == "r1"
     assert [(f.provider, f.collection) for f in again.freezes()] == [("a", "t")]
     assert again.save_chunks("r1", "t", [KeyRange(None, None)]) == chunks  # a resumed run keeps its plan
+
+
+def test_probe_history_is_bounded_by_history_days(tmp_path: Path) -> None:
+    store = ControlStore(f"sqlite:///{tmp_path}/control.db")
+    now = dt.datetime.now(dt.timezone.utc)
+    for days in (45, 31, 29, 1):
+        store.record_probe(ProbeResult("pg", True, 5.0, at=now - dt.timedelta(days=days)))
+    store.record_probe(ProbeResult("other", False, 5.0, "down", at=now - dt.timedelta(days=60)))
+    assert len(store.probes("pg")) == 4  # nothing is pruned without a retention
+    store.record_probe(ProbeResult("pg", True, 5.0, at=now), kept=HealthPolicy().kept())
+    assert sorted(round((now - p.at).total_seconds() / 86_400) for p in store.probes("pg")) == [0, 1, 29]
+    assert [p.error for p in store.probes("other")] == ["down"]  # another provider's history is its own
+    assert HealthPolicy(history_days=0).kept() is None
