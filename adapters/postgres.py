@@ -221,31 +221,23 @@ class PostgresAdapter(SqlAdapter):
         return self._sa_type(col)
 
     def create_collection(self, schema) -> None:  # type: ignore[no-untyped-def]
-        cols = [
-            sa.Column(c.name, self._ddl_type(c), primary_key=c.name in schema.key, nullable=c.nullable or c.name in schema.key)
-            for c in schema.columns
-        ]
-        with self._conn() as conn:
-            conn.execute(sa.schema.CreateSchema(self.schema_name, if_not_exists=True))
-            sa.Table(schema.name, sa.MetaData(), *cols, schema=self.schema_name).create(conn, checkfirst=True)
-        self._schemas.pop(schema.name, None)
-        self._tables.pop(schema.name, None)
+        self._create_table(schema, key_later=False)
 
     def create_for_bulk_copy(self, schema) -> None:  # type: ignore[no-untyped-def]
         """The table without its primary key (its key columns NOT NULL), marked by a comment that names the key:
         COPY then appends rows without maintaining a B-tree, and `finish_bulk_copy` builds it in one sorted pass, as
         pg_restore does (~15 % less work for the whole load)."""
-        if not schema.key:
-            return self.create_collection(schema)
-        cols = [sa.Column(c.name, self._ddl_type(c), nullable=c.nullable and c.name not in schema.key)
-                for c in schema.columns]
-        table = sa.Table(schema.name, sa.MetaData(), *cols, schema=self.schema_name,
-                         comment=_KEY_LATER + json.dumps(list(schema.key)))
+        self._create_table(schema, key_later=bool(schema.key))
+
+    def _create_table(self, schema, *, key_later: bool) -> None:  # type: ignore[no-untyped-def]
+        cols = [sa.Column(c.name, self._ddl_type(c), primary_key=c.name in schema.key and not key_later,
+                          nullable=c.nullable and c.name not in schema.key) for c in schema.columns]
+        comment = _KEY_LATER + json.dumps(list(schema.key)) if key_later else None
+        table = sa.Table(schema.name, sa.MetaData(), *cols, schema=self.schema_name, comment=comment)
         with self._conn() as conn:
             conn.execute(sa.schema.CreateSchema(self.schema_name, if_not_exists=True))
-            table.create(conn, checkfirst=True)  # CREATE TABLE, then COMMENT ON TABLE, in one transaction
-        self._schemas.pop(schema.name, None)
-        self._tables.pop(schema.name, None)
+            table.create(conn, checkfirst=True)  # CREATE TABLE, and COMMENT ON TABLE, in one transaction
+        self._forget(schema.name)
 
     def finish_bulk_copy(self, name: str) -> None:
         """Adds the primary key that `create_for_bulk_copy` left out, and drops its marker, in one transaction."""
@@ -266,8 +258,7 @@ class PostgresAdapter(SqlAdapter):
                 raw.driver_connection.commit()
         finally:
             raw.close()
-        self._schemas.pop(name, None)
-        self._tables.pop(name, None)
+        self._forget(name)
 
     def _insert(self, table: sa.Table) -> Any:
         return pg.insert(table)
@@ -300,7 +291,7 @@ class PostgresAdapter(SqlAdapter):
         numbering the whole key index: chunks come out near `every` rows each, and planning stays fast."""
         key = self.key_of(name)
         table = self.table(name)
-        qualified = self.engine.dialect.identifier_preparer.format_table(table)
+        qualified = self._qualified_text(name)
         with self._conn() as conn:
             estimate = conn.execute(sa.select(sa.text("reltuples::bigint")).select_from(sa.text("pg_class")).where(
                 sa.text("oid = to_regclass(:t)")), {"t": qualified}).scalar() or 0

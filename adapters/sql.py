@@ -171,14 +171,17 @@ class SqlAdapter(Adapter):
         table = self._build_table(schema)
         with self._conn() as conn:
             table.create(conn, checkfirst=True)
-        self._schemas.pop(schema.name, None)
-        self._tables.pop(schema.name, None)
+        self._forget(schema.name)
+
+    def _forget(self, name: str) -> None:
+        """Drop what this adapter cached of `name` (after DDL on it)."""
+        self._schemas.pop(name, None)
+        self._tables.pop(name, None)
 
     def drop_collection(self, name: str) -> None:
         with self._conn() as conn:
             sa.Table(name, sa.MetaData(), schema=self.schema_name).drop(conn, checkfirst=True)
-        self._schemas.pop(name, None)
-        self._tables.pop(name, None)
+        self._forget(name)
 
     def count(self, name: str) -> int:
         table = self.table(name)

@@ -192,7 +192,8 @@ def digest_pair(src: Adapter, dst: Adapter, name: str, ranges: Sequence[KeyRange
                 ) -> tuple[list[RangeDigest], list[RangeDigest], str]:
     columns = _pushdown_columns(src, dst, name)
     found = pushdown_function(src, dst, name, columns) if columns is not None else None
-    if columns is not None and found is not None:
+    if found is not None:
+        assert columns is not None
         function, label = found
         return (src.pushdown_digests(name, ranges, columns, function),
                 dst.pushdown_digests(name, ranges, columns, function), label)

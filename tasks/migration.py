@@ -189,18 +189,21 @@ def copy_chunk(plan: ChunkPlan) -> ChunkResult:
     label: str | None = None
     function: str | None = None
     with open_adapter(config, plan.source) as src, open_adapter(config, plan.target) as dst:
+        bulk = copy_path(src, dst) == "binary COPY"
+        shape = collection_mapping(config, src, dst, plan.collection) if plan.digest or not bulk else None
         if plan.digest:
-            shape = collection_mapping(config, src, dst, plan.collection)
+            assert shape is not None
             label, function = digest_method(src, dst, src.schema(plan.collection), dst.schema(plan.collection), shape,
                                             plan.excluded)
-        if copy_path(src, dst) == "binary COPY":
+        if bulk:
             rows = dst.copy_range_from(src, plan.collection, plan.range)
             if plan.digest and function:
                 columns = sorted(src.schema(plan.collection).names)
                 (digest,) = src.pushdown_digests(plan.collection, [plan.range], columns, function)
         else:
+            assert shape is not None
             hasher = source_hasher(shape, plan.excluded) if plan.digest and not function else None
-            rows, total = _copy_batches(src, dst, plan, hasher)
+            rows, total = _copy_batches(src, dst, plan, shape, hasher)
             if hasher is not None:
                 digest = RangeDigest(plan.range, rows, canonical.combine(total))
     with control_store(config) as control:
@@ -214,17 +217,23 @@ def source_hasher(shape: mapping.CollectionMapping, excluded: Sequence[str]) -> 
     """The per-record hash of a source record as the client-side digests see it: after the mapping to the target's
     shape, without the fields the target cannot keep."""
     if excluded:
-        return lambda r: canonical.record_hash({k: v for k, v in shape.record(r).items() if k not in excluded})
+        without = hash_without(excluded)
+        return lambda r: without(shape.record(r))
     if not shape.identity:
         return lambda r: canonical.record_hash(shape.record(r))
     return canonical.record_hash
 
 
-def _copy_batches(src: Adapter, dst: Adapter, plan: ChunkPlan,
+def hash_without(excluded: Sequence[str]) -> Callable[[Record], int]:
+    """The canonical hash of a record without the `excluded` fields (the ones the target cannot keep)."""
+    return lambda r: canonical.record_hash({k: v for k, v in r.items() if k not in excluded})
+
+
+def _copy_batches(src: Adapter, dst: Adapter, plan: ChunkPlan, shape: mapping.CollectionMapping,
                   hasher: Callable[[Record], int] | None = None) -> tuple[int, int]:
-    """Copies the range batch by batch; returns the records copied and, with `hasher`, the sum of their hashes."""
+    """Copies the range batch by batch in the target's `shape`; returns the records copied and, with `hasher`, the sum
+    of their hashes."""
     key = src.key_of(plan.collection)
-    shape = collection_mapping(load_config(plan.config_path), src, dst, plan.collection)
     lo, rows, total = plan.range.lo, 0, 0
     with closing(_prefetched(src.scan_range(plan.collection, plan.range, batch=plan.batch_size))) as batches:
         batch = next(batches, [])
@@ -383,8 +392,7 @@ def _own_target_digests(config: Config, target: str, shape: mapping.CollectionMa
 def _client_target_digests(dst: Adapter, shape: mapping.CollectionMapping, collection: str,
                            ranges: Sequence[KeyRange], excluded: Sequence[str]) -> list[RangeDigest]:
     if excluded:
-        return hashed_digests(dst, collection, ranges,
-                              lambda r: canonical.record_hash({k: v for k, v in r.items() if k not in excluded}))
+        return hashed_digests(dst, collection, ranges, hash_without(excluded))
     if not shape.identity:
         if shape.reorders_keys:
             return _bucketed_target_digests(dst, shape, ranges, 5000)
