@@ -64,6 +64,9 @@ class PostgresAdapter(SqlAdapter):
     class Options(SqlAdapter.Options):
         db_schema: str = Field("public", alias="schema", description="the schema whose tables are the collections")
         lock_timeout_s: float = Field(10, gt=0, description="how long installing a freeze may wait for writers")
+        app_role: str | None = Field(
+            None, description="the database role the application writes as (e.g. authenticated on Supabase): the "
+            "cutover gate tries the app's next insert as this role; the migration's role must be a member of it")
         capture_method: Literal["trigger", "logical"] = Field(
             "trigger", description="how live migrations see changes: row triggers into a change-log table, or "
             "logical decoding (test_decoding slot; needs wal_level=logical; no trigger on the app's tables)")
@@ -119,13 +122,15 @@ class PostgresAdapter(SqlAdapter):
         except sa.exc.ArgumentError:
             raise InvalidRequest("the provider's url is not a valid PostgreSQL URL",
                                  hint="postgresql+psycopg://user:password@host:5432/db", provider=self.name) from None
-        return sa.create_engine(
+        engine = sa.create_engine(
             sa_url,
             pool_size=self.options.pool_size,
             pool_pre_ping=True,
             connect_args={"connect_timeout": max(1, int(self.options.connect_timeout_s)), "options": "-c timezone=UTC"},
             json_serializer=lambda v: json.dumps(canonical.jsonable(v), ensure_ascii=False),
         )
+        sa.event.listen(engine, "before_cursor_execute", _keyed_insert, retval=True)
+        return engine
 
     @contextmanager
     def _errors(self):
@@ -261,7 +266,7 @@ class PostgresAdapter(SqlAdapter):
         self._forget(name)
 
     def _insert(self, table: sa.Table) -> Any:
-        return pg.insert(table)
+        return pg.insert(table).execution_options(shiftover_keyed=True)
 
     def _to_db(self, col: Column, value: Any) -> Any:
         if col.type == "json":
@@ -313,6 +318,17 @@ class PostgresAdapter(SqlAdapter):
     def _raw(self):  # type: ignore[no-untyped-def]
         with self._errors():
             return self.engine.raw_connection()
+
+    def _forget_all(self) -> None:
+        """Drop everything this adapter cached of its tables (after DDL that it did not run itself: pg_restore)."""
+        self._schemas.clear()
+        self._tables.clear()
+        self._methods.clear()
+        self._hash_exprs.clear()
+
+    def bypass_session(self, cur: Any) -> None:
+        """Let the current transaction of this raw cursor's connection pass Shiftover's own write freeze."""
+        cur.execute("SELECT set_config('shiftover.bypass_freeze', 'on', true)")
 
     def _range_sql(self, name: str, rng: KeyRange):  # type: ignore[no-untyped-def]
         from psycopg import sql
@@ -775,6 +791,16 @@ class PostgresAdapter(SqlAdapter):
                 raw.driver_connection.commit()
         finally:
             raw.close()
+
+
+def _keyed_insert(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> Any:
+    """Shiftover's inserts (`_insert`) carry the source's keys: OVERRIDING SYSTEM VALUE lets them into a column
+    GENERATED ALWAYS AS IDENTITY, which would refuse them otherwise (a table without one accepts the clause)."""
+    if context is not None and context.execution_options.get("shiftover_keyed") and statement.startswith("INSERT"):
+        head, sep, tail = statement.partition(") VALUES ")
+        if sep:
+            statement = f"{head}) OVERRIDING SYSTEM VALUE VALUES {tail}"
+    return statement, parameters
 
 
 class _Native(sa.types.UserDefinedType):

@@ -375,24 +375,29 @@ class SupabaseAdapter(PostgresAdapter):
             return FieldLimits(not_carried=("cache_control", "object owner", "version"))
         return FieldLimits()
 
-    def migration_notes(self, names: Sequence[str], *, as_target: bool, exists: bool = True) -> list[str]:
-        """As the target: tables in the schema without RLS policies (Shiftover creates none, and never disables any)."""
+    def migration_notes(self, names: Sequence[str], *, as_target: bool, exists: bool = True,
+                        source: Adapter | None = None) -> list[str]:
+        """As the target: tables that will have no RLS policies here (Shiftover never disables any). A table created by
+        the move from a PostgreSQL-family `source` carries the source's RLS flags and policies (adapters.pg_schema);
+        one created from another engine has none."""
         tables = [n for n in names if not is_users_or_files(n)]
         if not as_target or not tables:
             return []
-        if not exists:
+        if not exists and not (source is not None and source.capabilities.bulk_copy == "postgresql"):
             return [f"RLS: {t!r} will be created in {self.schema_name!r} with row level security off and no policies: "
                     "anyone with the anon key can read and write it through the Supabase API until you enable RLS "
                     "and write policies (Shiftover creates none)" for t in tables]
+        holder = self if exists else source
         stmt = sa.text(
             "SELECT c.relname, c.relrowsecurity FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname = :s AND c.relkind = 'r' AND c.relname = ANY(:t) AND NOT EXISTS (SELECT 1 FROM "
             "pg_policies p WHERE p.schemaname = n.nspname AND p.tablename = c.relname) ORDER BY 1")
-        with self._conn() as conn:
-            rows = conn.execute(stmt, {"s": self.schema_name, "t": tables}).all()
-        return [f"RLS: {t!r} has row level security off and no policies: anyone with the anon key can read and write "
-                "it through the Supabase API (Shiftover creates no policies)" if not on else
-                f"RLS: {t!r} has row level security on and no policies: only the service role can use it"
+        with holder._conn() as conn:  # type: ignore[union-attr]
+            rows = conn.execute(stmt, {"s": holder.schema_name, "t": tables}).all()  # type: ignore[union-attr]
+        how = "has" if exists else f"moves from {holder.name!r} with"  # type: ignore[union-attr]
+        return [f"RLS: {t!r} {how} row level security off and no policies: anyone with the anon key can read and "
+                "write it through the Supabase API (Shiftover creates no policies)" if not on else
+                f"RLS: {t!r} {how} row level security on and no policies: only the service role can use it"
                 for t, on in rows]
 
     # -- users ---------------------------------------------------------------------------------------------------------

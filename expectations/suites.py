@@ -4,7 +4,10 @@
 - `integrity`: per collection and key range, the (count, digest) pair of the target equals the source's. The digests
   are computed beforehand in the engine where it can (PostgreSQL aggregates per-row hashes) or from canonical
   records streamed in key order; GX checks the small per-range table, never the tables themselves.
-- `schema`: per collection, the same columns with the same canonical types, and the same key.
+- `schema`: per collection, the same columns with the same canonical types, and the same key; between two
+  PostgreSQL-family providers also every application-visible object (column definitions with defaults and
+  identities, constraints, indexes, triggers, policies and RLS flags, grants, views, types, sequences past every
+  key) and the outcome of the app's next insert, tried on both sides in a rolled-back transaction.
 
 A failed expectation names what differs: the collection, and for integrity the key ranges.
 """
@@ -38,6 +41,9 @@ class CollectionEvidence:
     source_schema: CollectionSchema
     target_schema: CollectionSchema
     digest_method: str
+    # (label, definition) of the application-visible objects (PostgreSQL-family pairs: tasks/schema.py)
+    source_objects: Sequence[tuple[str, str]] = ()
+    target_objects: Sequence[tuple[str, str]] = ()
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,11 @@ def _tables(evidence: Sequence[CollectionEvidence]) -> dict[str, list[dict]]:
                                 "target_type": target_cols.get(c.name, "missing")})
         schema_rows.append({"collection": e.collection, "column": "(primary key)",
                             "source_type": ",".join(e.source_schema.key), "target_type": ",".join(e.target_schema.key)})
+        theirs = dict(e.target_objects)
+        mine = dict(e.source_objects)
+        for label in sorted(mine.keys() | theirs.keys()):
+            schema_rows.append({"collection": e.collection, "column": label, "source_type": mine.get(label, "missing"),
+                                "target_type": theirs.get(label, "missing")})
     return {"record_counts": counts, "integrity": ranges, "schema": schema_rows}
 
 
@@ -147,7 +158,7 @@ class _Gate:
                 gx.expectations.ExpectColumnPairValuesToBeEqual(column_A="source_digest", column_B="target_digest"),
                 gx.expectations.ExpectColumnValuesToNotBeNull(column="source_digest"),
             ]),
-            ("schema", ["collection", "column"], [
+            ("schema", ["collection", "column", "source_type", "target_type"], [
                 gx.expectations.ExpectColumnPairValuesToBeEqual(column_A="source_type", column_B="target_type"),
             ]),
         ]

@@ -51,6 +51,8 @@ from tasks.migration import (
     run_expectations,
     unfreeze_source,
 )
+from adapters.pg_schema import KEYS
+from tasks.schema import apply_post_data, apply_pre_data, forget_dump
 from tasks.reporting import CollectionReport, MigrationReport, artifact_key, publish_report, start_progress
 
 
@@ -227,6 +229,7 @@ def blue_green(params, config: Config, control: ControlStore, pointer: Pointer, 
                 unfreeze_source(config_path, params.source, names)  # left by a crash inside the freeze window
                 report.notes.append("lifted the write freeze a crashed attempt of this run left on the source")
             start_capture(config_path, params.source, names)
+            apply_pre_data(config_path, run_id, params.source, params.target, names)
             prepare_target(config_path, params.target, [p.schema for p in live.plans])
             for p in live.plans:
                 control.save_chunks(run_id, p.name, p.ranges)
@@ -237,6 +240,7 @@ def blue_green(params, config: Config, control: ControlStore, pointer: Pointer, 
                               max(report.rows, 1))
             if progress_id:  # every chunk is done, whatever the writers did to the row count meanwhile
                 update_progress_artifact(progress_id, progress=100.0)
+            apply_post_data(config_path, run_id, params.source, params.target, [KEYS])  # catch-up upserts by key
             phases["copy"] = {"records": copied, "seconds": time.perf_counter() - t}
             t = time.perf_counter()
             passes = catch_up_all(config_path, run_id, params.source, params.target, names, max_lag=params.max_lag,
@@ -313,6 +317,7 @@ def blue_green(params, config: Config, control: ControlStore, pointer: Pointer, 
 def _finish(control: ControlStore, report: MigrationReport, run_id: str, status: str,
             phases: dict[str, dict[str, float]], clock: float) -> MigrationReport:
     report.seconds = time.perf_counter() - clock
+    forget_dump(run_id, report.source)
     if phases:
         report.notes.append("records moved per phase: " + ", ".join(
             f"{k} {int(v['records']):,}" for k, v in phases.items()))

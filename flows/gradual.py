@@ -21,7 +21,9 @@ from flows.bluegreen import (
     _finish, build_books, catch_up_all, converge_digests, copy_workers, plan_and_check, run_copy,
 )
 from tasks.capture import cutover_window, start_capture, stop_capture, switched_by
+from adapters.pg_schema import KEYS
 from tasks.migration import prepare_target, switch_pointer
+from tasks.schema import apply_post_data, apply_pre_data
 from tasks.reporting import MigrationReport, start_progress
 
 
@@ -62,6 +64,7 @@ def gradual(params, config: Config, control: ControlStore, pointer: Pointer,  # 
         todo = [n for n in names if routes.get(n) != params.target] if switched is None else []
         if todo:
             start_capture(config_path, params.source, todo)
+            apply_pre_data(config_path, run_id, params.source, params.target, names)
             prepare_target(config_path, params.target, [p.schema for p in live.plans if p.name in todo])
             for p in live.plans:
                 control.save_chunks(run_id, p.name, p.ranges)
@@ -81,6 +84,7 @@ def gradual(params, config: Config, control: ControlStore, pointer: Pointer,  # 
                     budget -= min(budget, len(remaining))
                 if any(not c.done for c in control.chunks(run_id, name)):
                     break
+            apply_post_data(config_path, run_id, params.source, params.target, [KEYS], [name])
             t = time.perf_counter()
             passes = catch_up_all(config_path, run_id, params.source, params.target, [name],
                                   max_lag=params.max_lag, timeout_s=params.catchup_timeout_s)
@@ -90,6 +94,8 @@ def gradual(params, config: Config, control: ControlStore, pointer: Pointer,  # 
             cut = cutover_window(config_path, run_id, params.source, params.target, [name], books, pointer.epoch,
                                  False, f"gradual {run_id}: {name}", route=True)
             _add(phases, "final delta (frozen)", cut.final_changes, cut.final_seconds)
+            if cut.waiting:
+                report.notes.append(f"{name}: {', '.join(cut.waiting)} wait(s) for a table still to move")
             stop_capture(config_path, params.source, [name])
             control.set_checkpoint(run_id, name, phase="routed")
             report.freeze_ms = max(report.freeze_ms or 0.0, cut.freeze_ms)

@@ -40,6 +40,16 @@ from tasks.migration import (
     switch_pointer,
     unfreeze_source,
 )
+from tasks.schema import (
+    apply_post_data,
+    apply_pre_data,
+    describe_schemas,
+    forget_dump,
+    plan_schema,
+    sync_sequences,
+    with_objects,
+)
+from adapters.pg_schema import ENFORCEMENT, KEYS
 from tasks.reporting import (
     CollectionReport,
     ExpectationReport,
@@ -130,6 +140,9 @@ def migrate(params: MigrateParams) -> MigrationReport:
                               for p in plans]
         report.estimated_seconds = sum(p.rows / _RATES[p.path] for p in plans)
         report.notes += [n for p in plans for n in p.notes]  # fields dropped, RLS policies missing
+        run_id = run.dump_id = None if params.dry_run else resolve_run_id(control, params)  # a resumed run's schema
+        schema = plan_schema(config_path, run_id, params.source, params.target, [p.name for p in plans])
+        report.notes += list(schema.notes)
         if params.dry_run:
             if params.switch and pointer.provider != params.source:
                 report.notes.append(f"the active backend is {pointer.provider!r}, not the source {params.source!r}")
@@ -145,7 +158,7 @@ def migrate(params: MigrateParams) -> MigrationReport:
                 f"the active backend is {pointer.provider!r} (epoch {pointer.epoch}), not the source "
                 f"{params.source!r}",
                 hint="migrate from the active backend, or pass --no-switch to copy without cutting over")
-        run.run_id = begin_run(control, params, report)
+        run.run_id = begin_run(control, params.model_copy(update={"run_id": run_id}), report)
         strategy = {"immediate": _immediate}[params.strategy]
         strategy(control, config_path, params, run, plans, pointer.epoch, batch_size, report)
     except BackendError as exc:
@@ -160,6 +173,7 @@ def migrate(params: MigrateParams) -> MigrationReport:
             unfreeze_source(config_path, params.source, run.frozen)
             report.freeze_ms = (time.perf_counter() - run.frozen_at) * 1000
         report.seconds = time.perf_counter() - clock
+        forget_dump(run.dump_id, params.source)
         if run.run_id:
             succeeded = report.status in ("switched", "validated")
             control.finish_run(run.run_id, status="succeeded" if succeeded else "failed",
@@ -175,6 +189,7 @@ class _RunState:
     run_id: str | None = None
     frozen: list[str] = field(default_factory=list)
     frozen_at: float = 0.0
+    dump_id: str | None = None  # the run whose schema dump (a temporary file) is removed at the end
 
 
 class _Lap:
@@ -198,9 +213,11 @@ def _immediate(control: ControlStore, config_path: str, params: MigrateParams, r
     lap = _Lap(report, run.frozen_at)
     report.frozen_engine = freeze_source(config_path, params.source, run.frozen, run.run_id,
                                          f"migration {run.run_id} to {params.target}")
+    lap("freeze")
+    apply_pre_data(config_path, run.run_id, params.source, params.target, run.frozen)
     bulk = [p.name for p in plans if p.path == "binary COPY"]
     prepare_target(config_path, params.target, [p.schema for p in plans], bulk)
-    lap("freeze")
+    lap("schema")
     workers = params.workers or load_config(config_path).migration.workers
     # A resumed run copies and measures the chunks it planned first, whatever key boundaries were planned now.
     plans = [replace(p, ranges=tuple(c.range for c in control.save_chunks(run.run_id, p.name, p.ranges)))
@@ -210,6 +227,8 @@ def _immediate(control: ControlStore, config_path: str, params: MigrateParams, r
     lap("copy")
     if bulk:
         finish_target(config_path, params.target, bulk)
+        apply_post_data(config_path, run.run_id, params.source, params.target, [KEYS, ENFORCEMENT])
+        sync_sequences(config_path, params.source, params.target, run.frozen)
         lap("index")
     result = validate_target(control, config_path, params, run.run_id, plans, report, early)
     lap("validate")
@@ -217,7 +236,8 @@ def _immediate(control: ControlStore, config_path: str, params: MigrateParams, r
         raise CutoverBlocked(
             "the target does not hold the same records: " + "; ".join(result.failures()[:10]),
             failures=result.failures(),
-            hint="the pointer did not move; inspect the listed key ranges, then re-run (it re-copies them)")
+            hint="the pointer did not move; inspect what is listed (differing key ranges are re-copied by a re-run; "
+                 "schema objects are compared as `collection object: source definition target definition`)")
     if params.switch:
         new_epoch, active = switch_pointer(config_path, epoch, params.target,
                                            f"migration {run.run_id} from {params.source} ({params.strategy})")
@@ -237,7 +257,8 @@ def validate_target(control: ControlStore, config_path: str, params: MigratePara
     early: list[SourceDigests | None] = list(source_digests) if source_digests else [None] * len(plans)
     futures = [measure_collection.submit(config_path, params.source, params.target, p.name, list(p.ranges),
                                          p.excluded, s) for p, s in zip(plans, early, strict=True)]
-    measured: list[CollectionEvidence] = [f.result() for f in futures]
+    objects = describe_schemas.submit(config_path, params.source, params.target, [p.name for p in plans])
+    measured: list[CollectionEvidence] = with_objects([f.result() for f in futures], objects.result())
     result = run_expectations(measured)
     _record_validation(report, measured, result)
     for coll, labels in result.mismatched_ranges().items():

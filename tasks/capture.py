@@ -249,6 +249,7 @@ class CutoverResult:
     books: list[DigestBook]
     frozen_engine: list[str]
     redigested_ranges: int
+    waiting: tuple[str, ...] = ()  # schema objects that wait for a table still to move (gradual's foreign keys)
 
 
 @task(retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
@@ -262,6 +263,7 @@ def cutover_window(config_path: str, run_id: str, source: str, target: str, name
     the freeze is lifted and CutoverBlocked raised; nothing moves unless the suites pass."""
     from adapters.errors import CutoverBlocked
     from expectations.suites import CollectionEvidence, validate
+    from tasks.schema import finish_in_freeze, with_objects
 
     config = load_config(config_path)
     with control_store(config) as control, open_adapter(config, source) as src, open_adapter(config, target) as dst:
@@ -293,6 +295,9 @@ def cutover_window(config_path: str, run_id: str, source: str, target: str, name
                 evidence.append(CollectionEvidence(
                     book.name, src.count(book.name), dst.count(book.name), [book.source[i] for i in order],
                     [book.target[i] for i in order], src.schema(book.name), dst.schema(book.name), book.method))
+            moved = sorted(set(names) | {n for n, p in control.routes().items() if p == target})
+            found, waiting = finish_in_freeze(config_path, run_id, src, dst, names, moved if route else names)
+            evidence = with_objects(evidence, found)
             final_s = time.perf_counter() - t0
             result = validate(evidence)
             if not result.success:
@@ -319,7 +324,8 @@ def cutover_window(config_path: str, run_id: str, source: str, target: str, name
         if not switch and not route:
             src.unfreeze(names)
             control.clear_freeze(source, names)
-        return CutoverResult(switch, epoch, freeze_ms, final, final_s, evidence, books, frozen, redigested)
+        return CutoverResult(switch, epoch, freeze_ms, final, final_s, evidence, books, frozen, redigested,
+                             tuple(waiting))
 
 
 @task(**RETRYABLE)

@@ -416,7 +416,7 @@ def field_limits(src: Adapter, dst: Adapter, name: str, exists: bool) -> tuple[t
     if source_limits.not_carried:
         notes.append(f"{name}: not carried from {src.name}: {', '.join(source_limits.not_carried)}")
     if hasattr(dst, "migration_notes"):
-        notes += dst.migration_notes([name], as_target=True, exists=exists)
+        notes += dst.migration_notes([name], as_target=True, exists=exists, source=src)
     return target_limits.excluded(), tuple(notes)
 
 
