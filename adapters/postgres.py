@@ -372,6 +372,7 @@ class PostgresAdapter(SqlAdapter):
             with source._errors(), self._errors():
                 src_conn, dst_conn = src_raw.driver_connection, dst_raw.driver_connection
                 with dst_conn.cursor() as dcur:
+                    _quiet_triggers(dcur)
                     dcur.execute(sql.SQL("DELETE FROM {} WHERE {}").format(dst_table, dst_where))
                     with dcur.copy(in_stmt) as into:
                         _copy_out(src_conn, out_stmt.as_bytes(src_conn), into.write)
@@ -791,6 +792,20 @@ class PostgresAdapter(SqlAdapter):
                 raw.driver_connection.commit()
         finally:
             raw.close()
+
+
+def _quiet_triggers(cur: Any) -> None:
+    """The app's triggers and foreign-key checks do not fire for this transaction's load, where the role may say so
+    (session_replication_role: a superuser, or a role granted SET on it). Tables that Shiftover creates get their
+    triggers only after the load anyway; this covers tables that existed on the target before the run."""
+    from psycopg import errors
+
+    cur.execute("SAVEPOINT shiftover_quiet")
+    try:
+        cur.execute("SET LOCAL session_replication_role = replica")
+    except errors.InsufficientPrivilege:
+        cur.execute("ROLLBACK TO SAVEPOINT shiftover_quiet")
+    cur.execute("RELEASE SAVEPOINT shiftover_quiet")
 
 
 def _keyed_insert(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> Any:

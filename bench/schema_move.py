@@ -70,6 +70,7 @@ def shiftover(src: str, dst: str, work: Path, home: Path) -> tuple[float, dict]:
                                "control": {"url": f"sqlite:///{work}/control.db"},
                                "migration": {"workers": 2}}))
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
            "PREFECT_LOGGING_LEVEL": "WARNING"}
     start = time.perf_counter()
     proc = subprocess.run([str(ROOT / ".venv/bin/shiftover"), "migrate", "src", "dst", "--config", str(cfg), "--json"],
