@@ -330,3 +330,48 @@ def test_blue_green_with_an_app_writing_under_a_dml_role(tmp_path: Path, roles: 
     assert leftovers(blue) == [] and leftovers(green) == []
     with connect_as(blue, roles.dml, None) as conn:
         write(conn, 90_002, "blue released")
+
+
+def test_status_lists_what_is_installed_and_the_command_that_removes_it(tmp_path: Path, roles: Roles,
+                                                                         dbs: tuple[str, str]) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    src_url = url(dbs[0], roles.admin)
+    cfg_path = write_config(tmp_path, {"src": {"kind": "postgresql", "url": src_url, "role": "primary"},
+                                       "lite": {"kind": "sqlite", "url": "sqlite:///lite.db"},
+                                       "mem": {"kind": "memory", "url": "memory://m"}})
+    seed_items(cfg_path, "src", 5)
+    seed_items(cfg_path, "lite", 5)
+    cfg = config(cfg_path)
+    with open_adapter(cfg, "src") as src, open_adapter(cfg, "lite") as lite:
+        src.freeze(["items"], reason="status test")
+        lite.capture_start(["items"])
+
+    def status() -> list[dict[str, Any]]:
+        result = CliRunner().invoke(app, ["status", "--config", str(cfg_path), "--json"])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)["installed"]
+
+    got = {(r["provider"], r["what"], r["name"], r["collection"], r["remove"]) for r in status()}
+    assert got == {
+        ("src", "freeze trigger", "_shiftover_freeze", "items", "shiftover unfreeze src"),
+        ("src", "freeze function", "public._shiftover_write_freeze()", None, "shiftover unfreeze src"),
+        ("src", "freeze secret", "public._shiftover_guard", None, "shiftover unfreeze src"),
+        ("lite", "capture trigger", "_shiftover_capture_items_delete", "items", "shiftover release lite"),
+        ("lite", "capture trigger", "_shiftover_capture_items_insert", "items", "shiftover release lite"),
+        ("lite", "capture trigger", "_shiftover_capture_items_update", "items", "shiftover release lite"),
+        ("lite", "change log", "_shiftover_changes", None, "shiftover release lite"),
+    }
+    table = CliRunner().invoke(app, ["status", "--config", str(cfg_path)], env={"COLUMNS": "200"})
+    assert "Installed by Shiftover" in table.output and "shiftover unfreeze src" in table.output
+    lifted = CliRunner().invoke(app, ["unfreeze", "src", "--config", str(cfg_path)])
+    assert lifted.exit_code == 0, lifted.output
+    assert {r["provider"] for r in status()} == {"lite"}
+    assert leftovers(dbs[0]) == []
+    with open_adapter(cfg, "lite") as lite:
+        lite.capture_stop(["items"])
+    assert status() == []
