@@ -296,7 +296,7 @@ class RoleWriter(threading.Thread):
 @pytest.mark.usefixtures("prefect_harness")
 def test_blue_green_with_an_app_writing_under_a_dml_role(tmp_path: Path, roles: Roles, dbs: tuple[str, str]) -> None:
     from flows.migrate import MigrateParams, migrate
-    from flows.rollback import ReleaseParams, release
+    from flows.rollback import ReleaseParams, RollbackParams, release, rollback
 
     blue, green = dbs
     cfg_path = write_config(tmp_path, {"src": {"kind": "postgresql", "url": url(blue, roles.admin), "role": "primary"},
@@ -326,10 +326,18 @@ def test_blue_green_with_an_app_writing_under_a_dml_role(tmp_path: Path, roles: 
         assert dst.capture_pending("items") == pending + 3
         assert privileges(green, roles.dml, [("table", "public._shiftover_changes")]) == []
         assert {i.what for i in src.installed()} == {"freeze trigger", "freeze function", "freeze secret"}
-    release(ReleaseParams(provider="src", config_path=str(cfg_path)))
-    assert leftovers(blue) == [] and leftovers(green) == []
+    back = rollback(RollbackParams(config_path=str(cfg_path)))  # through blue's fence, as Shiftover's role
+    assert back.status == "switched", back.error
+    assert leftovers(blue) == []  # blue's fence is lifted: its function and secret went with it
+    assert leftovers(green) == ["function _shiftover_write_freeze", "relation _shiftover_guard",
+                                "trigger _shiftover_freeze"]  # green is fenced now; its capture is gone
+    with open_adapter(cfg, "src") as src, open_adapter(cfg, "dst") as dst:
+        assert_same_records(src, dst, "items")  # the app's writes on green are back on blue
+        assert src.get("items", (90_001,)) is not None and src.get("items", (2,)) is None
     with connect_as(blue, roles.dml, None) as conn:
-        write(conn, 90_002, "blue released")
+        write(conn, 90_002, "blue again")
+    release(ReleaseParams(provider="dst", config_path=str(cfg_path)))
+    assert leftovers(blue) == [] and leftovers(green) == []
 
 
 def test_status_lists_what_is_installed_and_the_command_that_removes_it(tmp_path: Path, roles: Roles,
@@ -375,3 +383,32 @@ def test_status_lists_what_is_installed_and_the_command_that_removes_it(tmp_path
     with open_adapter(cfg, "lite") as lite:
         lite.capture_stop(["items"])
     assert status() == []
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_gradual_with_an_app_writing_under_a_dml_role(tmp_path: Path, roles: Roles, dbs: tuple[str, str]) -> None:
+    from flows.migrate import MigrateParams, migrate
+
+    source, target = dbs
+    cfg_path = write_config(tmp_path, {"src": {"kind": "postgresql", "url": url(source, roles.admin),
+                                               "role": "primary"},
+                                       "dst": {"kind": "postgresql", "url": url(target, roles.admin)}})
+    model = seed_items(cfg_path, "src", 2000)
+    writer = RoleWriter(source, roles.dml, model)
+    writer.start()
+    time.sleep(0.5)
+    report = migrate(MigrateParams(source="src", target="dst", strategy="gradual", config_path=str(cfg_path),
+                                   chunk_rows=300, batch_size=200, max_lag=20))
+    time.sleep(0.3)
+    writer.stop.set()
+    writer.join(10)
+    assert report.status == "switched", report.error
+    assert writer.acked > 20, writer.refusals[:3]
+    assert all("BACKEND_010" in r for r in writer.refusals), writer.refusals[:3]  # refused by the freeze only
+    cfg = config(cfg_path)
+    with open_adapter(cfg, "src") as src, open_adapter(cfg, "dst") as dst:
+        assert_model(src, model)
+        assert_same_records(src, dst, "items")
+    assert leftovers(source) == ["function _shiftover_write_freeze", "relation _shiftover_guard",
+                                 "trigger _shiftover_freeze"]  # the moved collection stays fenced (README)
+    assert leftovers(target) == []
