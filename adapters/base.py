@@ -116,6 +116,18 @@ class Change:
 
 
 @dataclass(frozen=True)
+class Installed:
+    """One object Shiftover put into a provider's database and has not removed yet. `group` says which operation
+    removes it: "freeze" (a write freeze or an old primary's fence), "capture" (change capture of a live migration or
+    kept for rollback), "canary" (the health probe's canary table, kept while `health.canary` is on)."""
+
+    group: Literal["freeze", "capture", "canary"]
+    what: str  # "freeze trigger", "change log", "replication slot", ...
+    name: str  # the object's own name, schema-qualified where it has a schema
+    collection: str | None = None  # the collection a trigger is attached to
+
+
+@dataclass(frozen=True)
 class ProbeResult:
     provider: str
     ok: bool
@@ -307,6 +319,11 @@ class Adapter(abc.ABC):
         pass
 
     def frozen(self) -> list[str]:
+        return []
+
+    def installed(self) -> list[Installed]:
+        """What Shiftover has installed in this provider's database right now (triggers, tables, functions, slots).
+        Engines that install nothing keep this default."""
         return []
 
     # -- application-facing CRUD ----------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from adapters import canonical
-from adapters.base import Capabilities, Change, Column
+from adapters.base import Capabilities, Change, Column, Installed
 from adapters.errors import (
     BackendError,
     CollectionNotFound,
@@ -326,6 +326,22 @@ class SqliteAdapter(SqlAdapter):
     def capturing(self) -> list[str]:
         with self._conn() as conn:
             return self._capturing(conn)
+
+    def installed(self) -> list[Installed]:
+        """Shiftover's triggers and tables in this file. SQLite has no roles: whoever can write the file can drop them."""
+        with self._conn() as conn:
+            rows = conn.execute(sa.text("SELECT type, name, tbl_name FROM sqlite_master WHERE type IN ('trigger', "
+                                        "'table') AND substr(name, 1, 10) = '_shiftover' ORDER BY 1, 3, 2")).all()
+        found = []
+        for kind, name, table in rows:
+            if kind == "trigger":
+                group = "freeze" if name.startswith("_shiftover_freeze_") else "capture"
+                found.append(Installed(group, f"{group} trigger", name, table))  # type: ignore[arg-type]
+            else:
+                group, what = {"_shiftover_changes": ("capture", "change log"),
+                               "_shiftover_canary": ("canary", "canary table")}.get(name, ("capture", "table"))
+                found.append(Installed(group, what, name))  # type: ignore[arg-type]
+        return found
 
     @contextmanager
     def bypass_freeze(self):  # type: ignore[no-untyped-def]

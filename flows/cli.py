@@ -180,21 +180,28 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
     runs: Annotated[int, typer.Option(help="how many recent runs to list")] = 5,
 ) -> None:
-    """Print the active provider and epoch, write freezes, and the last runs."""
+    """Print the active provider and epoch, write freezes, what Shiftover has installed in each provider's database
+    (with the command that removes it), and the last runs."""
     from adapters.config import load_config
     from adapters.control import ControlStore
+    from flows.installed import installed_rows
 
     cfg = load_config(config)
     control = ControlStore(cfg.control.url.get_secret_value())
     pointer = control.ensure_pointer(cfg.primary())
     freezes = control.freezes()
     recent = control.runs(limit=runs)
+    installed = installed_rows(cfg, pointer.provider, control.runs(limit=50))
     if as_json:
         out.print_json(json.dumps({
             "active": pointer.provider, "epoch": pointer.epoch, "since": pointer.since.isoformat(),
             "reason": pointer.reason,
             "freezes": [{"provider": f.provider, "collection": f.collection, "run_id": f.run_id,
                          "since": f.since.isoformat(), "reason": f.reason} for f in freezes],
+            "installed": [{"provider": r.provider, "what": r.item.what if r.item else None,
+                           "name": r.item.name if r.item else None,
+                           "collection": r.item.collection if r.item else None, "remove": r.remove}
+                          for r in installed],
             "runs": [{"run_id": r.run_id, "kind": r.kind, "source": r.source, "target": r.target,
                       "strategy": r.strategy, "status": r.status, "started": r.started.isoformat(),
                       "finished": r.finished.isoformat() if r.finished else None} for r in recent],
@@ -210,6 +217,12 @@ def status(
         table = Table("provider", "collection", "since", "reason", title="Write freezes", style="yellow")
         for f in freezes:
             table.add_row(f.provider, f.collection, f"{f.since:%H:%M:%S}", f.reason)
+        out.print(table)
+    if installed:
+        table = Table("provider", "what", "name", "on", "removed by", title="Installed by Shiftover", style="yellow")
+        for r in installed:
+            table.add_row(r.provider, r.item.what if r.item else "-", r.item.name if r.item else "-",
+                          (r.item.collection or "") if r.item else "", escape(r.remove))
         out.print(table)
     if recent:
         table = Table("run", "kind", "from → to", "strategy", "status", "started", title="Recent runs")
