@@ -52,7 +52,7 @@ from tasks.migration import (
     unfreeze_source,
 )
 from adapters.pg_schema import KEYS
-from tasks.schema import apply_post_data, apply_pre_data, forget_dump
+from tasks.schema import apply_post_data, apply_pre_data, forget_dump, plan_schema
 from tasks.reporting import CollectionReport, MigrationReport, artifact_key, publish_report, start_progress
 
 
@@ -189,6 +189,9 @@ def plan_and_check(params, config: Config, report: MigrationReport):  # type: ig
     live = plan_live(str(config.path), params.source, params.target, params.collections, chunk_rows)
     report.collections = [CollectionReport(name=p.name, source_rows=p.rows, chunks=len(p.ranges), path=p.path)
                           for p in live.plans]
+    # the schema move's plan: a target that cannot hold the schema is refused here, before capture or a freeze
+    report.notes += list(plan_schema(str(config.path), None, params.source, params.target,
+                                     [p.name for p in live.plans]).notes)
     problems = []
     if live.keyless:
         problems.append(keyless_advice(live.keyless))
