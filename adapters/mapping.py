@@ -219,8 +219,8 @@ def build(
             raise ConfigInvalid(f"{where}: Firestore keys documents by `id`, but {name!r} has a non-key column `id` "
                                 f"beside its key {key[0]!r}", hint="rename the column on the source first")
         renames.append((key[0], "id"))
-        cols = [Column("id", c.type, c.nullable, c.precision, c.scale, c.native) if c.name == key[0] else c
-                for c in cols]
+        cols = [Column("id", c.type, c.nullable, c.precision, c.scale, c.native, c.native_def) if c.name == key[0]
+                else c for c in cols]
         key = ["id"]
     names = {c.name for c in cols}
     flat: list[Flattened] = []
@@ -249,7 +249,7 @@ def build(
         raise ConfigInvalid(f"{where}.types names {', '.join(sorted(bad_types))}, which is not a column of {name}",
                             hint=f"columns of {name}: {', '.join(sorted(names))}")
     cols = [Column(c.name, types.get(c.name, c.type), c.nullable, c.precision, c.scale,  # type: ignore[arg-type]
-                   c.native if c.name not in types else None) for c in cols]
+                   *((c.native, c.native_def) if c.name not in types else (None, None))) for c in cols]
     for f in flat:  # each flattened column right after the field it came from
         at = max(i for i, c in enumerate(cols) if c.name == f.path[0] or c.name.startswith(f.path[0] + "_"))
         cols.insert(at + 1, Column(f.column, f.type, True))

@@ -1,10 +1,12 @@
 """PostgreSQL through SQLAlchemy 2 and psycopg 3. URL: `postgresql+psycopg://user:password@host:5432/db`
 (`postgresql://` is accepted and means the same); options.schema picks the schema (default public).
 
-Sessions run in UTC. PostgreSQL → PostgreSQL copies stream binary COPY between the two servers (text COPY when the
-column types differ); digests are computed in the server (per-field hashes of each row, or its text form where a
-type has no hash), so nothing is pulled to the client to compare two PostgreSQL tables. The write freeze is a statement-level trigger that rejects INSERT, UPDATE,
-DELETE and TRUNCATE from every client; a session that sets `shiftover.bypass_freeze = on` passes (used by rollback).
+Sessions run in UTC, intervals print as ISO 8601. Every column type maps to a canonical one (adapters/pg_types.py);
+the column keeps its native type for same-engine copies and a move back. PostgreSQL → PostgreSQL copies stream binary
+COPY between the two servers (text COPY when the column types differ); digests are computed in the server (per-field
+hashes of each row, or its text form where a type has no hash), so nothing is pulled to the client to compare two
+PostgreSQL tables. The write freeze is a statement-level trigger that rejects INSERT, UPDATE, DELETE and TRUNCATE from
+every client; a session that sets `shiftover.bypass_freeze = on` passes (used by rollback).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import sqlalchemy as sa
 from pydantic import Field
 from sqlalchemy.dialects import postgresql as pg
 
-from adapters import canonical
+from adapters import canonical, pg_types
 from adapters.base import Adapter, Capabilities, Change, CollectionSchema, Column, Key, KeyRange, RangeDigest
 from adapters.errors import (
     AuthenticationFailed,
@@ -38,7 +40,6 @@ from adapters.errors import (
 from adapters.sql import SqlAdapter
 
 FAMILY = "postgresql"
-_TEXTUAL = (sa.String, sa.Text)
 
 
 # The comment on a table created without its primary key for a bulk copy; the key's columns follow as JSON.
@@ -72,6 +73,7 @@ class PostgresAdapter(SqlAdapter):
         super().__init__(name, url, options)
         self._methods: dict[tuple[str, tuple[str, ...]], tuple[str, ...]] = {}
         self._hash_exprs: dict[tuple[str, tuple[str, ...]], Any] = {}  # psycopg.sql.Composable per (table, columns)
+        self._types: dict[int, Any] = {}  # type oid → (pg_types.TypeMapping, definition)
 
     @property
     def schema_name(self) -> str:  # type: ignore[override]
@@ -123,7 +125,8 @@ class PostgresAdapter(SqlAdapter):
             sa_url,
             pool_size=self.options.pool_size,
             pool_pre_ping=True,
-            connect_args={"connect_timeout": max(1, int(self.options.connect_timeout_s)), "options": "-c timezone=UTC"},
+            connect_args={"connect_timeout": max(1, int(self.options.connect_timeout_s)),
+                          "options": "-c timezone=UTC -c IntervalStyle=iso_8601"},  # intervals read as ISO 8601
             json_serializer=lambda v: json.dumps(canonical.jsonable(v), ensure_ascii=False),
         )
 
@@ -168,40 +171,19 @@ class PostgresAdapter(SqlAdapter):
             return UnsupportedValue(text, provider=self.name)
         return InvalidRequest(f"PostgreSQL refused the statement: {text}", provider=self.name)
 
-    # -- types --------------------------------------------------------------------------------------------------------------
+    # -- types (adapters/pg_types.py: every PostgreSQL type maps; none is refused) ------------------------------------
+    def _column_infos(self, insp: Any, name: str) -> list[dict[str, Any]]:
+        rows = insp.bind.execute(pg_types.COLUMNS, {"table": self._qualified_text(name)}).all()
+        keys = ("name", "nullable", "oid", "format", "precision", "scale")
+        return [{"column": pg_types.column(dict(zip(keys, r, strict=True)), insp.bind, self._types)} for r in rows]
+
     def _canonical_column(self, info: dict[str, Any]) -> Column:
-        t = info["type"]
-        native = f"{FAMILY}:{t.compile(dialect=self.engine.dialect)}"
-        precision = scale = None
-        if isinstance(t, sa.Boolean):
-            ctype = "boolean"
-        elif isinstance(t, sa.Integer):
-            ctype = "integer"
-        elif isinstance(t, (sa.Float, pg.DOUBLE_PRECISION, pg.REAL)):
-            ctype = "float"
-        elif isinstance(t, sa.Numeric):
-            ctype, precision, scale = "decimal", t.precision, t.scale
-        elif isinstance(t, sa.DateTime):
-            ctype = "timestamp"
-        elif isinstance(t, sa.Date):
-            ctype = "date"
-        elif isinstance(t, (sa.JSON, pg.JSONB, pg.ARRAY)):
-            ctype = "json"
-        elif isinstance(t, sa.LargeBinary):
-            ctype = "bytes"
-        elif isinstance(t, sa.Uuid):
-            ctype = "uuid"
-        elif isinstance(t, _TEXTUAL) or isinstance(t, sa.Enum):
-            ctype = "text"
-        else:
-            raise UnsupportedValue(
-                f"column {info['name']!r} has type {t}, which Shiftover cannot map across engines",
-                hint="cast it to text or json in a view, or leave the table out with --collections",
-                provider=self.name,
-            )
-        return Column(info["name"], ctype, bool(info["nullable"]), precision, scale, native)
+        return info["column"]
 
     def _sa_type(self, col: Column) -> sa.types.TypeEngine:
+        form = pg_types.form_of(col)
+        if form is not None:
+            return pg_types.Formed(col.native.split(":", 1)[1], form)  # type: ignore[union-attr]
         return {
             "integer": sa.BigInteger(),
             "decimal": sa.Numeric(col.precision, col.scale) if col.precision else sa.Numeric(),
@@ -210,7 +192,7 @@ class PostgresAdapter(SqlAdapter):
             "boolean": sa.Boolean(),
             "timestamp": sa.TIMESTAMP(timezone=True),
             "date": sa.Date(),
-            "json": pg.JSONB(),
+            "json": pg.JSONB(none_as_null=True),
             "bytes": pg.BYTEA(),
             "uuid": sa.Uuid(as_uuid=False),
         }[col.type]
@@ -236,6 +218,8 @@ class PostgresAdapter(SqlAdapter):
         table = sa.Table(schema.name, sa.MetaData(), *cols, schema=self.schema_name, comment=comment)
         with self._conn() as conn:
             conn.execute(sa.schema.CreateSchema(self.schema_name, if_not_exists=True))
+            with conn.connection.driver_connection.cursor() as cur:  # enum/domain/composite types a move back needs
+                pg_types.ensure_types(cur, schema.columns)
             table.create(conn, checkfirst=True)  # CREATE TABLE, and COMMENT ON TABLE, in one transaction
         self._forget(schema.name)
 
@@ -264,6 +248,8 @@ class PostgresAdapter(SqlAdapter):
         return pg.insert(table)
 
     def _to_db(self, col: Column, value: Any) -> Any:
+        if pg_types.form_of(col) is not None:
+            return pg_types.dump(col, value)
         if col.type == "json":
             return canonical.jsonable(value)
         if col.type == "uuid":
@@ -273,6 +259,8 @@ class PostgresAdapter(SqlAdapter):
         return value
 
     def _from_db(self, col: Column, value: Any) -> Any:
+        if pg_types.form_of(col) is not None:
+            return pg_types.load(col, value)
         if col.type == "timestamp":
             return canonical.utc(value)
         if col.type == "uuid" and isinstance(value, uuid.UUID):
@@ -283,7 +271,7 @@ class PostgresAdapter(SqlAdapter):
 
     def _key_expr(self, table: sa.Table, col: Column) -> sa.ColumnElement[Any]:
         expr = table.c[col.name]
-        return expr.collate("C") if col.type == "text" else expr
+        return expr.collate("C") if col.type == "text" and pg_types.form_of(col) is None else expr
 
     def key_boundaries(self, name: str, every: int) -> list[Key]:
         """Every `every`-th key, exactly, for tables under ~250,000 rows (by the planner's estimate) or with a composite
@@ -322,7 +310,7 @@ class PostgresAdapter(SqlAdapter):
 
         def key_ident(c: Column):  # type: ignore[no-untyped-def]
             ident = sql.Identifier(c.name)
-            return sql.SQL("{} COLLATE \"C\"").format(ident) if c.type == "text" else ident
+            return sql.SQL("{} COLLATE \"C\"").format(ident) if c.type == "text" and not pg_types.form_of(c) else ident
 
         row = sql.SQL("ROW({})").format(sql.SQL(", ").join(key_ident(c) for c in keys))
         parts = []
