@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from adapters import canonical
+from adapters import canonical, pg_types
 from adapters.base import CanonicalType, CollectionSchema, Column, Key, Record
 from adapters.errors import ConfigInvalid, UnsupportedValue
 
@@ -261,3 +261,9 @@ def build(
     return CollectionMapping(name, source, target, source_kind in STRING_KEY_KINDS, target_kind in STRING_KEY_KINDS,
                              tuple(renames), tuple(flat), plain,
                              tuple(zip(src_key_types, tgt_key_types, strict=True)))
+
+
+def type_fidelity(schema: CollectionSchema, *, source_kind: str, target_kind: str) -> list[str]:
+    """One line per column whose PostgreSQL type does not cross exactly, or is restored on a move back, as declared in
+    `adapters.pg_types.TYPES`: for --dry-run and the migration report."""
+    return pg_types.fidelity_lines(schema, source_kind, target_kind)

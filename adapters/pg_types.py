@@ -59,7 +59,9 @@ class TypeMapping:
 
 _DECIMAL_TEXT = ("normalized", "an unconstrained numeric loses trailing zeros (1.50 → 1.5); numeric(p,s) gets its "
                  "scale back on PostgreSQL")
-_JSON_NUMBERS = "numbers inside are read as doubles (beyond ~15 significant digits they are rounded)"
+_JSON_NUMBERS = ("JSON numbers are doubles, as psycopg reads json: beyond ~15 significant digits they are rounded on "
+                 "the way (both sides of the digest read them alike, so the gate cannot see it)")
+_NO_INPUT = "PostgreSQL accepts no input for these internal types: only NULL can be copied, to any engine"
 _TIME_LIMITS = "finite values in years 1–9999 only: ±infinity and BC dates cannot be read outside PostgreSQL"
 
 TYPES: tuple[TypeMapping, ...] = (
@@ -108,14 +110,14 @@ TYPES: tuple[TypeMapping, ...] = (
     TypeMapping(("<domain>",), "text", None, "as its base type; base, NOT NULL and CHECKs kept in the schema record",
                 "normalized", "the domain's checks apply again only on a move back to PostgreSQL"),
     TypeMapping(("<composite>",), "json", "composite", "JSON object by field name; fields kept in the schema record",
-                "normalized", f"fields as JSON values ({_JSON_NUMBERS})"),
+                "normalized", f"fields without a JSON form as their text; {_JSON_NUMBERS}"),
     TypeMapping(("hstore",), "json", "hstore", "JSON object of text values"),
     TypeMapping(("<array>",), "json", "array", "JSON array (nested for several dimensions); elements as their JSON "
-                "form or text", "normalized", f"lower bounds other than 1 are lost; {_JSON_NUMBERS}"),
+                "form, numeric elements as exact decimal text, others without a JSON form (interval, inet, ranges…) "
+                "as their text", "normalized", f"lower bounds other than 1 are lost; {_JSON_NUMBERS}"),
     TypeMapping(("pg_node_tree", "pg_ndistinct", "pg_dependencies", "pg_mcv_list", "pg_brin_bloom_summary",
-                 "pg_brin_minmax_multi_summary", "gtsvector"), "text", "text", "text", "lossy",
-                "PostgreSQL accepts no input for it: only NULL can be written anywhere",
-                native_fidelity=("lossy", "PostgreSQL accepts no input for it: only NULL can be copied")),
+                 "pg_brin_minmax_multi_summary", "gtsvector"), "text", "text", "text", "lossy", _NO_INPUT,
+                native_fidelity=("lossy", _NO_INPUT)),
     TypeMapping(("<other>",), "text", "text", "its text form (PostGIS, pgvector, ltree… where the extension exists)"),
 )
 
@@ -134,7 +136,7 @@ _DESCRIBE = sa.text(
     "(SELECT s.typcategory FROM pg_range r JOIN pg_type s ON s.oid = r.rngsubtype WHERE r.rngtypid = t.oid), "
     "(SELECT x.extname FROM pg_depend d JOIN pg_extension x ON x.oid = d.refobjid WHERE d.classid = "
     "   'pg_type'::regclass AND d.objid = t.oid AND d.deptype = 'e' LIMIT 1) "
-    ", t.typdelim FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.oid = :oid")
+    ", t.typdelim, t.typsend = 0 OR t.typreceive = 0 FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.oid = :oid")
 COLUMNS = sa.text(
     "SELECT a.attname, NOT a.attnotnull, a.atttypid, format_type(a.atttypid, a.atttypmod), "
     "information_schema._pg_numeric_precision(a.atttypid, a.atttypmod), "
@@ -151,7 +153,8 @@ def describe(conn: sa.Connection, oid: int, cache: dict[int, tuple[TypeMapping, 
     if oid in cache:
         return cache[oid]
     row = conn.execute(_DESCRIBE, {"oid": oid}).one()
-    typname, nsp, typtype, category, elem, base, notnull, base_fmt, labels, checks, fields, subcat, ext, delim = row
+    typname, nsp, typtype, category, elem, base, notnull, base_fmt, labels, checks, fields, subcat, ext, delim, \
+        textual = row
     named = {"schema": nsp, "name": typname}
     if typtype == "d":
         inner, inner_def = describe(conn, base, cache)
@@ -163,7 +166,8 @@ def describe(conn: sa.Connection, oid: int, cache: dict[int, tuple[TypeMapping, 
         elem_map, elem_def = describe(conn, elem, cache)
         found = _BY_NAME["<array>"]
         definition = {k: v for k, v in elem_def.items() if k not in ("form", "subtype")}
-        plain = "json" if elem_map.canonical == "json" and elem_map.form is None else "plain"
+        plain = "json" if elem_map.canonical == "json" and elem_map.form is None else \
+            "decimal" if elem_map.canonical == "decimal" and elem_map.form is None else "plain"
         definition.update(form="array", element=elem_def.get("form") or plain, delimiter=elem_def.get("delimiter",
                                                                                                           ","))
     elif typtype == "e":
@@ -173,11 +177,13 @@ def describe(conn: sa.Connection, oid: int, cache: dict[int, tuple[TypeMapping, 
     elif typtype == "r":
         found, definition = _BY_NAME["<range>"], {"subtype": "number" if subcat == "N" else "text"}
     elif typtype == "m":
-        found, definition = _BY_NAME["<multirange>"], {}
+        found, definition = _BY_NAME["<multirange>"], {"type": "<multirange>"}
     else:
-        found, definition = _BY_NAME.get(typname) or _BY_NAME["<other>"], {}
+        found, definition = _BY_NAME.get(typname) or _BY_NAME["<other>"], {"type": typname}
     if delim != "," and found.form:
         definition["delimiter"] = delim
+    if textual:  # no binary send/receive (aclitem): COPY must use text
+        definition["text_copy"] = True
     if ext and "kind" not in definition:
         definition.update(kind="extension", extension=ext, **named)
     if found.form and "form" not in definition:
@@ -202,6 +208,11 @@ def definition_of(native_def: str | None) -> dict[str, Any]:
     return json.loads(native_def) if native_def else {}
 
 
+def text_copy(col: Column) -> bool:
+    """Whether COPY must carry this column as text: its type (or its elements') has no binary input/output."""
+    return bool(definition_of(col.native_def).get("text_copy"))
+
+
 def form_of(col: Column) -> str | None:
     return definition_of(col.native_def).get("form") if col.native and col.native.startswith(FAMILY + ":") else None
 
@@ -218,12 +229,7 @@ def mapping_of(col: Column) -> TypeMapping | None:
         return _BY_NAME[f"<{kind}>"]
     if d.get("form") == "range":
         return _BY_NAME["<range>"]
-    name = (d.get("name") or col.native.split(":", 1)[1]).split("(")[0].strip().strip('"')
-    name = {"integer": "int4", "bigint": "int8", "smallint": "int2", "boolean": "bool", "double precision": "float8",
-            "real": "float4", "character varying": "varchar", "character": "bpchar", "bit varying": "varbit",
-            "timestamp with time zone": "timestamptz", "timestamp without time zone": "timestamp",
-            "time with time zone": "timetz", "time without time zone": "time", '"char"': "char"}.get(name, name)
-    return _BY_NAME.get(name) or _BY_NAME.get(name.split(" ")[0]) or _BY_NAME["<other>"]
+    return _BY_NAME.get(d.get("type") or "") or _BY_NAME["<other>"]
 
 
 # -- the SQLAlchemy type of a column read in a form ----------------------------------------------------------------------
@@ -232,8 +238,8 @@ class Formed(sa.types.UserDefinedType):
 
     cache_ok = True
 
-    def __init__(self, native: str, form: str) -> None:
-        self.native, self.form = native, form
+    def __init__(self, native: str, form: str, element: str | None = None) -> None:
+        self.native, self.form, self.element = native, form, element
 
     def get_col_spec(self, **kw: Any) -> str:
         return self.native
@@ -245,6 +251,8 @@ class Formed(sa.types.UserDefinedType):
             return sa.cast(colexpr, sa.BigInteger)
         if self.form in ("composite", "hstore"):
             return sa.cast(sa.func.to_json(colexpr), _Plain("text"))
+        if self.form == "array" and self.element == "decimal":  # numeric elements as their exact text
+            return sa.cast(sa.func.array_to_json(sa.cast(colexpr, _Plain("text[]"))), _Plain("text"))
         if self.form == "array":
             return sa.cast(sa.func.array_to_json(colexpr), _Plain("text"))
         return sa.cast(colexpr, _Plain("text"))
@@ -274,8 +282,8 @@ class _Plain(sa.types.UserDefinedType):
 def load(col: Column, value: Any) -> Any:
     d = definition_of(col.native_def)
     form = d.get("form")
-    if form in ("composite", "hstore", "array"):
-        return json.loads(value, parse_float=Decimal) if isinstance(value, str) else value
+    if form in ("composite", "hstore", "array"):  # numbers as doubles, as psycopg reads json
+        return json.loads(value) if isinstance(value, str) else value
     if form == "range":
         return _range_load(value, d.get("subtype") == "number")
     if form == "geometric":
@@ -451,24 +459,26 @@ def fidelity_lines(schema: CollectionSchema, source_kind: str, target_kind: str)
                            f"_shiftover_schemas)")
             continue
         level, lost = found.on(target_kind)
-        if level != "exact" or (target_kind not in POSTGRES_KINDS and form_of(col)):
+        if level != "exact":
             out.append(f"{schema.name}.{col.name}: PostgreSQL {native} → {found.stored} on {target_kind}: {level}"
                        + (f" ({lost})" if lost else ""))
     return out
 
 
 def matrix_markdown() -> str:
-    """The README's fidelity matrix: one row per declared mapping, one column per target engine."""
-    head = "| PostgreSQL type | held elsewhere as | " + " | ".join(_ENGINE_TITLES[e] for e in ENGINES) + " |"
-    lines = [head, "|" + "---|" * (2 + len(ENGINES))]
+    """The README's fidelity matrix: one row per declared mapping, one column per target engine, then what is lost."""
+    head = "| PostgreSQL type | held elsewhere as | " + " | ".join(_ENGINE_TITLES[e] for e in ENGINES) + \
+        " | what is lost or changed |"
+    lines = [head, "|" + "---|" * (3 + len(ENGINES))]
     for m in TYPES:
-        names = ", ".join(n.strip("<>") + ("s" if n.startswith("<") and not n.endswith("other>") else "")
-                          if n.startswith("<") else f"`{n}`" for n in m.types)
-        cells = []
-        for e in ENGINES:
-            level, lost = m.on(e)
-            cells.append(level + (f": {lost}" if lost else ""))
-        lines.append(f"| {names} | {m.stored} | " + " | ".join(cells) + " |")
+        names = ", ".join(f"{n.strip('<>')}s" if n.startswith("<") and n != "<other>" else "any other type"
+                          if n == "<other>" else f"`{n}`" for n in m.types)
+        levels = [m.on(e) for e in ENGINES]
+        lost = [m.lost] if m.lost else []
+        lost += [f"{_ENGINE_TITLES[e].split(' ')[0]}: {why.removeprefix(m.lost).strip('; ')}"
+                 for e, (_, why) in zip(ENGINES, levels, strict=True) if why and why != m.lost]
+        lines.append(f"| {names} | {m.stored} | " + " | ".join(level for level, _ in levels) +
+                     f" | {'; '.join(lost) or '—'} |")
     return "\n".join(lines)
 
 

@@ -183,7 +183,8 @@ class PostgresAdapter(SqlAdapter):
     def _sa_type(self, col: Column) -> sa.types.TypeEngine:
         form = pg_types.form_of(col)
         if form is not None:
-            return pg_types.Formed(col.native.split(":", 1)[1], form)  # type: ignore[union-attr]
+            return pg_types.Formed(col.native.split(":", 1)[1], form,  # type: ignore[union-attr]
+                                   pg_types.definition_of(col.native_def).get("element"))
         return {
             "integer": sa.BigInteger(),
             "decimal": sa.Numeric(col.precision, col.scale) if col.precision else sa.Numeric(),
@@ -329,7 +330,8 @@ class PostgresAdapter(SqlAdapter):
             return super().copy_range_from(source, name, rng)
         src_schema, dst_schema = source.schema(name), self.schema(name)
         cols = [c.name for c in src_schema.columns if c.name in dst_schema.names]
-        binary = all(src_schema.column(c).native == dst_schema.column(c).native for c in cols)
+        binary = all(src_schema.column(c).native == dst_schema.column(c).native and
+                     not pg_types.text_copy(src_schema.column(c)) for c in cols)
         fmt = sql.SQL("BINARY" if binary else "TEXT")
         col_list = sql.SQL(", ").join(sql.Identifier(c) for c in cols)
         src_table = sql.Identifier(source.schema_name, name)
