@@ -104,7 +104,7 @@ TYPES: tuple[TypeMapping, ...] = (
                 "numbers, others as text", "normalized", "bounds of a discrete range as PostgreSQL canonicalised them"),
     TypeMapping(("<multirange>",), "text", "text", "text"),
     TypeMapping(("point", "line", "lseg", "box", "path", "polygon", "circle"), "json", "geometric",
-                "JSON: point {x, y}, circle {x, y, r}, line {a, b, c}, lseg/box/polygon [[x, y], …], "
+                "JSON: point {x, y}, circle {x, y, r}, line {a, b, c}, lseg/box/polygon [{x, y}, …], "
                 "path {closed, points}", "normalized", "coordinates as doubles (what PostgreSQL stores)"),
     TypeMapping(("<enum>",), "text", "text", "text; the allowed values are kept in the schema record"),
     TypeMapping(("<domain>",), "text", None, "as its base type; base, NOT NULL and CHECKs kept in the schema record",
@@ -114,7 +114,10 @@ TYPES: tuple[TypeMapping, ...] = (
     TypeMapping(("hstore",), "json", "hstore", "JSON object of text values"),
     TypeMapping(("<array>",), "json", "array", "JSON array (nested for several dimensions); elements as their JSON "
                 "form, numeric elements as exact decimal text, others without a JSON form (interval, inet, ranges…) "
-                "as their text", "normalized", f"lower bounds other than 1 are lost; {_JSON_NUMBERS}"),
+                "as their text", "normalized", f"lower bounds other than 1 are lost; {_JSON_NUMBERS}",
+                engines={"firestore": ("lossy", f"lower bounds other than 1 are lost; {_JSON_NUMBERS}; Firestore "
+                                       "holds no array directly inside an array: a multidimensional value is refused "
+                                       "(BACKEND_014)")}),
     TypeMapping(("pg_node_tree", "pg_ndistinct", "pg_dependencies", "pg_mcv_list", "pg_brin_bloom_summary",
                  "pg_brin_minmax_multi_summary", "gtsvector"), "text", "text", "text", "lossy", _NO_INPUT,
                 native_fidelity=("lossy", _NO_INPUT)),
@@ -414,7 +417,7 @@ _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?
 
 def _geometric_load(native: str, text: str) -> Any:
     nums = [float(x) for x in _NUMBER.findall(text)]
-    pairs = [[nums[i], nums[i + 1]] for i in range(0, len(nums) - 1, 2)]
+    pairs = [{"x": nums[i], "y": nums[i + 1]} for i in range(0, len(nums) - 1, 2)]  # no array in an array: Firestore
     if native == "point":
         return {"x": nums[0], "y": nums[1]}
     if native == "circle":
@@ -427,13 +430,13 @@ def _geometric_load(native: str, text: str) -> Any:
 
 
 def _geometric_text(native: str, value: Any) -> str:
-    def pt(p: Sequence[Any]) -> str:
-        return f"({_scalar_text(p[0])},{_scalar_text(p[1])})"
+    def pt(p: dict[str, Any]) -> str:
+        return f"({_scalar_text(p['x'])},{_scalar_text(p['y'])})"
 
     if native == "point":
-        return pt((value["x"], value["y"]))
+        return pt(value)
     if native == "circle":
-        return f"<{pt((value['x'], value['y']))},{_scalar_text(value['r'])}>"
+        return f"<{pt(value)},{_scalar_text(value['r'])}>"
     if native == "line":
         return "{" + ",".join(_scalar_text(value[k]) for k in "abc") + "}"
     if native == "path":

@@ -210,7 +210,7 @@ def test_pg_to_sqlite_to_pg_restores_every_type(tmp_path: Path, zoo_url: str, pg
 
 
 @pytest.mark.parametrize("kind", ["firestore", "mongodb"])
-def test_pg_to_document_stores_maps_every_type(tmp_path: Path, zoo_url: str, kind: str, request) -> None:  # type: ignore[no-untyped-def]
+def test_pg_to_document_store_and_back(tmp_path: Path, zoo_url: str, pg_url2: str, kind: str, request) -> None:  # type: ignore[no-untyped-def]
     if kind == "firestore":
         fs = request.getfixturevalue("firestore_emulator")
         target = {"kind": "firestore", "url": f"firestore://{fs.project}", "options": {"emulator_host": fs.host}}
@@ -218,8 +218,10 @@ def test_pg_to_document_stores_maps_every_type(tmp_path: Path, zoo_url: str, kin
         mongo = request.getfixturevalue("mongo_target")
         target = {"kind": "mongodb", "url": mongo.url, **({"options": {"database": mongo.database}} if mongo.real
                                                           else {})}
+    with psycopg.connect(_plain(pg_url2), autocommit=True) as conn:
+        conn.execute(EXTENSIONS)  # the extensions a move back needs
     cfg_path = write_config(tmp_path, {"src": {"kind": "postgresql", "url": zoo_url, "role": "primary"},
-                                       "docs": target})
+                                       "docs": target, "back": {"kind": "postgresql", "url": pg_url2}})
     report = migrate(_params(cfg_path, "src", "docs"))
     assert report.status == "switched" and report.collections[0].digests_equal
     cfg = config(cfg_path)
@@ -239,3 +241,11 @@ def test_pg_to_document_stores_maps_every_type(tmp_path: Path, zoo_url: str, kin
     assert rows["1"]["c_point"] == {"x": 1.5, "y": -2.0}
     assert rows["1"]["c_hstore"] == {"a": "1", "b c": None}
     assert rows["1"]["a_mood"] == ["happy", None] and rows["2"]["c_mood"] is None
+
+    back = migrate(_params(cfg_path, "docs", "back"))  # and back: every type restored, every value as it was
+    assert back.status == "switched" and back.collections[0].digests_equal
+    src_types, src_rows = _texts(zoo_url, ROUND_TRIP_COMPARE)
+    dst_types, dst_rows = _texts(pg_url2, ROUND_TRIP_COMPARE)
+    assert dst_types == src_types
+    for column in src_types:
+        assert [r[column] for r in dst_rows] == [r[column] for r in src_rows], column
