@@ -4,8 +4,8 @@ SQLite has no decimal or timestamp storage of its own, so tables Shiftover creat
 (`DECIMAL_TEXT(12,2)`, `TIMESTAMPTZ_TEXT`, `JSON_TEXT` ...) that keep values exact and read back to the same canonical
 type. Tables made by others are read by SQLite's affinity rules. A column that came from another engine keeps its native
 type there (e.g. `postgresql:interval`, with what restoring it needs) in the table `_shiftover_schemas`, so a move back
-restores it. The write freeze is a set of BEFORE triggers that
-abort every INSERT, UPDATE and DELETE, whoever the client is.
+restores it. The write freeze is a set of BEFORE triggers that abort every INSERT, UPDATE and DELETE, whoever the
+client is.
 """
 
 from __future__ import annotations

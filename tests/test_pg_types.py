@@ -16,6 +16,7 @@ import pytest
 from psycopg import sql
 
 from adapters import pg_types
+from adapters.errors import UnsupportedValue
 from adapters.registry import open_adapter
 from flows.migrate import MigrateParams, migrate
 from tests.conftest import PG_ADMIN, _pg_url, drop_database, make_database
@@ -249,3 +250,17 @@ def test_pg_to_document_store_and_back(tmp_path: Path, zoo_url: str, pg_url2: st
     assert dst_types == src_types
     for column in src_types:
         assert [r[column] for r in dst_rows] == [r[column] for r in src_rows], column
+
+
+def test_move_back_refuses_a_missing_extension_and_changes_nothing(tmp_path: Path, zoo_url: str, pg_url2: str) -> None:
+    cfg_path = write_config(tmp_path, {"src": {"kind": "postgresql", "url": zoo_url},
+                                       "dst": {"kind": "postgresql", "url": pg_url2}})
+    cfg = config(cfg_path)
+    with open_adapter(cfg, "src") as src, open_adapter(cfg, "dst") as dst:
+        schema = src.schema("zoo")
+        with pytest.raises(UnsupportedValue, match="extension citext.*CREATE EXTENSION citext") as refused:
+            dst.create_collection(schema)
+        assert refused.value.code == "BACKEND_009"
+        assert dst.collections() == []
+    with psycopg.connect(_plain(pg_url2)) as conn:  # the enum made before the refusal was rolled back with it
+        assert conn.execute("SELECT to_regtype('mood')").fetchone() == (None,)
