@@ -59,8 +59,8 @@ class TypeMapping:
 
 _DECIMAL_TEXT = ("normalized", "an unconstrained numeric loses trailing zeros (1.50 → 1.5); numeric(p,s) gets its "
                  "scale back on PostgreSQL")
-_JSON_NUMBERS = ("JSON numbers are doubles, as psycopg reads json: beyond ~15 significant digits they are rounded on "
-                 "the way (both sides of the digest read them alike, so the gate cannot see it)")
+_JSON_NUMBERS = ("JSON numbers travel as doubles (as psycopg reads json): beyond ~15 significant digits they are "
+                 "rounded, on both sides of the digest alike")
 _NO_INPUT = "PostgreSQL accepts no input for these internal types: only NULL can be copied, to any engine"
 _TIME_LIMITS = "finite values in years 1–9999 only: ±infinity and BC dates cannot be read outside PostgreSQL"
 
@@ -115,7 +115,7 @@ TYPES: tuple[TypeMapping, ...] = (
     TypeMapping(("<array>",), "json", "array", "JSON array (nested for several dimensions); elements as their JSON "
                 "form, numeric elements as exact decimal text, others without a JSON form (interval, inet, ranges…) "
                 "as their text", "normalized", f"lower bounds other than 1 are lost; {_JSON_NUMBERS}",
-                engines={"firestore": ("lossy", f"lower bounds other than 1 are lost; {_JSON_NUMBERS}; Firestore "
+                engines={"firestore": ("lossy", f"lower bounds other than 1 are lost; {_JSON_NUMBERS}; it "
                                        "holds no array directly inside an array: a multidimensional value is refused "
                                        "(BACKEND_014)")}),
     TypeMapping(("pg_node_tree", "pg_ndistinct", "pg_dependencies", "pg_mcv_list", "pg_brin_bloom_summary",
@@ -127,7 +127,7 @@ TYPES: tuple[TypeMapping, ...] = (
 _BY_NAME = {name: m for m in TYPES for name in m.types}
 
 
-# -- resolving a column's type in the catalog ----------------------------------------------------------------------------
+# -- resolving a column's type in the catalog --------------------------------------------------------------------------
 _DESCRIBE = sa.text(
     "SELECT t.typname, n.nspname, t.typtype, t.typcategory, t.typelem, t.typbasetype, t.typnotnull, "
     "format_type(t.typbasetype, t.typtypmod), "
@@ -138,8 +138,9 @@ _DESCRIBE = sa.text(
     "   FROM pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped), "
     "(SELECT s.typcategory FROM pg_range r JOIN pg_type s ON s.oid = r.rngsubtype WHERE r.rngtypid = t.oid), "
     "(SELECT x.extname FROM pg_depend d JOIN pg_extension x ON x.oid = d.refobjid WHERE d.classid = "
-    "   'pg_type'::regclass AND d.objid = t.oid AND d.deptype = 'e' LIMIT 1) "
-    ", t.typdelim, t.typsend = 0 OR t.typreceive = 0 FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.oid = :oid")
+    "   'pg_type'::regclass AND d.objid = t.oid AND d.deptype = 'e' LIMIT 1), "
+    "t.typdelim, t.typsend = 0 OR t.typreceive = 0 "
+    "FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.oid = :oid")
 COLUMNS = sa.text(
     "SELECT a.attname, NOT a.attnotnull, a.atttypid, format_type(a.atttypid, a.atttypmod), "
     "information_schema._pg_numeric_precision(a.atttypid, a.atttypmod), "
@@ -161,8 +162,9 @@ def describe(conn: sa.Connection, oid: int, cache: dict[int, tuple[TypeMapping, 
     named = {"schema": nsp, "name": typname}
     if typtype == "d":
         inner, inner_def = describe(conn, base, cache)
-        found = next(m for m in TYPES if m.types == ("<domain>",))
-        found = TypeMapping(found.types, inner.canonical, inner.form, found.stored, found.fidelity, found.lost)
+        declared = _BY_NAME["<domain>"]  # values travel as the base type's
+        found = TypeMapping(declared.types, inner.canonical, inner.form, declared.stored, declared.fidelity,
+                            declared.lost)
         definition = {**inner_def, "kind": "domain", **named, "base": base_fmt, "not_null": bool(notnull),
                       "checks": list(checks or []), "base_def": inner_def}
     elif category == "A" and typname not in _VECTORS and elem:
@@ -235,7 +237,7 @@ def mapping_of(col: Column) -> TypeMapping | None:
     return _BY_NAME.get(d.get("type") or "") or _BY_NAME["<other>"]
 
 
-# -- the SQLAlchemy type of a column read in a form ----------------------------------------------------------------------
+# -- the SQLAlchemy type of a column read in a form --------------------------------------------------------------------
 class Formed(sa.types.UserDefinedType):
     """A column read through its form's SQL expression and written back by casting into the native type."""
 
@@ -281,7 +283,7 @@ class _Plain(sa.types.UserDefinedType):
         return self.text
 
 
-# -- values: from the form's result to canonical, and back to the text PostgreSQL reads -------------------------------
+# -- values: from the form's result to canonical, and back to the text PostgreSQL reads --------------------------------
 def load(col: Column, value: Any) -> Any:
     d = definition_of(col.native_def)
     form = d.get("form")
@@ -463,8 +465,8 @@ def fidelity_lines(schema: CollectionSchema, source_kind: str, target_kind: str)
             continue
         level, lost = found.on(target_kind)
         if level != "exact":
-            out.append(f"{schema.name}.{col.name}: PostgreSQL {native} → {found.stored} on {target_kind}: {level}"
-                       + (f" ({lost})" if lost else ""))
+            how = "kept as it is" if target_kind in POSTGRES_KINDS else f"→ {found.stored} on {target_kind}"
+            out.append(f"{schema.name}.{col.name}: PostgreSQL {native} {how}: {level}" + (f" ({lost})" if lost else ""))
     return out
 
 
@@ -489,7 +491,7 @@ _ENGINE_TITLES = {"sqlite": "SQLite", "firestore": "Firestore", "mongodb": "Mong
                   "postgresql": "PostgreSQL (binary COPY)"}
 
 
-# -- a move back: the types the columns need -------------------------------------------------------------------------
+# -- a move back: the types the columns need ---------------------------------------------------------------------------
 def ensure_types(cur: Any, columns: Sequence[Column]) -> None:
     """On a psycopg cursor, inside the transaction that creates the table: create each enum, domain and composite type
     the columns name and the database lacks, from the definition recorded with the column; refuse, naming it, a type

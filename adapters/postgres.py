@@ -167,7 +167,7 @@ class PostgresAdapter(SqlAdapter):
             return ProviderUnavailable(f"PostgreSQL is unreachable: {text}",
                                        hint="check that the server is running and the url's host and port",
                                        provider=self.name)
-        if state.startswith("22"):
+        if state.startswith("22") or isinstance(exc, psycopg.DataError):  # or a value Python cannot hold
             return UnsupportedValue(text, provider=self.name)
         return InvalidRequest(f"PostgreSQL refused the statement: {text}", provider=self.name)
 
