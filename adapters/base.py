@@ -50,6 +50,7 @@ class Column:
     precision: int | None = None
     scale: int | None = None
     native: str | None = field(default=None, compare=False)  # "family:ENGINE TYPE", for same-engine copies
+    native_def: str | None = field(default=None, compare=False)  # JSON: what restoring `native` needs (pg_types)
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ class KeyRange:
 def override_columns(cols: Sequence[Column], types: dict[str, str]) -> list[Column]:
     """options.schemas: replace the types of the named fields, add the fields not seen."""
     out = [Column(c.name, types.get(c.name, c.type), c.nullable, c.precision, c.scale,  # type: ignore[arg-type]
-                  c.native) for c in cols]
+                  c.native, c.native_def) for c in cols]
     return out + [Column(f, t) for f, t in types.items() if f not in {c.name for c in cols}]  # type: ignore[arg-type]
 
 

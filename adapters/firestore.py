@@ -463,7 +463,7 @@ class FirestoreAdapter(Adapter):
                 stored = self._meta(name).get(**self._rpc)
             if stored.exists:
                 cols = [Column(c["name"], c["type"], c["nullable"], c.get("precision"), c.get("scale"),
-                               c.get("native")) for c in stored.get("columns")]
+                               c.get("native"), c.get("native_def")) for c in stored.get("columns")]
             else:
                 cols = self._infer(name, key)
             cols = override_columns(cols, self.options.schemas.get(name, {}))
@@ -499,7 +499,7 @@ class FirestoreAdapter(Adapter):
                                  hint="name the key column id (and the parents' keys as in the path pattern)",
                                  provider=self.name)
         cols = [{"name": c.name, "type": c.type, "nullable": c.nullable, "precision": c.precision, "scale": c.scale,
-                 "native": c.native} for c in schema.columns]
+                 "native": c.native, "native_def": c.native_def} for c in schema.columns]
         with self._errors():
             self._meta(schema.name).set({"name": schema.name, "columns": cols}, **self._rpc)
         self._schemas.pop(schema.name, None)

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from adapters import canonical
+from adapters import canonical, pg_types
 from adapters.base import CanonicalType, CollectionSchema, Column, Key, Record
 from adapters.errors import ConfigInvalid, UnsupportedValue
 
@@ -219,8 +219,8 @@ def build(
             raise ConfigInvalid(f"{where}: Firestore keys documents by `id`, but {name!r} has a non-key column `id` "
                                 f"beside its key {key[0]!r}", hint="rename the column on the source first")
         renames.append((key[0], "id"))
-        cols = [Column("id", c.type, c.nullable, c.precision, c.scale, c.native) if c.name == key[0] else c
-                for c in cols]
+        cols = [Column("id", c.type, c.nullable, c.precision, c.scale, c.native, c.native_def) if c.name == key[0]
+                else c for c in cols]
         key = ["id"]
     names = {c.name for c in cols}
     flat: list[Flattened] = []
@@ -249,7 +249,7 @@ def build(
         raise ConfigInvalid(f"{where}.types names {', '.join(sorted(bad_types))}, which is not a column of {name}",
                             hint=f"columns of {name}: {', '.join(sorted(names))}")
     cols = [Column(c.name, types.get(c.name, c.type), c.nullable, c.precision, c.scale,  # type: ignore[arg-type]
-                   c.native if c.name not in types else None) for c in cols]
+                   *((c.native, c.native_def) if c.name not in types else (None, None))) for c in cols]
     for f in flat:  # each flattened column right after the field it came from
         at = max(i for i, c in enumerate(cols) if c.name == f.path[0] or c.name.startswith(f.path[0] + "_"))
         cols.insert(at + 1, Column(f.column, f.type, True))
@@ -261,3 +261,9 @@ def build(
     return CollectionMapping(name, source, target, source_kind in STRING_KEY_KINDS, target_kind in STRING_KEY_KINDS,
                              tuple(renames), tuple(flat), plain,
                              tuple(zip(src_key_types, tgt_key_types, strict=True)))
+
+
+def type_fidelity(schema: CollectionSchema, *, source_kind: str, target_kind: str) -> list[str]:
+    """One line per column whose PostgreSQL type does not cross exactly, or is restored on a move back, as declared in
+    `adapters.pg_types.TYPES`: for --dry-run and the migration report."""
+    return pg_types.fidelity_lines(schema, source_kind, target_kind)

@@ -259,7 +259,8 @@ class MongoAdapter(Adapter):
 
     @staticmethod
     def _stored(doc: dict[str, Any]) -> CollectionSchema:
-        cols = tuple(Column(c["name"], c["type"], c["nullable"], c.get("precision"), c.get("scale"), c.get("native"))
+        cols = tuple(Column(c["name"], c["type"], c["nullable"], c.get("precision"), c.get("scale"), c.get("native"),
+                            c.get("native_def"))
                      for c in doc["columns"])
         return CollectionSchema(doc["_id"], cols, tuple(doc["key"]))
 
@@ -289,7 +290,7 @@ class MongoAdapter(Adapter):
     def create_collection(self, schema: CollectionSchema) -> None:
         doc = {"key": list(schema.key), "columns": [
             {"name": c.name, "type": c.type, "nullable": c.nullable, "precision": c.precision, "scale": c.scale,
-             "native": c.native} for c in schema.columns]}
+             "native": c.native, "native_def": c.native_def} for c in schema.columns]}
         with self._errors():
             if schema.name not in self.db.list_collection_names(**self._s):
                 self.db.create_collection(schema.name, **self._s)

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from adapters.errors import DriverMissing, InvalidRequest, SchemaRefused, redact
+from adapters.errors import DriverMissing, SchemaRefused, redact
 
 if TYPE_CHECKING:
     from adapters.postgres import PostgresAdapter

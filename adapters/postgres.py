@@ -1,10 +1,12 @@
 """PostgreSQL through SQLAlchemy 2 and psycopg 3. URL: `postgresql+psycopg://user:password@host:5432/db`
 (`postgresql://` is accepted and means the same); options.schema picks the schema (default public).
 
-Sessions run in UTC. PostgreSQL → PostgreSQL copies stream binary COPY between the two servers (text COPY when the
-column types differ); digests are computed in the server (per-field hashes of each row, or its text form where a
-type has no hash), so nothing is pulled to the client to compare two PostgreSQL tables. The write freeze and its
-bypass are in pg_guard.py, change capture in pg_capture.py.
+Sessions run in UTC, intervals print as ISO 8601. Every column type maps to a canonical one (adapters/pg_types.py);
+the column keeps its native type for same-engine copies and a move back. PostgreSQL → PostgreSQL copies stream binary
+COPY between the two servers (text COPY when the column types differ); digests are computed in the server (per-field
+hashes of each row, or its text form where a type has no hash), so nothing is pulled to the client to compare two
+PostgreSQL tables. The write freeze and its bypass are in pg_guard.py, change capture in pg_capture.py, the schema
+around the rows in pg_schema.py.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import sqlalchemy as sa
 from pydantic import Field
 from sqlalchemy.dialects import postgresql as pg
 
-from adapters import canonical
+from adapters import canonical, pg_types
 from adapters.base import Adapter, Capabilities, CollectionSchema, Column, Key, KeyRange, RangeDigest
 from adapters.errors import (
     AuthenticationFailed,
@@ -38,7 +40,6 @@ from adapters.pg_guard import FreezeGuard
 from adapters.sql import SqlAdapter
 
 FAMILY = "postgresql"
-_TEXTUAL = (sa.String, sa.Text)
 
 
 # The comment on a table created without its primary key for a bulk copy; the key's columns follow as JSON.
@@ -75,6 +76,7 @@ class PostgresAdapter(FreezeGuard, ChangeCapture, SqlAdapter):
         super().__init__(name, url, options)
         self._methods: dict[tuple[str, tuple[str, ...]], tuple[str, ...]] = {}
         self._hash_exprs: dict[tuple[str, tuple[str, ...]], Any] = {}  # psycopg.sql.Composable per (table, columns)
+        self._types: dict[int, Any] = {}  # type oid → (pg_types.TypeMapping, definition)
 
     @property
     def schema_name(self) -> str:  # type: ignore[override]
@@ -126,7 +128,8 @@ class PostgresAdapter(FreezeGuard, ChangeCapture, SqlAdapter):
             sa_url,
             pool_size=self.options.pool_size,
             pool_pre_ping=True,
-            connect_args={"connect_timeout": max(1, int(self.options.connect_timeout_s)), "options": "-c timezone=UTC"},
+            connect_args={"connect_timeout": max(1, int(self.options.connect_timeout_s)),
+                          "options": "-c timezone=UTC -c IntervalStyle=iso_8601"},  # intervals read as ISO 8601
             json_serializer=lambda v: json.dumps(canonical.jsonable(v), ensure_ascii=False),
         )
         sa.event.listen(engine, "before_cursor_execute", _keyed_insert, retval=True)
@@ -169,44 +172,24 @@ class PostgresAdapter(FreezeGuard, ChangeCapture, SqlAdapter):
             return ProviderUnavailable(f"PostgreSQL is unreachable: {text}",
                                        hint="check that the server is running and the url's host and port",
                                        provider=self.name)
-        if state.startswith("22"):
+        if state.startswith("22") or isinstance(exc, psycopg.DataError):  # or a value Python cannot hold
             return UnsupportedValue(text, provider=self.name)
         return InvalidRequest(f"PostgreSQL refused the statement: {text}", provider=self.name)
 
-    # -- types --------------------------------------------------------------------------------------------------------------
+    # -- types (adapters/pg_types.py: every PostgreSQL type maps; none is refused) ------------------------------------
+    def _column_infos(self, insp: Any, name: str) -> list[dict[str, Any]]:
+        rows = insp.bind.execute(pg_types.COLUMNS, {"table": self._qualified_text(name)}).all()
+        keys = ("name", "nullable", "oid", "format", "precision", "scale")
+        return [{"column": pg_types.column(dict(zip(keys, r, strict=True)), insp.bind, self._types)} for r in rows]
+
     def _canonical_column(self, info: dict[str, Any]) -> Column:
-        t = info["type"]
-        native = f"{FAMILY}:{t.compile(dialect=self.engine.dialect)}"
-        precision = scale = None
-        if isinstance(t, sa.Boolean):
-            ctype = "boolean"
-        elif isinstance(t, sa.Integer):
-            ctype = "integer"
-        elif isinstance(t, (sa.Float, pg.DOUBLE_PRECISION, pg.REAL)):
-            ctype = "float"
-        elif isinstance(t, sa.Numeric):
-            ctype, precision, scale = "decimal", t.precision, t.scale
-        elif isinstance(t, sa.DateTime):
-            ctype = "timestamp"
-        elif isinstance(t, sa.Date):
-            ctype = "date"
-        elif isinstance(t, (sa.JSON, pg.JSONB, pg.ARRAY)):
-            ctype = "json"
-        elif isinstance(t, sa.LargeBinary):
-            ctype = "bytes"
-        elif isinstance(t, sa.Uuid):
-            ctype = "uuid"
-        elif isinstance(t, _TEXTUAL) or isinstance(t, sa.Enum):
-            ctype = "text"
-        else:
-            raise UnsupportedValue(
-                f"column {info['name']!r} has type {t}, which Shiftover cannot map across engines",
-                hint="cast it to text or json in a view, or leave the table out with --collections",
-                provider=self.name,
-            )
-        return Column(info["name"], ctype, bool(info["nullable"]), precision, scale, native)
+        return info["column"]
 
     def _sa_type(self, col: Column) -> sa.types.TypeEngine:
+        form = pg_types.form_of(col)
+        if form is not None:
+            return pg_types.Formed(col.native.split(":", 1)[1], form,  # type: ignore[union-attr]
+                                   pg_types.definition_of(col.native_def).get("element"))
         return {
             "integer": sa.BigInteger(),
             "decimal": sa.Numeric(col.precision, col.scale) if col.precision else sa.Numeric(),
@@ -215,7 +198,7 @@ class PostgresAdapter(FreezeGuard, ChangeCapture, SqlAdapter):
             "boolean": sa.Boolean(),
             "timestamp": sa.TIMESTAMP(timezone=True),
             "date": sa.Date(),
-            "json": pg.JSONB(),
+            "json": pg.JSONB(none_as_null=True),
             "bytes": pg.BYTEA(),
             "uuid": sa.Uuid(as_uuid=False),
         }[col.type]
@@ -241,6 +224,8 @@ class PostgresAdapter(FreezeGuard, ChangeCapture, SqlAdapter):
         table = sa.Table(schema.name, sa.MetaData(), *cols, schema=self.schema_name, comment=comment)
         with self._conn() as conn:
             conn.execute(sa.schema.CreateSchema(self.schema_name, if_not_exists=True))
+            with conn.connection.driver_connection.cursor() as cur:  # enum/domain/composite types a move back needs
+                pg_types.ensure_types(cur, schema.columns)
             table.create(conn, checkfirst=True)  # CREATE TABLE, and COMMENT ON TABLE, in one transaction
         self._forget(schema.name)
 
@@ -269,6 +254,8 @@ class PostgresAdapter(FreezeGuard, ChangeCapture, SqlAdapter):
         return pg.insert(table).execution_options(shiftover_keyed=True)
 
     def _to_db(self, col: Column, value: Any) -> Any:
+        if pg_types.form_of(col) is not None:
+            return pg_types.dump(col, value)
         if col.type == "json":
             return canonical.jsonable(value)
         if col.type == "uuid":
@@ -278,6 +265,8 @@ class PostgresAdapter(FreezeGuard, ChangeCapture, SqlAdapter):
         return value
 
     def _from_db(self, col: Column, value: Any) -> Any:
+        if pg_types.form_of(col) is not None:
+            return pg_types.load(col, value)
         if col.type == "timestamp":
             return canonical.utc(value)
         if col.type == "uuid" and isinstance(value, uuid.UUID):
@@ -288,7 +277,7 @@ class PostgresAdapter(FreezeGuard, ChangeCapture, SqlAdapter):
 
     def _key_expr(self, table: sa.Table, col: Column) -> sa.ColumnElement[Any]:
         expr = table.c[col.name]
-        return expr.collate("C") if col.type == "text" else expr
+        return expr.collate("C") if col.type == "text" and pg_types.form_of(col) is None else expr
 
     def key_boundaries(self, name: str, every: int) -> list[Key]:
         """Every `every`-th key, exactly, for tables under ~250,000 rows (by the planner's estimate) or with a composite
@@ -346,7 +335,7 @@ class PostgresAdapter(FreezeGuard, ChangeCapture, SqlAdapter):
 
         def key_ident(c: Column):  # type: ignore[no-untyped-def]
             ident = sql.Identifier(c.name)
-            return sql.SQL("{} COLLATE \"C\"").format(ident) if c.type == "text" else ident
+            return sql.SQL("{} COLLATE \"C\"").format(ident) if c.type == "text" and not pg_types.form_of(c) else ident
 
         row = sql.SQL("ROW({})").format(sql.SQL(", ").join(key_ident(c) for c in keys))
         parts = []
@@ -365,7 +354,8 @@ class PostgresAdapter(FreezeGuard, ChangeCapture, SqlAdapter):
             return super().copy_range_from(source, name, rng)
         src_schema, dst_schema = source.schema(name), self.schema(name)
         cols = [c.name for c in src_schema.columns if c.name in dst_schema.names]
-        binary = all(src_schema.column(c).native == dst_schema.column(c).native for c in cols)
+        binary = all(src_schema.column(c).native == dst_schema.column(c).native and
+                     not pg_types.text_copy(src_schema.column(c)) for c in cols)
         fmt = sql.SQL("BINARY" if binary else "TEXT")
         col_list = sql.SQL(", ").join(sql.Identifier(c) for c in cols)
         src_table = sql.Identifier(source.schema_name, name)

@@ -2,8 +2,10 @@
 
 SQLite has no decimal or timestamp storage of its own, so tables Shiftover creates declare types with TEXT affinity
 (`DECIMAL_TEXT(12,2)`, `TIMESTAMPTZ_TEXT`, `JSON_TEXT` ...) that keep values exact and read back to the same canonical
-type. Tables made by others are read by SQLite's affinity rules. The write freeze is a set of BEFORE triggers that
-abort every INSERT, UPDATE and DELETE, whoever the client is.
+type. Tables made by others are read by SQLite's affinity rules. A column that came from another engine keeps its native
+type there (e.g. `postgresql:interval`, with what restoring it needs) in the table `_shiftover_schemas`, so a move back
+restores it. The write freeze is a set of BEFORE triggers that abort every INSERT, UPDATE and DELETE, whoever the
+client is.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from adapters import canonical
-from adapters.base import Capabilities, Change, Column, Installed
+from adapters.base import Capabilities, Change, CollectionSchema, Column, Installed
 from adapters.errors import (
     BackendError,
     CollectionNotFound,
@@ -47,6 +49,8 @@ _DECLARED = {
     "uuid": "UUID_TEXT",
 }
 _FREEZE_OPS = ("INSERT", "UPDATE", "DELETE")
+_RECORDS = sa.Table("_shiftover_schemas", sa.MetaData(), sa.Column("name", sa.Text, primary_key=True),
+                    sa.Column("natives", sa.Text, nullable=False))  # JSON: {column: [native, native_def]}
 
 
 class _Declared(sa.types.UserDefinedType):
@@ -149,6 +153,39 @@ class SqliteAdapter(SqlAdapter):
         else:
             ctype = "text"
         return Column(info["name"], ctype, bool(info["nullable"]), precision, scale)
+
+    # -- the schema record: native types of columns that came from another engine -------------------------------------
+    def schema(self, name: str) -> CollectionSchema:
+        if name in self._schemas:
+            return self._schemas[name]
+        base = super().schema(name)
+        with self._conn() as conn:
+            text = conn.execute(sa.select(_RECORDS.c.natives).where(_RECORDS.c.name == name)).scalar() \
+                if sa.inspect(conn).has_table(_RECORDS.name) else None
+        if text:
+            natives = json.loads(text)
+            base = CollectionSchema(name, tuple(Column(c.name, c.type, c.nullable, c.precision, c.scale,
+                                                       *natives.get(c.name, (None, None))) for c in base.columns),
+                                    base.key)
+            self._schemas[name] = base
+        return base
+
+    def create_collection(self, schema: CollectionSchema) -> None:
+        natives = {c.name: [c.native, c.native_def] for c in schema.columns if c.native}
+        with self._conn() as conn:
+            super().create_collection(schema)
+            if natives:
+                _RECORDS.create(conn, checkfirst=True)
+                conn.execute(self._insert(_RECORDS).on_conflict_do_update(
+                    index_elements=["name"], set_={"natives": sa.literal_column("excluded.natives")}),
+                    {"name": schema.name, "natives": json.dumps(natives, sort_keys=True)})
+        self._forget(schema.name)
+
+    def drop_collection(self, name: str) -> None:
+        with self._conn() as conn:
+            super().drop_collection(name)
+            if sa.inspect(conn).has_table(_RECORDS.name):
+                conn.execute(sa.delete(_RECORDS).where(_RECORDS.c.name == name))
 
     def _sa_type(self, col: Column) -> sa.types.TypeEngine:
         if col.type == "decimal":

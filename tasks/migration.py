@@ -108,6 +108,7 @@ def plan_collections(config_path: str, source: str, target: str, collections: Se
             shape = collection_mapping(config, src, dst, name)
             ranges = ranges_from_boundaries(src.key_boundaries(name, chunk_rows))
             excluded, notes = field_limits(src, dst, name, name in existing)
+            notes += tuple(mapping.type_fidelity(src.schema(name), source_kind=src.kind, target_kind=dst.kind))
             plans.append(CollectionPlan(name, shape.target, src.count(name), tuple(ranges), copy_path(src, dst),
                                         name in existing, tuple(shape.describe()) if not shape.identity else (),
                                         tuple(shape.table()) if not shape.identity else (), excluded, notes))
