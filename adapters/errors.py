@@ -17,7 +17,10 @@
         ├── StaleEpoch                BACKEND_011  fencing: the writer holds an old epoch
         ├── PointerConflict           BACKEND_012  compare-and-swap lost to another switch
         ├── DriverMissing             BACKEND_013  an optional driver is not installed
-        └── InvalidRequest            BACKEND_014  the engine refused the statement
+        ├── InvalidRequest            BACKEND_014  the engine refused the statement
+        ├── LeaseHeld                 BACKEND_015  another run holds this provider (names the holder)
+        └── StandbyNotInSync          BACKEND_016  a standby's sync never completed, its lag is unknown, or sync
+                                                   cannot see deletes on this primary
 
 Messages never carry secrets: adapters build them from redacted URLs, and `redact()` scrubs driver text.
 """
@@ -122,6 +125,14 @@ class DriverMissing(PermanentError):
 
 class InvalidRequest(PermanentError):
     code = "BACKEND_014"
+
+
+class LeaseHeld(PermanentError):
+    code = "BACKEND_015"
+
+
+class StandbyNotInSync(PermanentError):
+    code = "BACKEND_016"
 
 
 def is_transient(exc: BaseException) -> bool:
