@@ -147,10 +147,13 @@ class LeaseTable:
             if why is None and current.kind in preempt:
                 why = f"a {kind} preempts a {current.kind}"
             if why is None:
-                raise LeaseHeld(
+                err = LeaseHeld(
                     f"another run holds {provider!r}: {current.describe()}", provider=provider,
                     hint=f"wait for run {current.run_id} to finish (shiftover status lists the leases); a killed run's "
                          f"lease expires {ttl_s:g} s after its last heartbeat")
+                err.holder = current  # type: ignore[attr-defined]
+                err.holder_kind = current.kind  # type: ignore[attr-defined]
+                raise err
             with self.store._tx() as conn:  # noqa: SLF001 - compare-and-swap on the token that was read
                 took = conn.execute(sa.update(leases_t).where(
                     leases_t.c.provider == provider, leases_t.c.token == current.token

@@ -403,13 +403,18 @@ def failover(
     reason: Annotated[str, typer.Option(help="recorded with the switch")] = "manual failover",
     config: ConfigOpt = Path("backends.yaml"),
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    force: Annotated[bool, typer.Option("--force", help="switch even to a standby whose sync never completed or whose "
+                                        "lag is unknown (records may be lost, deleted ones may come back)")] = False,
 ) -> None:
-    """Fence the active provider and switch to the best healthy standby (or --to NAME)."""
+    """Fence the active provider and switch to the best healthy standby (or --to NAME). A standby that is not known
+    to be in sync is refused (BACKEND_016) unless the old primary answers for the final delta, or --force."""
     from adapters.config import load_config
     from flows.failover import FailoverParams, failover as failover_flow, render
 
+    quiet_backend_tracebacks()
     cfg = load_config(config)
-    report = failover_flow(FailoverParams(config_path=str(cfg.path), to=to, dry_run=dry_run, reason=reason))
+    report = failover_flow(FailoverParams(config_path=str(cfg.path), to=to, dry_run=dry_run, reason=reason,
+                                          force=force))
     if as_json:
         print(report.model_dump_json())
     else:
