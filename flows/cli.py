@@ -180,19 +180,25 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
     runs: Annotated[int, typer.Option(help="how many recent runs to list")] = 5,
 ) -> None:
-    """Print the active provider and epoch, write freezes, and the last runs."""
+    """Print the active provider and epoch, write freezes, leases, the standbys' sync, and the last runs."""
     from adapters.config import load_config
     from adapters.control import ControlStore
+    from adapters.leases import LeaseTable
+    from adapters.syncstate import SyncStates
+    from flows.runs_cli import print_leases_and_sync, runs_json
 
     cfg = load_config(config)
     control = ControlStore(cfg.control.url.get_secret_value())
     pointer = control.ensure_pointer(cfg.primary())
     freezes = control.freezes()
     recent = control.runs(limit=runs)
+    leases = LeaseTable(control).all()
+    synced = SyncStates(control).get(source=pointer.provider)
     if as_json:
         out.print_json(json.dumps({
             "active": pointer.provider, "epoch": pointer.epoch, "since": pointer.since.isoformat(),
             "reason": pointer.reason,
+            **runs_json(leases, synced),
             "freezes": [{"provider": f.provider, "collection": f.collection, "run_id": f.run_id,
                          "since": f.since.isoformat(), "reason": f.reason} for f in freezes],
             "runs": [{"run_id": r.run_id, "kind": r.kind, "source": r.source, "target": r.target,
@@ -211,6 +217,7 @@ def status(
         for f in freezes:
             table.add_row(f.provider, f.collection, f"{f.since:%H:%M:%S}", f.reason)
         out.print(table)
+    print_leases_and_sync(out, pointer.provider, leases, synced)
     if recent:
         table = Table("run", "kind", "from → to", "strategy", "status", "started", title="Recent runs")
         for r in recent:
@@ -252,27 +259,6 @@ def release(
     names = release_flow(ReleaseParams(provider=provider, config_path=str(cfg.path)))
     out.print(f"Released {provider}: {', '.join(names) or 'nothing was fenced'}; it takes writes again and "
               "rollback is no longer possible.")
-
-
-@app.command()
-def unfreeze(
-    provider: Annotated[str, typer.Argument(help="provider whose write freeze to lift")],
-    collections: Annotated[Optional[str], typer.Option(help="comma-separated (default: every frozen one)")] = None,
-    config: ConfigOpt = Path("backends.yaml"),
-) -> None:
-    """Lift a write freeze left behind by an interrupted run (engine triggers and control-store flags)."""
-    from adapters.config import load_config
-    from adapters.control import ControlStore
-    from adapters.registry import open_adapter
-
-    cfg = load_config(config)
-    control = ControlStore(cfg.control.url.get_secret_value())
-    with open_adapter(cfg, provider) as adapter:
-        names = [c for c in collections.split(",") if c] if collections else sorted(
-            {f.collection for f in control.freezes(provider)} | set(adapter.frozen()))
-        adapter.unfreeze(names)
-    control.clear_freeze(provider, names)
-    out.print(f"Lifted the write freeze on {provider}: {', '.join(names) or 'nothing was frozen'}")
 
 
 @app.command()
@@ -361,6 +347,11 @@ def test_suite(
 
 
 from flows.analyze_cli import analyze_command  # noqa: E402 - light: Prefect is imported inside the command
+from flows.runs_cli import unfreeze_command  # noqa: E402 - light as well
+
+app.command("unfreeze", help="Lift a write freeze left behind by an interrupted run (engine triggers and "
+                             "control-store flags). A freeze set by a run is lifted only with --run-id naming it.")(
+    unfreeze_command)
 
 app.command("analyze", help="List every direct provider-SDK call under PATH by service, flag the risky ones, "
                             "and write a migration plan with an effort estimate (JSON file + Prefect artifact).")(
