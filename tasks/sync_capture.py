@@ -115,13 +115,13 @@ def sync_by_capture(config: Config, control: ControlStore, source: str, targets:
                 results[t].copied[name] = copied
                 results[t].rows += copied
                 live.append(t)
-            if keep_log is None:  # this pass acknowledges: a standby it does not write would miss those changes
+            drained, applied = _drain(src, dsts, name, live, states, source, results, ack=keep_log is None,
+                                      deadline=time.monotonic() + budget_s, check=check)
+            if keep_log is None and applied:  # acknowledged: a live standby this pass did not write missed them
                 others = [s.target for s in by_target.values() if s.target not in targets and s.state == "live"]
                 for other in others:
                     states.invalidate(source=source, target=other, collections=[name],
                                       why=f"changes were acknowledged by a sync that did not include {other!r}")
-            drained, applied = _drain(src, dsts, name, live, states, source, results, ack=keep_log is None,
-                                      deadline=time.monotonic() + budget_s, check=check)
             pending = 0 if drained and keep_log else src.capture_pending(name)
             for t in live:
                 states.record_pass(source, t, name, method="capture", completed_at=started_at if drained else None,
