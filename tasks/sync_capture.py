@@ -9,9 +9,10 @@ seen twice is harmless.
 
 The change log has one reader per table, so a pass acknowledges a change only after every live standby has it:
 a standby the pass was not asked to sync, or one where a change failed, is marked stale and copied in full next
-time. While a blue-green run's rollback window is open on the primary (its capture serves `shiftover rollback`),
-sync reads the log without acknowledging it. A capture found stopped (release, a migration's end) makes every
-standby of it stale. What each pass did is kept in the control store (adapters/syncstate.py) for failover.
+time. While another run still needs the log (a blue-green or gradual migration from the primary that has not
+finished, or a blue-green run's rollback window), sync reads it without acknowledging it; such a migration makes the
+primary's standbys stale when it starts, since it consumes the log. A capture found stopped (release, a migration's
+end) makes every standby of it stale. What each pass did is kept in the control store (adapters/syncstate.py).
 """
 
 from __future__ import annotations
@@ -32,11 +33,19 @@ _BATCH = 2000
 _PASS_BUDGET_S = 60.0
 
 
-def rollback_window(control: ControlStore, provider: str) -> str | None:
-    """The blue-green run whose rollback reads `provider`'s capture (its old primary is still fenced by it)."""
+def capture_owner(control: ControlStore, provider: str) -> str | None:
+    """The run that still needs `provider`'s change log, if any: a blue-green or gradual migration from it that has
+    not finished (it resumes from the log), or a blue-green run whose rollback reads it (its old primary is still
+    fenced by that run). Sync then reads the log without consuming it."""
+    rollback_checked = False
     for run in control.runs(limit=200):
-        if run.strategy == "blue_green" and run.target == provider and run.status == "succeeded":
-            return run.run_id if any(f.run_id == run.run_id for f in control.freezes(run.source)) else None
+        if run.strategy in ("blue_green", "gradual") and run.source == provider and run.status in ("running", "failed"):
+            return run.run_id
+        if not rollback_checked and run.strategy == "blue_green" and run.target == provider \
+                and run.status == "succeeded":
+            rollback_checked = True
+            if any(f.run_id == run.run_id for f in control.freezes(run.source)):
+                return run.run_id
     return None
 
 
@@ -74,7 +83,7 @@ def sync_by_capture(config: Config, control: ControlStore, source: str, targets:
     started_at, clock = now(), time.perf_counter()
     states = SyncStates(control)
     results = {t: SyncResult(source, t, method="capture") for t in targets}
-    keep_log = rollback_window(control, source)
+    keep_log = capture_owner(control, source)
     with ExitStack() as stack:
         src = stack.enter_context(open_adapter(config, source))
         require_capture(src, source)
@@ -133,7 +142,8 @@ def sync_by_capture(config: Config, control: ControlStore, source: str, targets:
         r.lag_s = control.lag_s(source, t)
         r.seconds = time.perf_counter() - clock
         if keep_log:
-            r.notes.append(f"rollback window of run {keep_log} open: the change log was read, not consumed")
+            r.notes.append(f"run {keep_log} still needs the change log (a live migration or a rollback window): it "
+                           "was read, not consumed")
     return list(results.values())
 
 

@@ -189,3 +189,26 @@ def test_a_document_store_primary_is_refused_unless_updated_at_is_chosen(mongo_t
     assert SyncStates(store).readiness("docs", "lite") is not None
     cfg = config(write_config(tmp_path, providers, sync={"method": "updated_at"}))
     assert sync_pair(cfg, store, "docs", "lite").rows == 20
+
+
+def test_sync_reads_without_consuming_a_log_an_unfinished_live_migration_needs(tmp_path: Path) -> None:
+    path = write_config(tmp_path, {
+        "main": {"kind": "sqlite", "url": f"sqlite:///{tmp_path / 'main.db'}", "role": "primary", "priority": 1},
+        "s1": {"kind": "sqlite", "url": f"sqlite:///{tmp_path / 's1.db'}", "role": "standby", "priority": 2},
+    })
+    cfg = config(path)
+    store = ControlStore(cfg.control.url.get_secret_value())
+    seed_items(path, "main", 300)
+    sync_pair(cfg, store, "main", "s1")
+    store.start_run("g1", kind="migrate", source="main", target="elsewhere", strategy="gradual", fingerprint="g")
+    with open_adapter(cfg, "main") as main:
+        main.delete("items", [(i,) for i in range(1, 11)])
+    result = sync_pair(cfg, store, "main", "s1")
+    assert result.deleted == 10 and "run g1 still needs the change log" in result.notes[0]
+    with open_adapter(cfg, "main") as main, open_adapter(cfg, "s1") as s1:
+        assert main.capture_pending("items") == 10  # left for the migration to apply
+        assert assert_same_records(main, s1, "items") == 290
+    store.finish_run("g1", status="succeeded", summary={})
+    assert sync_pair(cfg, store, "main", "s1").notes == []
+    with open_adapter(cfg, "main") as main:
+        assert main.capture_pending("items") == 0
