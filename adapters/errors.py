@@ -19,7 +19,7 @@
         ├── DriverMissing             BACKEND_013  an optional driver is not installed
         ├── InvalidRequest            BACKEND_014  the engine refused the statement
         ├── LeaseHeld                 BACKEND_015  another run holds this provider (names the holder)
-        └── StandbyNotInSync          BACKEND_016  a standby's sync never completed, its lag is unknown, or sync
+        └── StandbyNotInSync          BACKEND_017  a standby's sync never completed, its lag is unknown, or sync
                                                    cannot see deletes on this primary
 
 Messages never carry secrets: adapters build them from redacted URLs, and `redact()` scrubs driver text.
@@ -132,7 +132,7 @@ class LeaseHeld(PermanentError):
 
 
 class StandbyNotInSync(PermanentError):
-    code = "BACKEND_016"
+    code = "BACKEND_017"
 
 
 def is_transient(exc: BaseException) -> bool:

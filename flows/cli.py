@@ -398,7 +398,7 @@ def failover(
                                         "lag is unknown (records may be lost, deleted ones may come back)")] = False,
 ) -> None:
     """Fence the active provider and switch to the best healthy standby (or --to NAME). A standby that is not known
-    to be in sync is refused (BACKEND_016) unless the old primary answers for the final delta, or --force."""
+    to be in sync is refused (BACKEND_017) unless the old primary answers for the final delta, or --force."""
     from adapters.config import load_config
     from flows.failover import FailoverParams, failover as failover_flow, render
 

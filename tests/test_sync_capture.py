@@ -149,7 +149,7 @@ def test_failover_to_a_standby_never_synced_refuses_unless_forced(prefect_harnes
     run = CliRunner().invoke(app, ["failover", "--to", "b", "--config", str(cfg.path)])
     assert run.exit_code != 0 and isinstance(run.exception, StandbyNotInSync)
     message = str(run.exception)
-    assert message.startswith("BACKEND_016 [b]: will not switch to 'b'") and "never completed a sync" in message
+    assert message.startswith("BACKEND_017 [b]: will not switch to 'b'") and "never completed a sync" in message
     assert "--force" in message
     assert store.pointer().provider == "a" and store.pointer().epoch == 1 and store.fences() == []
     # automatic failover skips it too: no standby in sync, no switch
