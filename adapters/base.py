@@ -398,6 +398,13 @@ class Adapter(abc.ABC):
         return []
 
     @contextmanager
+    def run_lock(self) -> Iterator[bool]:
+        """Hold the engine's own lock for one Shiftover run while the block runs, where the engine has a cheap one
+        (PostgreSQL: a session advisory lock, dropped with the session if the holder dies); yields False when another
+        session holds it. Engines without one yield True: the control store's lease is the guard there."""
+        yield True
+
+    @contextmanager
     def bypass_freeze(self) -> Iterator[Self]:
         """Calls made inside this block write through this adapter's own engine freeze (rollback, final delta), while
         every other client stays refused. Engines without an engine freeze have nothing to bypass."""

@@ -48,6 +48,23 @@ class ProviderConfig(_Strict):
 
 class ControlConfig(_Strict):
     url: SecretStr = SecretStr("sqlite:///data/control.db")
+    lease_ttl_s: float = Field(30.0, ge=2, description="a run's lease on a provider expires this long after its last "
+                               "heartbeat (a killed run's providers are free again after it)")
+    heartbeat_s: float = Field(5.0, gt=0, description="how often a running run renews its leases")
+
+    @model_validator(mode="after")
+    def _heartbeat_within_ttl(self) -> ControlConfig:
+        if self.heartbeat_s * 2 > self.lease_ttl_s:
+            raise ValueError("control.heartbeat_s must be at most half of control.lease_ttl_s")
+        return self
+
+
+class SyncPolicy(_Strict):
+    method: Literal["capture", "updated_at"] = Field(
+        "capture", description="capture: the primary's change capture (deletes included, no updated_at column "
+        "needed; PostgreSQL, SQLite); updated_at: poll changes(since) by an updated_at column or stamp (deletes "
+        "are NOT replicated)")
+    chunk_rows: int = Field(50_000, ge=1, description="records per key range of a standby's initial full copy")
 
 
 class HealthPolicy(_Strict):
@@ -129,6 +146,7 @@ class Config(_Strict):
     health: HealthPolicy = Field(default_factory=HealthPolicy)
     failover: FailoverPolicy = Field(default_factory=FailoverPolicy)
     migration: MigrationDefaults = Field(default_factory=MigrationDefaults)
+    sync: SyncPolicy = Field(default_factory=SyncPolicy)
     path: Path | None = Field(None, exclude=True)
 
     @model_validator(mode="after")

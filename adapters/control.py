@@ -291,11 +291,15 @@ class ControlStore:
                 conn.execute(sa.insert(freezes_t).values(provider=provider, collection=c, run_id=run_id, since=at,
                                                          reason=reason))
 
-    def clear_freeze(self, provider: str, collections: Sequence[str] | None = None) -> None:
+    def clear_freeze(self, provider: str, collections: Sequence[str] | None = None, *,
+                     only_run: str | None = None) -> None:
+        """Lift freeze flags; with `only_run`, only those that run owns (a freeze is lifted by the run that set it)."""
         with self._tx() as conn:
             stmt = sa.delete(freezes_t).where(freezes_t.c.provider == provider)
             if collections is not None:
                 stmt = stmt.where(freezes_t.c.collection.in_(list(collections)))
+            if only_run is not None:
+                stmt = stmt.where(freezes_t.c.run_id == only_run)
             conn.execute(stmt)
 
     def freezes(self, provider: str | None = None) -> list[Freeze]:

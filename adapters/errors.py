@@ -18,7 +18,10 @@
         ├── PointerConflict           BACKEND_012  compare-and-swap lost to another switch
         ├── DriverMissing             BACKEND_013  an optional driver is not installed
         ├── InvalidRequest            BACKEND_014  the engine refused the statement
-        └── SchemaRefused             BACKEND_016  the target cannot hold the source's schema (names what is missing)
+        ├── LeaseHeld                 BACKEND_015  another run holds this provider (names the holder)
+        ├── SchemaRefused             BACKEND_016  the target cannot hold the source's schema (names what is missing)
+        └── StandbyNotInSync          BACKEND_017  a standby's sync never completed, its lag is unknown, or sync
+                                                   cannot see deletes on this primary
 
 Messages never carry secrets: adapters build them from redacted URLs, and `redact()` scrubs driver text.
 """
@@ -123,6 +126,14 @@ class DriverMissing(PermanentError):
 
 class InvalidRequest(PermanentError):
     code = "BACKEND_014"
+
+
+class LeaseHeld(PermanentError):
+    code = "BACKEND_015"
+
+
+class StandbyNotInSync(PermanentError):
+    code = "BACKEND_017"
 
 
 class SchemaRefused(PermanentError):

@@ -327,6 +327,20 @@ class PostgresAdapter(FreezeGuard, ChangeCapture, SqlAdapter):
             cur.execute(sql.SQL("SELECT set_config(%s, (SELECT secret FROM {} WHERE id = 1), true)").format(
                 sql.Identifier(self.schema_name, GUARD)), (BYPASS_SETTING,))
 
+    @contextmanager
+    def run_lock(self):  # type: ignore[no-untyped-def]
+        """A session advisory lock keyed by this schema, on a connection of its own that is discarded afterwards (so
+        the lock goes with it, whatever happened)."""
+        raw = self._raw()
+        try:
+            with self._errors(), raw.driver_connection.cursor() as cur:
+                cur.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (f"shiftover run lock {self.schema_name}",))
+                got = bool(cur.fetchone()[0])
+                raw.driver_connection.commit()
+            yield got
+        finally:
+            raw.invalidate()
+
     def _range_sql(self, name: str, rng: KeyRange):  # type: ignore[no-untyped-def]
         from psycopg import sql
 

@@ -180,11 +180,14 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
     runs: Annotated[int, typer.Option(help="how many recent runs to list")] = 5,
 ) -> None:
-    """Print the active provider and epoch, write freezes, what Shiftover has installed in each provider's database
-    (with the command that removes it), and the last runs."""
+    """Print the active provider and epoch, write freezes, leases, the standbys' sync, what Shiftover has installed in
+    each provider's database (with the command that removes it), and the last runs."""
     from adapters.config import load_config
     from adapters.control import ControlStore
+    from adapters.leases import LeaseTable
     from flows.installed import installed_rows
+    from adapters.syncstate import SyncStates
+    from flows.runs_cli import print_leases_and_sync, runs_json
 
     cfg = load_config(config)
     control = ControlStore(cfg.control.url.get_secret_value())
@@ -192,10 +195,13 @@ def status(
     freezes = control.freezes()
     recent = control.runs(limit=runs)
     installed = installed_rows(cfg, pointer.provider, control.runs(limit=50))
+    leases = LeaseTable(control).all()
+    synced = SyncStates(control).get(source=pointer.provider)
     if as_json:
         out.print_json(json.dumps({
             "active": pointer.provider, "epoch": pointer.epoch, "since": pointer.since.isoformat(),
             "reason": pointer.reason,
+            **runs_json(leases, synced),
             "freezes": [{"provider": f.provider, "collection": f.collection, "run_id": f.run_id,
                          "since": f.since.isoformat(), "reason": f.reason} for f in freezes],
             "installed": [{"provider": r.provider, "what": r.item.what if r.item else None,
@@ -224,6 +230,7 @@ def status(
             table.add_row(r.provider, r.item.what if r.item else "-", r.item.name if r.item else "-",
                           (r.item.collection or "") if r.item else "", escape(r.remove))
         out.print(table)
+    print_leases_and_sync(out, pointer.provider, leases, synced)
     if recent:
         table = Table("run", "kind", "from → to", "strategy", "status", "started", title="Recent runs")
         for r in recent:
@@ -265,27 +272,6 @@ def release(
     names = release_flow(ReleaseParams(provider=provider, config_path=str(cfg.path)))
     out.print(f"Released {provider}: {', '.join(names) or 'nothing was fenced'}; it takes writes again and "
               "rollback is no longer possible.")
-
-
-@app.command()
-def unfreeze(
-    provider: Annotated[str, typer.Argument(help="provider whose write freeze to lift")],
-    collections: Annotated[Optional[str], typer.Option(help="comma-separated (default: every frozen one)")] = None,
-    config: ConfigOpt = Path("backends.yaml"),
-) -> None:
-    """Lift a write freeze left behind by an interrupted run (engine triggers and control-store flags)."""
-    from adapters.config import load_config
-    from adapters.control import ControlStore
-    from adapters.registry import open_adapter
-
-    cfg = load_config(config)
-    control = ControlStore(cfg.control.url.get_secret_value())
-    with open_adapter(cfg, provider) as adapter:
-        names = [c for c in collections.split(",") if c] if collections else sorted(
-            {f.collection for f in control.freezes(provider)} | set(adapter.frozen()))
-        adapter.unfreeze(names)
-    control.clear_freeze(provider, names)
-    out.print(f"Lifted the write freeze on {provider}: {', '.join(names) or 'nothing was frozen'}")
 
 
 @app.command()
@@ -374,6 +360,11 @@ def test_suite(
 
 
 from flows.analyze_cli import analyze_command  # noqa: E402 - light: Prefect is imported inside the command
+from flows.runs_cli import unfreeze_command  # noqa: E402 - light as well
+
+app.command("unfreeze", help="Lift a write freeze left behind by an interrupted run (engine triggers and "
+                             "control-store flags). A freeze set by a run is lifted only with --run-id naming it.")(
+    unfreeze_command)
 
 app.command("analyze", help="List every direct provider-SDK call under PATH by service, flag the risky ones, "
                             "and write a migration plan with an effort estimate (JSON file + Prefect artifact).")(
@@ -416,13 +407,18 @@ def failover(
     reason: Annotated[str, typer.Option(help="recorded with the switch")] = "manual failover",
     config: ConfigOpt = Path("backends.yaml"),
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    force: Annotated[bool, typer.Option("--force", help="switch even to a standby whose sync never completed or whose "
+                                        "lag is unknown (records may be lost, deleted ones may come back)")] = False,
 ) -> None:
-    """Fence the active provider and switch to the best healthy standby (or --to NAME)."""
+    """Fence the active provider and switch to the best healthy standby (or --to NAME). A standby that is not known
+    to be in sync is refused (BACKEND_017) unless the old primary answers for the final delta, or --force."""
     from adapters.config import load_config
     from flows.failover import FailoverParams, failover as failover_flow, render
 
+    quiet_backend_tracebacks()
     cfg = load_config(config)
-    report = failover_flow(FailoverParams(config_path=str(cfg.path), to=to, dry_run=dry_run, reason=reason))
+    report = failover_flow(FailoverParams(config_path=str(cfg.path), to=to, dry_run=dry_run, reason=reason,
+                                          force=force))
     if as_json:
         print(report.model_dump_json())
     else:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+import uuid
+from contextlib import ExitStack
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
@@ -18,12 +20,18 @@ from prefect.events import emit_event
 from pydantic import BaseModel, Field
 
 from adapters.config import load_config
-from adapters.errors import BackendError, PointerConflict
+from adapters.control import ControlStore
+from adapters.errors import BackendError, LeaseHeld, PointerConflict
+from adapters.leases import RunLease
 from tasks.failover import (
     count_at_risk,
     fence_old_primary,
+    not_in_sync,
     plan_failover,
+    primary_answers,
+    refuse_unsynced,
     require_healthy,
+    undo_fence,
     unfence_target,
 )
 from tasks.migration import switch_pointer
@@ -37,6 +45,8 @@ class FailoverParams(BaseModel):
     dry_run: bool = Field(False, description="say what would happen; change nothing")
     expected_epoch: int | None = Field(None, description="switch only if the pointer is still at this epoch")
     first_failed_at: dt.datetime | None = Field(None, description="first failed probe (set by the monitor)")
+    force: bool = Field(False, description="switch even to a standby whose sync never completed or whose lag is "
+                        "unknown (records may be lost, deleted ones may come back)")
 
 
 class FailoverReport(BaseModel):
@@ -74,15 +84,15 @@ def render(r: FailoverReport) -> str:
              f"- records at risk (on the old primary, not on the new one): {risk} {r.at_risk_note}".rstrip()]
     lines += [f"- {n}" for n in r.notes]
     if r.candidates:
-        lines += ["", "| provider | rank | healthy | latency ms | lag s | error |", "|---|---|---|---|---|---|"]
-        lines += [f"| {c['provider']} | {c['rank']} | {c['healthy']} | {c['latency_ms']} | {c['lag_s']} | "
-                  f"{str(c['error']).replace('|', '/')} |" for c in r.candidates]
+        lines += ["", "| provider | rank | healthy | in sync | latency ms | lag s | error |",
+                  "|---|---|---|---|---|---|---|"]
+        lines += [f"| {c['provider']} | {c['rank']} | {c['healthy']} | {c.get('in_sync', '-')} | {c['latency_ms']} | "
+                  f"{c['lag_s']} | {str(c['error']).replace('|', '/')} |" for c in r.candidates]
     return "\n".join(lines)
 
 
 @flow(name="failover", log_prints=False, validate_parameters=True)
 def failover(params: FailoverParams) -> FailoverReport:
-    logger = get_run_logger()
     clock = time.perf_counter()
     config_path = str(load_config(params.config_path).path)
     plan = plan_failover(config_path, params.to)
@@ -95,8 +105,40 @@ def failover(params: FailoverParams) -> FailoverReport:
         return _publish(report, clock)
     if params.dry_run:
         report.notes.append(plan.why_not or f"would fence {old!r} and switch to {plan.target!r}")
+        if plan.not_in_sync:
+            report.notes.append(f"not in sync: {plan.not_in_sync} (refused unless {old!r} answers for the final "
+                                "delta, or --force)")
         return _publish(report, clock)
     target = require_healthy(plan)
+    config = load_config(params.config_path)
+    control = ControlStore(config.control.url.get_secret_value())
+    lease = RunLease(config, control, [old, target], run_id=f"failover-{uuid.uuid4().hex[:10]}", kind="failover",
+                     engine_locks=[], preempt=("sync",))  # no engine lock: the old primary may not answer
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(lease)
+        except LeaseHeld as exc:
+            if params.expected_epoch is None or getattr(exc, "holder_kind", None) != "failover":
+                raise
+            report.status, report.new = "superseded", None  # another monitor's failover is at work
+            report.notes.append(str(exc))
+            return _publish(report, clock)
+        report.notes += lease.notes
+        current = control.pointer()
+        if current is not None and current.epoch != epoch:
+            report.status, report.new = "superseded", current.provider
+            report.notes.append(f"the pointer moved to epoch {current.epoch} on {current.provider!r} meanwhile")
+            return _publish(report, clock)
+        return _switch(params, config_path, plan, target, report, clock)
+
+
+def _switch(params: FailoverParams, config_path: str, plan, target: str,  # type: ignore[no-untyped-def]
+            report: FailoverReport, clock: float) -> FailoverReport:
+    logger = get_run_logger()
+    old, epoch = plan.pointer.provider, plan.pointer.epoch
+    problem = plan.not_in_sync
+    if problem and not params.force and not primary_answers(config_path, old):
+        raise refuse_unsynced(old, target, problem)  # nothing was touched yet
     reason = f"{params.reason}: {old} → {target}"
     report.engine_fenced = fence_old_primary(config_path, old, epoch + 1, f"fenced at epoch {epoch + 1} ({reason})")
     report.unfenced_target = unfence_target(config_path, target)
@@ -106,6 +148,15 @@ def failover(params: FailoverParams) -> FailoverReport:
             report.records_at_risk = count_at_risk(config_path, old, target)
         except BackendError as exc:
             report.notes.append(f"the last delta could not be copied: {exc}")
+    if problem:  # the final delta (a full copy for a standby never synced) may have settled it
+        problem = not_in_sync(config_path, old, target)
+        if problem and not params.force:
+            undo_fence(config_path, old, bool(report.engine_fenced))
+            if report.unfenced_target:
+                fence_old_primary(config_path, target, epoch, f"fenced again: the failover to {target} was refused")
+            raise refuse_unsynced(old, target, problem)
+        if problem:
+            report.notes.append(f"forced: {problem}")
     if report.records_at_risk is None:
         report.at_risk_note = f"({old!r} did not answer; writes after its last sync to {target!r} may be missing)"
     try:

@@ -23,6 +23,8 @@ from pydantic import BaseModel, Field
 from adapters.config import load_config
 from adapters.control import ControlStore
 from adapters.errors import BackendError, CutoverBlocked, MigrationFailed
+from adapters.leases import RunLease
+from adapters.syncstate import SyncStates
 from expectations.suites import CollectionEvidence, ValidationResult, prewarm
 from tasks.migration import (
     ChunkPlan,
@@ -108,19 +110,33 @@ def begin_run(control: ControlStore, p: MigrateParams, report: MigrationReport, 
 @flow(name="migrate", log_prints=False, validate_parameters=True)
 def migrate(params: MigrateParams) -> MigrationReport:
     config = load_config(params.config_path)
+    if params.source == params.target:
+        raise MigrationFailed("source and target are the same provider", hint="name two different providers")
+    control = ControlStore(config.control.url.get_secret_value())
+    if params.dry_run:
+        return _migrate(params, config, control)
+    # One run at a time on these providers: a second run is refused here, before it freezes or copies anything.
+    params = params.model_copy(update={"run_id": resolve_run_id(control, params)})
+    with RunLease(config, control, [params.source, params.target], run_id=params.run_id, kind="migrate") as lease:
+        states = SyncStates(control)  # a standby written by a migration, or whose capture it consumes, is re-copied
+        states.invalidate(target=params.target, why=f"migration {params.run_id} wrote into it")
+        if params.strategy != "immediate":
+            states.invalidate(source=params.source, why=f"migration {params.run_id} consumed the change capture")
+        return _migrate(params, config, control, lease.notes)
+
+
+def _migrate(params: MigrateParams, config, control: ControlStore,  # type: ignore[no-untyped-def]
+             lease_notes: list[str] | None = None) -> MigrationReport:
     config_path = str(config.path)
     defaults = config.migration
     batch_size = params.batch_size or defaults.batch_size
     chunk_rows = params.chunk_rows or defaults.chunk_rows
-    if params.source == params.target:
-        raise MigrationFailed("source and target are the same provider", hint="name two different providers")
-    control = ControlStore(config.control.url.get_secret_value())
     pointer = control.ensure_pointer(config.primary())
     report = MigrationReport(run_id=params.run_id or "-", source=params.source, target=params.target,
                              strategy=params.strategy, status="dry-run" if params.dry_run else "failed",
                              dry_run=params.dry_run,
                              started=dt.datetime.now(dt.timezone.utc), epoch_before=pointer.epoch,
-                             active_after=pointer.provider)
+                             active_after=pointer.provider, notes=list(lease_notes or []))
     clock = time.perf_counter()
     if not params.dry_run:
         prewarm()  # the GX worker imports GX while the copy runs (a no-op when it is already up)
@@ -170,7 +186,7 @@ def migrate(params: MigrateParams) -> MigrationReport:
                               "the run resumes from its checkpoints") from None
     finally:
         if run.frozen:
-            unfreeze_source(config_path, params.source, run.frozen)
+            unfreeze_source(config_path, params.source, run.frozen, run.run_id)
             report.freeze_ms = (time.perf_counter() - run.frozen_at) * 1000
         report.seconds = time.perf_counter() - clock
         forget_dump(run.dump_id, params.source)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+import uuid
 
 from prefect import flow, get_run_logger
 from pydantic import BaseModel, Field
@@ -20,6 +21,8 @@ from adapters.base import ranges_from_boundaries
 from adapters.config import load_config
 from adapters.control import ControlStore, Run
 from adapters.errors import BackendError, CutoverBlocked, MigrationFailed
+from adapters.leases import RunLease
+from adapters.syncstate import SyncStates
 from tasks.capture import (
     capturing,
     catch_up,
@@ -56,11 +59,21 @@ def _last_switch(control: ControlStore, run_id: str | None) -> Run:
 
 @flow(name="rollback", log_prints=False, validate_parameters=True)
 def rollback(params: RollbackParams) -> MigrationReport:
-    logger = get_run_logger()
     config = load_config(params.config_path)
-    config_path = str(config.path)
     control = ControlStore(config.control.url.get_secret_value())
     run = _last_switch(control, params.run_id)
+    blue, green = run.source or "", run.target or ""
+    with RunLease(config, control, [blue, green], run_id=run.run_id, kind="rollback"):
+        # the rollback consumes green's capture and rewrites blue: standbys synced from either are copied again
+        SyncStates(control).invalidate(source=green, why=f"rollback of {run.run_id} consumed the change capture")
+        SyncStates(control).invalidate(target=blue, why=f"rollback of {run.run_id} wrote into it")
+        return _rollback(params, config, control, run)
+
+
+def _rollback(params: RollbackParams, config, control: ControlStore,  # type: ignore[no-untyped-def]
+              run: Run) -> MigrationReport:
+    logger = get_run_logger()
+    config_path = str(config.path)
     blue, green = run.source or "", run.target or ""
     names = [c["name"] for c in run.summary.get("collections", [])]
     pointer = control.ensure_pointer(config.primary())
@@ -132,10 +145,14 @@ def release(params: ReleaseParams) -> list[str]:
     if pointer.provider == params.provider:
         raise MigrationFailed(f"{params.provider!r} is the active backend; release names the old primary",
                               hint="shiftover status shows which provider is active")
-    names = sorted({f.collection for f in control.freezes(params.provider)}
-                   | set(fenced_or_captured(config_path, params.provider)))
-    lift_fence(config_path, params.provider, names)
-    stop_capture(config_path, params.provider, names)
-    stop_capture(config_path, pointer.provider, names)
+    with RunLease(config, control, [params.provider, pointer.provider], run_id=f"release-{uuid.uuid4().hex[:10]}",
+                  kind="release"):
+        names = sorted({f.collection for f in control.freezes(params.provider)}
+                       | set(fenced_or_captured(config_path, params.provider)))
+        lift_fence(config_path, params.provider, names)
+        stop_capture(config_path, params.provider, names)
+        # the active provider's capture now serves its standbys' sync only (kept for the collections they sync)
+        synced = {s.collection for s in SyncStates(control).get(source=pointer.provider) if s.state == "live"}
+        stop_capture(config_path, pointer.provider, [n for n in names if n not in synced])
     get_run_logger().info("Released %s: %s", params.provider, ", ".join(names) or "nothing was fenced")
     return names

@@ -1,37 +1,55 @@
-"""Flow `sync`: copy every change on the active provider to each standby (incremental, through `changes(since)`).
+"""Flow `sync`: copy every change on the active provider to each standby.
 
-A scheduled deployment of `shiftover serve`. The watermarks and lag it records are what the failover flow ranks
-standbys by, and the lag bounds the records at risk when the primary dies without mirror mode.
+By default (`sync.method: capture`) through the primary's change capture, deletes included: one pass writes every
+standby (one reader of the change log), a new or stale standby is first copied in full. With `sync.method:
+updated_at`, incremental through `changes(since)` (deletes not replicated). Both record per standby and collection
+when the last complete pass ran and the lag, which the failover flow checks before it switches. The run holds a
+lease on the primary and the standbys (adapters/leases.py): a migration or another sync of them is refused meanwhile,
+and a failover preempts it. A scheduled deployment of `shiftover serve`.
 """
 
 from __future__ import annotations
+
+import uuid
 
 from prefect import flow
 from prefect.artifacts import create_table_artifact
 from pydantic import BaseModel, Field
 
 from adapters.config import load_config
+from adapters.leases import RunLease
 from tasks.migration import control_store
-from tasks.sync import DEFAULT_OVERLAP_S, SyncResult, standbys, sync_standby
+from tasks.sync import DEFAULT_OVERLAP_S, SyncResult, live_standbys, standbys, sync_standby, sync_standbys
 
 
 class SyncParams(BaseModel):
     config_path: str = Field("backends.yaml", description="path of backends.yaml as seen by the worker")
-    targets: list[str] | None = Field(None, description="standbys to sync; empty means every standby")
+    targets: list[str] | None = Field(None, description="standbys to sync; empty means every standby (with capture, "
+                                      "every standby already in sync is written too)")
     collections: list[str] | None = Field(None, description="collections to sync; empty means all")
-    overlap_s: float = Field(DEFAULT_OVERLAP_S, ge=0, description="re-read this much before the watermark")
+    overlap_s: float = Field(DEFAULT_OVERLAP_S, ge=0, description="updated_at method: re-read this much before the "
+                             "watermark")
 
 
 @flow(name="sync", log_prints=False, validate_parameters=True)
 def sync(params: SyncParams) -> list[SyncResult]:
     config = load_config(params.config_path)
     config_path = str(config.path)
+    capture = config.sync.method == "capture"
     with control_store(config) as control:
         active = control.ensure_pointer(config.primary()).provider
-        targets = params.targets or standbys(config, control, active)
-    futures = [sync_standby.submit(config_path, active, t, params.collections, params.overlap_s)
-               for t in targets if t != active]
-    results = [f.result() for f in futures]
+        targets = [t for t in (params.targets or standbys(config, control, active)) if t != active]
+        if capture:  # the pass acknowledges changes: every standby in sync must get them too
+            targets = sorted(set(targets) | set(live_standbys(config, control, active)))
+        with RunLease(config, control, [active, *targets], run_id=f"sync-{uuid.uuid4().hex[:10]}", kind="sync") as lease:
+            if not targets:
+                results: list[SyncResult] = []
+            elif capture:
+                results = sync_standbys(config_path, active, targets, params.collections, lease.token)
+            else:
+                futures = [sync_standby.submit(config_path, active, t, params.collections, params.overlap_s)
+                           for t in targets]
+                results = [f.result() for f in futures]
     create_table_artifact(key="sync", table=[r.row() for r in results] or [{"source": active, "target": "-"}],
-                          description=f"Incremental sync from {active} to {len(results)} standby(s)")
+                          description=f"Sync ({config.sync.method}) from {active} to {len(results)} standby(s)")
     return results

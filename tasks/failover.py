@@ -25,8 +25,9 @@ from prefect.cache_policies import NO_CACHE
 from adapters.base import ProbeResult
 from adapters.config import Config, load_config
 from adapters.control import ControlStore, Pointer, now
-from adapters.errors import BackendError, ConnectionTimeout, HealthCheckFailed
+from adapters.errors import BackendError, ConnectionTimeout, HealthCheckFailed, StandbyNotInSync
 from adapters.registry import open_adapter
+from adapters.syncstate import SyncStates
 from tasks.health import probe_with_timeout
 from tasks.migration import RETRYABLE, control_store
 from tasks.sync import records_at_risk
@@ -40,11 +41,13 @@ class Candidate:
     latency_ms: float
     lag_s: float | None
     error: str | None
+    not_in_sync: str | None = None  # what is at risk when switching to it (None: its sync completed, lag known)
 
     def row(self) -> dict[str, object]:
         return {"provider": self.provider, "rank": self.rank, "healthy": self.healthy,
                 "latency_ms": round(self.latency_ms, 1), "lag_s": "never synced" if self.lag_s is None
-                else round(self.lag_s, 2), "error": self.error or ""}
+                else round(self.lag_s, 2), "in_sync": "yes" if self.not_in_sync is None else "no",
+                "error": self.error or self.not_in_sync or ""}
 
 
 def rank(config: Config, name: str) -> int:
@@ -63,11 +66,14 @@ def rank_candidates(config: Config, control: ControlStore, active: str, only: st
         probes = list(pool.map(lambda n: probe_with_timeout(config, n, timeout_s=config.health.timeout_s,
                                                             canary=False), names))
     out = []
+    states = SyncStates(control)
     for probe in probes:
         control.record_probe(probe, kept=config.health.kept())
         out.append(Candidate(probe.provider, rank(config, probe.provider), probe.ok, probe.latency_ms,
-                             control.lag_s(active, probe.provider), probe.error))
-    return sorted(out, key=lambda c: (not c.healthy, c.rank, float("inf") if c.lag_s is None else c.lag_s))
+                             control.lag_s(active, probe.provider), probe.error,
+                             states.readiness(active, probe.provider)))
+    return sorted(out, key=lambda c: (not c.healthy, c.not_in_sync is not None, c.rank,
+                                      float("inf") if c.lag_s is None else c.lag_s))
 
 
 def _within(seconds: float, call: Callable[[], object], provider: str) -> None:
@@ -151,6 +157,7 @@ class FailoverPlan:
     candidates: list[Candidate]
     target: str | None
     why_not: str | None = None
+    not_in_sync: str | None = None  # the chosen target's sync problem, if it has one
 
 
 @task(**RETRYABLE)
@@ -166,12 +173,45 @@ def plan_failover(config_path: str, to: str | None) -> FailoverPlan:
             if to == pointer.provider:
                 return FailoverPlan(pointer, [], None, f"{to!r} is already the active backend")
         candidates = rank_candidates(config, control, pointer.provider, only=to)
-        best = next((c for c in candidates if c.healthy), None)
+        best = next((c for c in candidates if c.healthy), None)  # in-sync standbys sort first among the healthy
         if best is None:
             why = "no healthy standby: " + "; ".join(f"{c.provider}: {c.error}" for c in candidates) if candidates \
                 else "no standby is configured (role: standby)"
             return FailoverPlan(pointer, candidates, None, why)
-        return FailoverPlan(pointer, candidates, best.provider)
+        return FailoverPlan(pointer, candidates, best.provider, not_in_sync=best.not_in_sync)
+
+
+@task(cache_policy=NO_CACHE)
+def primary_answers(config_path: str, provider: str) -> bool:
+    """Whether the old primary answers now (so the final delta can bring an unsynced standby up to date)."""
+    config = load_config(config_path)
+    return probe_with_timeout(config, provider, timeout_s=config.health.timeout_s, canary=False).ok
+
+
+@task(**RETRYABLE)
+def not_in_sync(config_path: str, source: str, target: str) -> str | None:
+    config = load_config(config_path)
+    with control_store(config) as control:
+        return SyncStates(control).readiness(source, target)
+
+
+def refuse_unsynced(old: str, target: str, problem: str) -> StandbyNotInSync:
+    return StandbyNotInSync(
+        f"will not switch to {target!r}: {problem}; records written on {old!r} and not on {target!r} would be lost, "
+        "and records deleted there could come back", provider=target,
+        hint=f"run `shiftover sync` while {old!r} answers, or pass --force to switch anyway and accept that loss")
+
+
+@task(cache_policy=NO_CACHE)
+def undo_fence(config_path: str, provider: str, engine_fenced: bool) -> None:
+    """A failover that refused after fencing gives the old primary back its writes (it stays the active one)."""
+    config = load_config(config_path)
+    with control_store(config) as control:
+        if engine_fenced:
+            unfence(config, control, provider)
+        else:
+            control.clear_freeze(provider, ["*"])
+            control.clear_fence(provider)
 
 
 @task(cache_policy=NO_CACHE)

@@ -126,11 +126,16 @@ def freeze_source(config_path: str, source: str, collections: Sequence[str], run
 
 
 @task(**RETRYABLE)
-def unfreeze_source(config_path: str, source: str, collections: Sequence[str]) -> None:
+def unfreeze_source(config_path: str, source: str, collections: Sequence[str], run_id: str | None = None) -> None:
+    """Lift the freeze; with `run_id`, only on the collections that run froze (or nobody owns): a freeze is owned by
+    its run, and another run's stays."""
     config = load_config(config_path)
     with control_store(config) as control, open_adapter(config, source) as src:
+        if run_id is not None:
+            others = {f.collection for f in control.freezes(source) if f.run_id != run_id}
+            collections = [c for c in collections if c not in others]
         src.unfreeze(collections)
-        control.clear_freeze(source, collections)
+        control.clear_freeze(source, collections, only_run=run_id)
 
 
 @task(**RETRYABLE)

@@ -1,10 +1,13 @@
-"""Incremental replication from the active provider to a standby through `changes(since)`, any engine to any engine.
+"""Replication from the active provider to its standbys, any engine to any engine.
 
-Per (source, target, collection) the control store keeps a watermark (the newest change copied) and `synced_at` (the
-time the pass started: every change committed before it, give or take `overlap_s`, is on the target). A pass reads
-from `watermark - overlap_s`, so a transaction that committed late with an older timestamp is still picked up;
-upserts are idempotent by key, so the overlap costs a few rewritten records and nothing else. Deletes are not seen
-by an updated_at column and are not replicated.
+Two methods (`sync.method` in backends.yaml):
+- capture (default): the primary's change capture, deletes included, no updated_at column needed: see
+  tasks/sync_capture.py. A standby is first copied in full, key range by key range, so it starts equal.
+- updated_at: poll `changes(since)`. Per (source, target, collection) the control store keeps a watermark (the newest
+  change copied) and `synced_at` (the time the pass started: every change committed before it, give or take
+  `overlap_s`, is on the target). A pass reads from `watermark - overlap_s`, so a transaction that committed late
+  with an older timestamp is still picked up; upserts are idempotent by key, so the overlap costs a few rewritten
+  records and nothing else. Deletes are not seen by an updated_at column and are NOT replicated.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ from adapters.base import Adapter, Record
 from adapters.config import Config, load_config
 from adapters.control import ControlStore, now
 from adapters.registry import open_adapter
+from adapters.syncstate import SyncStates
 from tasks.migration import RETRYABLE, control_store
+from tasks.sync_capture import require_capture, sync_by_capture
 
 DEFAULT_OVERLAP_S = 2.0
 _BATCH = 2000
@@ -37,11 +42,19 @@ class SyncResult:
     created: list[str] = field(default_factory=list)
     lag_s: float | None = None  # after this pass
     seconds: float = 0.0
+    method: str = "updated_at"
+    copied: dict[str, int] = field(default_factory=dict)  # initial (or repeated) full copies, records per collection
+    deleted: int = 0
+    skipped: dict[str, str] = field(default_factory=dict)  # collections left out of sync, and why
+    notes: list[str] = field(default_factory=list)
 
     def row(self) -> dict[str, object]:
-        return {"source": self.source, "target": self.target, "rows copied": self.rows,
+        return {"source": self.source, "target": self.target, "method": self.method, "rows copied": self.rows,
+                "deleted": self.deleted,
                 "collections": ", ".join(f"{k}: {v}" for k, v in self.collections.items()) or "-",
+                "full copy": ", ".join(f"{k}: {v}" for k, v in self.copied.items()) or "-",
                 "created": ", ".join(self.created) or "-",
+                "not synced": "; ".join(f"{k}: {v}" for k, v in self.skipped.items()) or "-",
                 "lag_s": "-" if self.lag_s is None else round(self.lag_s, 2), "seconds": round(self.seconds, 2)}
 
 
@@ -84,8 +97,17 @@ def copy_changes(src: Adapter, dst: Adapter, name: str, since: dt.datetime | Non
 
 def sync_pair(config: Config, control: ControlStore, source: str, target: str,
               collections: Sequence[str] | None = None, *, overlap_s: float = DEFAULT_OVERLAP_S) -> SyncResult:
+    """One pass from `source` to `target` by the configured method."""
+    if config.sync.method == "capture":
+        return sync_by_capture(config, control, source, [target], collections)[0]
+    return sync_updated_at(config, control, source, target, collections, overlap_s=overlap_s)
+
+
+def sync_updated_at(config: Config, control: ControlStore, source: str, target: str,
+                    collections: Sequence[str] | None = None, *, overlap_s: float = DEFAULT_OVERLAP_S) -> SyncResult:
     started_at, clock = now(), time.perf_counter()
     result = SyncResult(source, target)
+    states = SyncStates(control)
     marks = {m.collection: m for m in control.watermarks(source=source, target=target)}
     with open_adapter(config, source) as src, open_adapter(config, target) as dst:
         names = list(collections) if collections else src.collections()
@@ -100,6 +122,8 @@ def sync_pair(config: Config, control: ControlStore, source: str, target: str,
             if mark and mark.watermark and (newest is None or newest < mark.watermark):
                 newest = mark.watermark
             control.set_watermark(source, target, name, watermark=newest, synced_at=started_at, rows=rows)
+            states.record_pass(source, target, name, method="updated_at", completed_at=started_at, pending=0,
+                               rows=rows)
             result.collections[name] = rows
             result.rows += rows
     result.lag_s = control.lag_s(source, target)
@@ -108,7 +132,13 @@ def sync_pair(config: Config, control: ControlStore, source: str, target: str,
 
 
 def records_at_risk(config: Config, control: ControlStore, source: str, target: str) -> int:
-    """Records changed on `source` since the last sync to `target` that `target` does not hold as they are."""
+    """Records changed on `source` since the last sync to `target` that `target` does not hold as they are (with
+    capture: the changes still waiting in `source`'s capture)."""
+    if config.sync.method == "capture":
+        with open_adapter(config, source) as src:
+            require_capture(src, source)
+            captured = set(src.capturing())
+            return sum(src.capture_pending(n) for n in src.collections() if n in captured)
     marks = {m.collection: m for m in control.watermarks(source=source, target=target)}
     missing = 0
     with open_adapter(config, source) as src, open_adapter(config, target) as dst:
@@ -130,9 +160,43 @@ def standbys(config: Config, control: ControlStore, active: str) -> list[str]:
     return [n for n, p in config.providers.items() if p.role != "none" and n != active and n not in fenced]
 
 
+def live_standbys(config: Config, control: ControlStore, source: str) -> list[str]:
+    """Standbys with a live capture sync from `source`: a pass that acknowledges changes must write them all."""
+    fenced = {f.provider for f in control.fences()}
+    return sorted({s.target for s in SyncStates(control).get(source=source) if s.state == "live"
+                   and s.target in config.providers and s.target not in fenced and s.target != source})
+
+
+def lease_check(control: ControlStore, providers: Sequence[str], token: str | None):  # type: ignore[no-untyped-def]
+    """A callable that raises LeaseHeld once the run holding `token` lost one of its leases (None: no check)."""
+    if token is None:
+        return None
+    from adapters.errors import LeaseHeld
+    from adapters.leases import LeaseTable
+
+    table = LeaseTable(control)
+
+    def check() -> None:
+        lost = [p for p in providers if (h := table.get(p)) is None or h.token != token]
+        if lost:
+            raise LeaseHeld(f"this sync lost its lease on {', '.join(lost)} (a failover preempts a sync)",
+                            provider=lost[0], hint="the sync stops here; the next one resumes")
+    return check
+
+
 @task(**RETRYABLE, task_run_name="sync-{source}-to-{target}")
 def sync_standby(config_path: str, source: str, target: str, collections: list[str] | None = None,
                  overlap_s: float = DEFAULT_OVERLAP_S) -> SyncResult:
     config = load_config(config_path)
     with control_store(config) as control:
         return sync_pair(config, control, source, target, collections, overlap_s=overlap_s)
+
+
+@task(**RETRYABLE, task_run_name="sync-{source}")
+def sync_standbys(config_path: str, source: str, targets: list[str], collections: list[str] | None = None,
+                  lease_token: str | None = None) -> list[SyncResult]:
+    """One capture pass from `source` to every standby in `targets` (one reader of the change log)."""
+    config = load_config(config_path)
+    with control_store(config) as control:
+        return sync_by_capture(config, control, source, targets, collections,
+                               check=lease_check(control, [source, *targets], lease_token))

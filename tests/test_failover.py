@@ -149,6 +149,8 @@ def memory_config(tmp_path):
         for name in ("a", "b"):
             with open_adapter(cfg, name) as ad:
                 ad.create_collection(ITEMS)
+        # b has completed a sync from a: failover does not switch blindly to a standby never synced
+        sync_pair(cfg, ControlStore(cfg.control.url.get_secret_value()), "a", "b")
         return cfg
     return make
 

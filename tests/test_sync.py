@@ -1,4 +1,5 @@
-"""sync: incremental copy through changes(since), watermarks and lag in the control store, any engine to any engine."""
+"""sync: through change capture by default (tests/test_sync_capture.py has the deletes); `sync.method: updated_at`
+copies incrementally through changes(since), with watermarks and lag in the control store, any engine to any engine."""
 
 from __future__ import annotations
 
@@ -17,11 +18,11 @@ ITEMS = CollectionSchema("items", (Column("id", "integer", False), Column("v", "
                                    Column("updated_at", "timestamp")), ("id",))
 
 
-def test_sync_copies_only_changes_and_records_watermarks_and_lag(pg_url, tmp_path):
+def test_updated_at_sync_copies_only_changes_and_records_watermarks_and_lag(pg_url, tmp_path):
     cfg = load_config(write_config(tmp_path, {
         "pg": {"kind": "postgresql", "url": pg_url, "role": "primary", "priority": 1},
         "lite": {"kind": "sqlite", "url": f"sqlite:///{tmp_path / 'lite.db'}", "role": "standby", "priority": 2},
-    }))
+    }, sync={"method": "updated_at"}))
     control = ControlStore(cfg.control.url.get_secret_value())
     t0 = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
     with open_adapter(cfg, "pg") as pg:
