@@ -155,8 +155,6 @@ def test_readme_fidelity_matrix_is_the_declared_one() -> None:
 
 
 def test_pg_to_pg_every_type_every_value(tmp_path: Path, zoo_url: str, pg_url2: str) -> None:
-    with psycopg.connect(_plain(pg_url2), autocommit=True) as conn:
-        conn.execute(EXTENSIONS)  # until the schema move lands
     cfg_path = write_config(tmp_path, {"src": {"kind": "postgresql", "url": zoo_url, "role": "primary"},
                                        "dst": {"kind": "postgresql", "url": pg_url2}})
     report = migrate(_params(cfg_path, "src", "dst"))
