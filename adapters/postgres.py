@@ -34,6 +34,7 @@ from adapters.errors import (
     UnsupportedValue,
     WriteFrozen,
     redact,
+    url_secrets,
 )
 from adapters.sql import SqlAdapter
 
@@ -100,11 +101,7 @@ class PostgresAdapter(SqlAdapter):
         return f"{prep.quote_identifier(self.schema_name)}.{prep.quote_identifier(name)}"
 
     def _password(self) -> list[str]:
-        try:
-            pw = sa.engine.make_url(self.url or "").password
-        except sa.exc.ArgumentError:
-            return []
-        return [str(pw)] if pw else []
+        return url_secrets(self.url)
 
     def _make_engine(self) -> sa.Engine:
         try:
