@@ -492,3 +492,7 @@ def main() -> None:
         _say(f"{BackendError.code}: unexpected error: {cli_logging.one_line(exc)} — what to do: the full detail "
              f"is in {path}; retry, and report it with that file if it happens again")
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
