@@ -35,6 +35,13 @@ class _BudgetLoader(yaml.SafeLoader):
         super().__init__(stream)
         self._depth = 0
 
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:  # noqa: N803 - PyYAML's naming
+        # the scanner's simple-key bookkeeping is quadratic in flow depth: refuse before it matters
+        if self.flow_level >= MAX_DEPTH:
+            raise _Refused(f"nested deeper than {MAX_DEPTH} levels", self.get_mark(),
+                           "a configuration nests a few levels; remove the extra brackets")
+        super().fetch_flow_collection_start(TokenClass)
+
     def compose_node(self, parent: Node | None, index: Any) -> Node:  # type: ignore[override]
         self._depth += 1
         try:
