@@ -146,15 +146,21 @@ _BEARER = re.compile(r"\b(?P<k>Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+")
 _MIN_SECRET = 3  # shorter strings would blank out ordinary text; the patterns above still mask them in URLs
 
 
+_HOSTLIKE = re.compile(r"[\w.\-\[\]:%,~]*")
+
+
 def url_secrets(url: str | None) -> list[str]:
-    """The secrets inside one URL: its password (split at the last `@` before the host, so any character counts) and
-    the values of secret-named query parameters — each also in its URL-encoded and decoded forms."""
+    """The secrets inside one URL, to pass to `redact`: its password (whatever characters it holds, up to any `@`
+    that a host follows), the pieces of a password a driver may cut at a raw `@`, and the values of secret-named
+    query parameters — each also in its URL-encoded and decoded forms."""
     if not url or "://" not in url:
         return []
+    rest = url.split("://", 1)[1]
     found: list[str] = []
-    m = _URL_PASSWORD.search(url.replace("\n", " "))
-    if m and m["pw"]:
-        found.append(m["pw"])
+    for i, char in enumerate(rest):
+        if char == "@" and ":" in rest[:i] and _HOSTLIKE.fullmatch(re.split(r"[/?#]", rest[i + 1:], maxsplit=1)[0]):
+            password = rest[:i].split(":", 1)[1]
+            found += [password, *password.split("@")]
     found += [q["v"] for q in _QUERY_SECRET.finditer(url) if q["v"]]
     found += [k["v"].strip("'\"") for k in _KV_SECRET.finditer(url.split("?", 1)[-1]) if k["v"]]
     return _variants(found)
@@ -169,6 +175,7 @@ def _variants(secrets: Iterable[str]) -> list[str]:
             continue
         for form in (secret, unquote(secret), unquote_plus(secret)):
             out |= {form, quote(form, safe=""), quote_plus(form), quote(form, safe="@:/!$&'()*+,;=")}
+            out |= {repr(form)[1:-1]}  # as it shows inside a repr() of a string (escaped quotes, backslashes)
     return sorted((s for s in out if len(s) >= _MIN_SECRET), key=len, reverse=True)
 
 
