@@ -226,6 +226,7 @@ def serve(config_path: str, *, host: str = "127.0.0.1", port: int = 8765, monito
     from deployments.serve import build_deployments
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("shiftover").setLevel(logging.INFO)  # when the CLI's handlers are in place basicConfig is a no-op
     stop = threading.Event()
     endpoint = Endpoint(config_path, host, port).start()
     log.info("GET http://%s:%s/active answers the active backend", host, endpoint.port)
