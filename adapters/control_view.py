@@ -11,6 +11,7 @@ Unlike ControlStore it creates no table and no row, and the engine itself refuse
 from __future__ import annotations
 
 import datetime as dt
+import os
 from typing import Any
 
 import sqlalchemy as sa
@@ -50,8 +51,6 @@ class ControlView:
 
     def pointer(self) -> Pointer:
         """The active-backend pointer; raises NoPointerYet or ProviderUnavailable, never writes."""
-        import os
-
         if self._sqlite_file is not None and not os.path.exists(self._sqlite_file):
             raise self._none("the control store has not been created yet")
         try:

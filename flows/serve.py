@@ -163,7 +163,7 @@ def http_app(config_path: str) -> Any:
     async def not_allowed(_request: Any, _exc: Exception) -> JSONResponse:
         return answer(405, {"error": "read-only: use GET /active or GET /healthz"})
 
-    app.router.on_shutdown.append(view.close)
+    app.state.view = view  # closed by Endpoint.stop
     return app
 
 
@@ -179,8 +179,9 @@ class Endpoint:
         from flows.http_deadline import deadline_protocol
 
         self.max_threads = max_threads
+        self.app = http_app(config_path)
         self.config = uvicorn.Config(
-            http_app(config_path), host=host, port=port, log_config=None, access_log=False, lifespan="on",
+            self.app, host=host, port=port, log_config=None, access_log=False, lifespan="on",
             http=deadline_protocol(header_timeout_s), ws="none", timeout_keep_alive=int(keep_alive_s),
             limit_concurrency=max_connections, backlog=128, timeout_graceful_shutdown=2,
             server_header=False, proxy_headers=False)
@@ -188,13 +189,13 @@ class Endpoint:
         self.thread = threading.Thread(target=self._run, name="shiftover-http", daemon=True)
 
     def _run(self) -> None:
+        import asyncio
+
         import anyio.to_thread
 
         async def main() -> None:
             anyio.to_thread.current_default_thread_limiter().total_tokens = self.max_threads
             await self.server.serve()
-
-        import asyncio
 
         asyncio.run(main())
 
@@ -216,6 +217,7 @@ class Endpoint:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+        self.app.state.view.close()
 
 
 def serve(config_path: str, *, host: str = "127.0.0.1", port: int = 8765, monitor: bool = True,

@@ -150,3 +150,25 @@ def test_slowloris_burst_leaves_threads_bounded_and_active_answering(tmp_path: P
             s.close()
         proc.kill()
         proc.wait(timeout=10)
+
+
+def test_the_view_of_a_postgresql_control_store_reads_and_cannot_write(pg_url: str) -> None:
+    import sqlalchemy as sa
+
+    from adapters.control_view import ControlView, NoPointerYet
+
+    view = ControlView(pg_url)
+    try:
+        with pytest.raises(NoPointerYet):  # no table yet, and the view does not create one
+            view.pointer()
+        store = ControlStore(pg_url)
+        with pytest.raises(NoPointerYet):
+            view.pointer()
+        store.ensure_pointer("main")
+        assert (view.pointer().provider, view.pointer().epoch) == ("main", 1)
+        with pytest.raises(sa.exc.InternalError, match="read-only transaction"), view.engine.begin() as conn:
+            conn.exec_driver_sql("DELETE FROM pointer")
+        assert store.pointer() is not None
+        store.close()
+    finally:
+        view.close()
