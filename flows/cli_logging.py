@@ -97,10 +97,10 @@ def _file_handler() -> tuple[logging.Handler, Path]:
         try:
             directory.mkdir(parents=True, exist_ok=True)
             path = directory / "shiftover.log"
+            if not os.access(directory, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+                continue
             handler = logging.handlers.RotatingFileHandler(path, maxBytes=5_000_000, backupCount=3,
-                                                           encoding="utf-8", delay=True)
-            with open(path, "a", encoding="utf-8"):
-                pass
+                                                           encoding="utf-8", delay=True)  # created on first record
             break
         except OSError:
             continue
