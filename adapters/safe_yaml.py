@@ -55,7 +55,7 @@ class _BudgetLoader(yaml.SafeLoader):
     def construct_document(self, node: Node) -> Any:
         size = _expanded_size(node, {}, set())
         if size > MAX_NODES:
-            raise _Refused(f"its aliases expand to more than {MAX_NODES:,} values (an alias bomb?)", node.start_mark,
+            raise _Refused(f"it holds more than {MAX_NODES:,} values once its aliases are expanded", node.start_mark,
                            "write the values out, or use fewer nested aliases")
         return super().construct_document(node)
 

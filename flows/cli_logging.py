@@ -4,7 +4,8 @@
   exception gets its type and first line plus the log file's path instead of the traceback.
 - Every other library's records (SQLAlchemy's pool, drivers, asyncio, warnings) go to the log file only.
 - The log file gets everything from WARNING up with full tracebacks, secrets redacted. It is
-  `$SHIFTOVER_LOG_DIR/shiftover.log`, by default `~/.shiftover/logs/shiftover.log` (rotated at 5 MB, 3 kept).
+  `$SHIFTOVER_LOG_DIR/shiftover.log`, by default `~/.shiftover/logs/shiftover.log` (created on its first record,
+  rotated at 5 MB, 3 kept).
 - Exceptions that escape a thread or a finaliser are logged the same way instead of printed.
 """
 
