@@ -13,11 +13,11 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from adapters import safe_yaml
 from adapters.base import CanonicalType
-from adapters.errors import BackendError, ConfigInvalid, redact
+from adapters.errors import BackendError, ConfigInvalid, redact, url_secrets
 
 _ENV = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 
@@ -43,7 +43,10 @@ class ProviderConfig(_Strict):
         return kind
 
     def display_url(self) -> str:
-        return redact(self.url.get_secret_value()) if self.url is not None else "-"
+        if self.url is None:
+            return "-"
+        url = self.url.get_secret_value()
+        return redact(url, url_secrets(url))
 
 
 class ControlConfig(_Strict):
@@ -51,6 +54,12 @@ class ControlConfig(_Strict):
     lease_ttl_s: float = Field(30.0, ge=2, description="a run's lease on a provider expires this long after its last "
                                "heartbeat (a killed run's providers are free again after it)")
     heartbeat_s: float = Field(5.0, gt=0, description="how often a running run renews its leases")
+
+    @field_validator("url")
+    @classmethod
+    def _engine_url(cls, url: SecretStr) -> SecretStr:
+        control_url_problem(url.get_secret_value())
+        return url
 
     @model_validator(mode="after")
     def _heartbeat_within_ttl(self) -> ControlConfig:
@@ -65,6 +74,30 @@ class SyncPolicy(_Strict):
         "needed; PostgreSQL, SQLite); updated_at: poll changes(since) by an updated_at column or stamp (deletes "
         "are NOT replicated)")
     chunk_rows: int = Field(50_000, ge=1, description="records per key range of a standby's initial full copy")
+
+
+_CONTROL_FORMS = "sqlite:///PATH or postgresql+psycopg://user:password@host:5432/db"
+
+
+def control_url_problem(url: str) -> None:
+    """Raise ValueError (never naming the URL: it may hold a password) when the control store cannot use `url`."""
+    import sqlalchemy as sa
+
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme not in ("sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg"):
+        raise ValueError(f"the control store is SQLite or PostgreSQL: write {_CONTROL_FORMS}")
+    if "\x00" in url:
+        raise ValueError("the URL holds a NUL character")
+    if scheme.startswith("sqlite") and not url.split("://", 1)[1].startswith("/"):
+        raise ValueError("a SQLite URL has three slashes: sqlite:///relative/path or sqlite:////absolute/path")
+    try:
+        parsed = sa.engine.make_url(url)
+        port = parsed.port
+    except (sa.exc.ArgumentError, ValueError, TypeError):
+        raise ValueError(f"not a valid URL; write {_CONTROL_FORMS} (URL-encode special characters in the "
+                         "password)") from None
+    if port is not None and not 0 < port < 65536:
+        raise ValueError("the port must be between 1 and 65535")
 
 
 class HealthPolicy(_Strict):
@@ -218,14 +251,21 @@ def validation_error(exc: ValidationError, source: str) -> ConfigInvalid:
     else:
         hint = f"fix {path}"
     more = f" (and {len(exc.errors()) - 1} more problem(s))" if len(exc.errors()) > 1 else ""
-    return ConfigInvalid(f"{source}: {path}: {redact(msg)}{more}", hint=hint)
+    return ConfigInvalid(f"{source}: {_clip(path)}: {_clip(redact(msg))}{more}", hint=_clip(hint))
+
+
+def _clip(text: str, limit: int = 300) -> str:
+    """A hostile file can have a megabyte-long key or value: messages stay one readable line."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def parse_config(data: Any, *, base: Path, source: str = "configuration") -> Config:
     if not isinstance(data, dict):
         raise ConfigInvalid(f"{source}: the top level must be a mapping with a `providers:` key", hint="see `shiftover init`")
     data = _interpolate(data, "")
-    for p in (data.get("providers") or {}).values():
+    providers = data.get("providers")
+    for p in providers.values() if isinstance(providers, dict) else ():
         if isinstance(p, dict) and isinstance(p.get("url"), str):
             p["url"] = _resolve_sqlite(p["url"], base)
     control = data.get("control")
@@ -254,22 +294,23 @@ def _validate_options(name: str, provider: ProviderConfig, source: str) -> None:
     except ValidationError as exc:
         err = exc.errors()[0]
         path = f"providers.{name}.options" + ("." + _field_path(err["loc"]) if err["loc"] else "")
-        raise ConfigInvalid(f"{source}: {path}: {err['msg']}", hint=f"fix {path}") from None
+        raise ConfigInvalid(f"{source}: {_clip(path)}: {_clip(redact(err['msg']))}", hint=_clip(f"fix {path}")) from None
 
 
 def load_config(path: str | os.PathLike[str]) -> Config:
     file = Path(path)
-    if not file.is_file():
+    try:
+        found = file.is_file()
+        raw = file.read_bytes() if found else b""
+    except (OSError, ValueError) as exc:  # unreadable, a name with NUL bytes, too long
+        raise ConfigInvalid(f"configuration file {str(file)[:300]!r} cannot be read ({type(exc).__name__})",
+                            hint="check the path and its permissions") from None
+    if not found:
         raise ConfigInvalid(
-            f"configuration file {str(file)!r} not found",
+            f"configuration file {str(file)[:300]!r} not found",
             hint="create one with `shiftover init --template development` or pass --config FILE",
         )
-    try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigInvalid(f"{file}: not valid YAML{where}", hint="check indentation and quoting") from None
+    data = safe_yaml.load(safe_yaml.decode(raw, str(file)), str(file))
     config = parse_config(data, base=file.resolve().parent, source=str(file))
     config.path = file.resolve()
     return config

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from adapters.base import KeyRange, ProbeResult
 from adapters.canonical import key_from_json, key_json
-from adapters.errors import PointerConflict, ProviderUnavailable, redact
+from adapters.errors import ConfigInvalid, PointerConflict, ProviderUnavailable, redact, url_secrets
 
 _md = sa.MetaData()
 _ts = sa.DateTime(timezone=True)
@@ -201,7 +201,12 @@ class ControlStore:
         if url.startswith("postgresql://"):
             url = "postgresql+psycopg://" + url.split("://", 1)[1]
         args: dict[str, Any] = {"connect_args": {"timeout": 30}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-        self.engine = sa.create_engine(url, **args)
+        try:
+            self.engine = sa.create_engine(url, **args)
+        except (sa.exc.ArgumentError, ValueError, ImportError):  # bad form, port, unknown dialect or driver
+            raise ConfigInvalid("control.url is not a URL the control store can use",
+                                hint="write sqlite:///PATH or postgresql+psycopg://user:password@host:5432/db",
+                                provider="control") from None
         if url.startswith("sqlite"):
             @sa.event.listens_for(self.engine, "connect")
             def _wal(dbapi_conn: Any, _r: Any) -> None:
@@ -231,8 +236,16 @@ class ControlStore:
                 yield conn
         except sa.exc.OperationalError as exc:
             raise ProviderUnavailable(
-                f"the control store is unreachable: {redact(str(exc.orig))}",
+                f"the control store is unreachable: {redact(str(exc.orig), url_secrets(self._url))}",
                 hint="check control.url in backends.yaml", provider="control",
+            ) from None
+        except sa.exc.IntegrityError:
+            raise
+        except sa.exc.DatabaseError as exc:  # "file is not a database", a table altered by hand
+            raise ProviderUnavailable(
+                f"the control store cannot be read: {redact(str(exc.orig).splitlines()[0], url_secrets(self._url))}",
+                hint="restore control.url's database from a backup, or point control.url at a new one",
+                provider="control",
             ) from None
 
     # -- pointer ------------------------------------------------------------------------------------------------------------

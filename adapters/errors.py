@@ -144,14 +144,63 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, BackendError) and exc.transient
 
 
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]+)@", re.I)
-_KV_PASSWORD = re.compile(r"(password|passwd|pwd|secret|token|apikey|api_key)(\s*[=:]\s*)(\S+)", re.I)
+_SCHEME = r"[a-z][a-z0-9+.\-]*://"
+# scheme://user:PASSWORD@host — the password runs to the last `@` on the line that is followed by a host (so `/`,
+# `@`, `:`, `#`, `?` and spaces inside it are covered), and never into a second URL.
+_URL_PASSWORD = re.compile(
+    rf"(?P<scheme>{_SCHEME})(?P<user>[^:/@\s]*):(?P<pw>(?:(?!{_SCHEME})[^\n])*)@(?P<host>[^@\s/?#'\"]*)"
+    r"(?=[/?#\s'\"]|$)", re.I)
+# ?apikey=…, &access_token=…, &sig=…: query parameters whose name says it holds a secret
+_QUERY_SECRET = re.compile(
+    r"(?P<k>[?&;][^=&#\s]*?(?:key|token|secret|passw(?:or)?d|pwd|sig|signature|credential)[^=&#\s]*=)"
+    r"(?P<v>[^&#\s]*)", re.I)
+# password=…, "password": "…", password='a b\'c' (libpq key=value DSN), api_key: …, client_secret=…
+_KV_SECRET = re.compile(
+    r"(?P<k>\b[\w-]*(?:password|passwd|pwd|secret|token|api[_-]?key|private[_-]?key|role[_-]?key)[\"']?\s*[=:]\s*)"
+    r"(?P<v>'(?:[^'\\\n]|\\.)*'?|\"(?:[^\"\\\n]|\\.)*\"?|[^\s,;&]+)", re.I)
+_BEARER = re.compile(r"\b(?P<k>Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+")
+_MIN_SECRET = 3  # shorter strings would blank out ordinary text; the patterns above still mask them in URLs
+
+
+_HOSTLIKE = re.compile(r"[\w.\-\[\]:%,~]*")
+
+
+def url_secrets(url: str | None) -> list[str]:
+    """The secrets inside one URL, to pass to `redact`: its password (whatever characters it holds, up to any `@`
+    that a host follows), the pieces of a password a driver may cut at a raw `@`, and the values of secret-named
+    query parameters — each also in its URL-encoded and decoded forms."""
+    if not url or "://" not in url:
+        return []
+    rest = url.split("://", 1)[1]
+    found: list[str] = []
+    for i, char in enumerate(rest):
+        if char == "@" and ":" in rest[:i] and _HOSTLIKE.fullmatch(re.split(r"[/?#]", rest[i + 1:], maxsplit=1)[0]):
+            password = rest[:i].split(":", 1)[1]
+            found += [password, *password.split("@")]
+    found += [q["v"] for q in _QUERY_SECRET.finditer(url) if q["v"]]
+    found += [k["v"].strip("'\"") for k in _KV_SECRET.finditer(url.split("?", 1)[-1]) if k["v"]]
+    return _variants(found)
+
+
+def _variants(secrets: Iterable[str]) -> list[str]:
+    from urllib.parse import quote, quote_plus, unquote, unquote_plus
+
+    out: set[str] = set()
+    for secret in secrets:
+        if not secret:
+            continue
+        for form in (secret, unquote(secret), unquote_plus(secret)):
+            out |= {form, quote(form, safe=""), quote_plus(form), quote(form, safe="@:/!$&'()*+,;=")}
+            out |= {repr(form)[1:-1]}  # as it shows inside a repr() of a string (escaped quotes, backslashes)
+    return sorted((s for s in out if len(s) >= _MIN_SECRET), key=len, reverse=True)
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """Remove passwords from URLs, key=value secrets and any known secret string."""
-    for secret in secrets:
-        if secret and len(secret) >= 3:
-            text = text.replace(secret, "***")
-    text = _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
-    return _KV_PASSWORD.sub(lambda m: f"{m[1]}{m[2]}***", text)
+    """Remove secrets from text: every known secret (in its URL-encoded and decoded forms too), URL passwords whatever
+    characters they hold, secret query parameters, key=value secrets (quoted or not) and bearer tokens."""
+    for secret in _variants(secrets):
+        text = text.replace(secret, "***")
+    text = _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@{m['host']}", text)
+    text = _QUERY_SECRET.sub(lambda m: f"{m['k']}***", text)
+    text = _KV_SECRET.sub(lambda m: f"{m['k']}***", text)
+    return _BEARER.sub(lambda m: f"{m['k']} ***", text)

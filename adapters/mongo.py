@@ -50,6 +50,7 @@ from adapters.errors import (
     ProviderUnavailable,
     UnsupportedValue,
     redact,
+    url_secrets,
 )
 
 OBJECT_ID = "mongodb:objectId"
@@ -90,13 +91,7 @@ class MongoAdapter(Adapter):
         return (self.url or "").startswith("mongomock://")
 
     def _secrets(self) -> list[str]:
-        from urllib.parse import urlsplit
-
-        try:
-            pw = urlsplit(self.url or "").password
-        except ValueError:
-            return []
-        return [pw] if pw else []
+        return url_secrets(self.url)
 
     @property
     def db(self) -> Any:

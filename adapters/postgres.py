@@ -34,6 +34,7 @@ from adapters.errors import (
     UnsupportedValue,
     WriteFrozen,
     redact,
+    url_secrets,
 )
 from adapters.pg_capture import ChangeCapture
 from adapters.pg_guard import FreezeGuard
@@ -105,11 +106,7 @@ class PostgresAdapter(FreezeGuard, ChangeCapture, SqlAdapter):
         return f"{prep.quote_identifier(self.schema_name)}.{prep.quote_identifier(name)}"
 
     def _password(self) -> list[str]:
-        try:
-            pw = sa.engine.make_url(self.url or "").password
-        except sa.exc.ArgumentError:
-            return []
-        return [str(pw)] if pw else []
+        return url_secrets(self.url)
 
     def _make_engine(self) -> sa.Engine:
         try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 import sys
@@ -22,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from adapters.errors import BackendError
+from flows import cli_logging
 
 app = typer.Typer(help="Keep an application's backend healthy and movable.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -333,6 +333,7 @@ def test_suite(
     from tasks.testsuite_model import TestSuiteParams
     from tasks.testsuite_render import table_rows
 
+    quiet_backend_tracebacks()
     cfg = load_config(config)
     split = lambda text: [x.strip() for x in text.split(",") if x.strip()] if text else None  # noqa: E731
     try:
@@ -382,6 +383,7 @@ def health(
     from adapters.config import load_config
     from flows.health_sweep import HealthSweepParams, health_sweep
 
+    quiet_backend_tracebacks()
     cfg = load_config(config)
     result = health_sweep(HealthSweepParams(config_path=str(cfg.path), canary=canary))
     if as_json:
@@ -437,6 +439,7 @@ def sync(
     from adapters.config import load_config
     from flows.sync import SyncParams, sync as sync_flow
 
+    quiet_backend_tracebacks()
     cfg = load_config(config)
     targets = [t.strip() for t in to.split(",") if t.strip()] if to else None
     results = sync_flow(SyncParams(config_path=str(cfg.path), targets=targets))
@@ -464,35 +467,38 @@ def serve(
     from adapters.config import load_config
     from flows.serve import serve as serve_all
 
+    quiet_backend_tracebacks()
     cfg = load_config(config)
     serve_all(str(cfg.path), host=host, port=port, monitor=monitor, sweep_interval_s=sweep_interval,
               sync_interval_s=sync_interval)
 
 
-class _NoBackendTracebacks(logging.Filter):
-    """A BackendError already says what went wrong and what to do: log its message, not a traceback."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], BackendError):
-            record.exc_info, record.exc_text = None, None
-        return True
-
-
 def quiet_backend_tracebacks() -> None:
-    flt = _NoBackendTracebacks()
-    for name in ("", "prefect", "prefect.flow_runs", "prefect.task_runs"):
-        for handler in logging.getLogger(name).handlers:
-            if flt not in handler.filters:
-                handler.addFilter(flt)
+    """Call after Prefect is imported: its console handlers print one line per record, never a traceback."""
+    cli_logging.install()
+
+
+def _say(line: str) -> None:
+    err.print(escape(" | ".join(p for p in line.splitlines() if p.strip())), soft_wrap=True, highlight=False,
+              style="bold red" if err.is_terminal else None)
 
 
 def main() -> None:
+    """The entry point: anything that escapes a command ends as one line with a BACKEND code and what to do."""
+    cli_logging.install()
     try:
         app()
     except BackendError as exc:
         where = f" [{exc.provider}]" if exc.provider else ""
-        err.print(f"[bold red]{exc.code}[/]" + escape(f"{where}: {exc.message}")
-                  + (f"\n  [dim]what to do:[/] {escape(exc.hint)}" if exc.hint else ""), highlight=False)
+        _say(f"{exc.code}{where}: {exc.message}" + (f" — what to do: {exc.hint}" if exc.hint else ""))
+        sys.exit(1)
+    except KeyboardInterrupt:
+        _say("interrupted; a run that was copying resumes where it stopped when started again")
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: log it, say it in one line
+        path = cli_logging.log_unexpected(exc)
+        _say(f"{BackendError.code}: unexpected error: {cli_logging.one_line(exc)} — what to do: the full detail "
+             f"is in {path}; retry, and report it with that file if it happens again")
         sys.exit(1)
 
 

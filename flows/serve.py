@@ -7,20 +7,23 @@
   seconds just to start). A second thread (the warden) fences old primaries as soon as they answer again and, with
   failback: automatic, moves back to the preferred provider after it has been stable for failback_stable_s.
 - GET /active answers `{"provider", "epoch", "since", "reason"}` from the control store, for applications not
-  written in Python; GET /healthz answers `{"status": "ok"}`. Nothing else, and never a URL or key.
+  written in Python; GET /healthz answers `{"status": "ok"}`. Nothing else, and never a URL or key. Both only read
+  (ControlView): with no pointer yet /active is 404, with an unreadable store both are 503, each with
+  `{"error": "BACKEND_0xx: ..."}`. FastAPI on uvicorn in a thread, with bounded connections, threads and timeouts.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from adapters.config import load_config
-from adapters.control import ControlStore, now
+from adapters.control import ControlStore, Pointer, now
+from adapters.control_view import ControlView, NoPointerYet
+from adapters.errors import BackendError, ProviderUnavailable, redact
 from tasks.failover import MonitorPolicy, fence_pending
 from tasks.health import probe_with_timeout
 
@@ -102,41 +105,119 @@ class Monitor:
         return threads
 
 
-def pointer_json(control: ControlStore, default_provider: str) -> dict[str, object]:
-    p = control.ensure_pointer(default_provider)
-    return {"provider": p.provider, "epoch": p.epoch, "since": p.since.isoformat(), "reason": p.reason}
+def pointer_json(pointer: Pointer) -> dict[str, object]:
+    return {"provider": pointer.provider, "epoch": pointer.epoch, "since": pointer.since.isoformat(),
+            "reason": pointer.reason}
 
 
-def http_server(config_path: str, host: str, port: int) -> ThreadingHTTPServer:
-    """The read-only endpoint; call serve_forever() on it (in a thread)."""
+def http_app(config_path: str) -> Any:
+    """GET /active and GET /healthz as a FastAPI app. Reads go through ControlView: a GET never writes."""
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse
+
     config = load_config(config_path)
-    control = ControlStore(config.control.url.get_secret_value())
-    primary = config.primary()
+    view = ControlView(config.control.url.get_secret_value())
+    headers = {"Cache-Control": "no-store", "Access-Control-Allow-Origin": "*"}
+    app = FastAPI(title="shiftover", docs_url=None, redoc_url=None, openapi_url=None)
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-            path = self.path.split("?", 1)[0].rstrip("/")
-            if path == "/active":
-                self._send(200, pointer_json(control, primary))
-            elif path == "/healthz":
-                self._send(200, {"status": "ok"})
-            else:
-                self._send(404, {"error": "not found; use GET /active"})
+    def answer(status: int, body: dict[str, object]) -> JSONResponse:
+        return JSONResponse(body, status_code=status, headers=headers)
 
-        def _send(self, status: int, body: dict[str, object]) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.send_header("Cache-Control", "no-store")
-            self.send_header("Access-Control-Allow-Origin", "*")
-            self.end_headers()
-            self.wfile.write(data)
+    last_error: list[str] = [""]
 
-        def log_message(self, *args: object) -> None:
-            pass
+    def failed(text: str) -> tuple[int, dict[str, object]]:
+        if text != last_error[0]:  # once per distinct problem, not once per request
+            last_error[0] = text
+            log.warning("GET /active: %s", text)
+        return 503, {"error": text}
 
-    return ThreadingHTTPServer((host, port), Handler)
+    def read() -> tuple[int, dict[str, object]]:
+        try:
+            pointer = view.pointer()
+        except NoPointerYet as exc:
+            return 404, {"error": str(exc)}
+        except BackendError as exc:
+            return failed(str(exc))
+        except Exception as exc:  # noqa: BLE001 - an endpoint answers; the error is logged in one line
+            return failed(f"{BackendError.code}: unexpected error reading the control store: {type(exc).__name__}: "
+                          f"{redact(str(exc).strip().splitlines()[0] if str(exc).strip() else '')[:200]}")
+        last_error[0] = ""
+        return 200, pointer_json(pointer)
+
+    @app.get("/active")
+    def active() -> JSONResponse:  # a plain def: FastAPI runs it on its bounded thread pool
+        return answer(*read())
+
+    @app.get("/healthz")
+    def healthz() -> JSONResponse:
+        status, body = read()
+        if status == 503:
+            return answer(503, {"status": "unavailable", "error": body["error"]})
+        return answer(200, {"status": "ok"})
+
+    @app.exception_handler(404)
+    async def not_found(_request: Any, _exc: Exception) -> JSONResponse:
+        return answer(404, {"error": "not found; use GET /active or GET /healthz"})
+
+    @app.exception_handler(405)
+    async def not_allowed(_request: Any, _exc: Exception) -> JSONResponse:
+        return answer(405, {"error": "read-only: use GET /active or GET /healthz"})
+
+    app.state.view = view  # closed by Endpoint.stop
+    return app
+
+
+class Endpoint:
+    """The HTTP endpoint on uvicorn in a thread of its own. Bounded: at most `max_connections` open connections
+    (past that uvicorn answers 503), a request's headers must arrive within `header_timeout_s`, idle keep-alive
+    connections close after `keep_alive_s`, at most `max_threads` threads answer GETs, a listen backlog of 128."""
+
+    def __init__(self, config_path: str, host: str = "127.0.0.1", port: int = 8765, *, max_connections: int = 512,
+                 header_timeout_s: float = 5.0, keep_alive_s: float = 5.0, max_threads: int = 4) -> None:
+        import uvicorn
+
+        from flows.http_deadline import deadline_protocol
+
+        self.max_threads = max_threads
+        self.app = http_app(config_path)
+        self.config = uvicorn.Config(
+            self.app, host=host, port=port, log_config=None, access_log=False, lifespan="on",
+            http=deadline_protocol(header_timeout_s), ws="none", timeout_keep_alive=int(keep_alive_s),
+            limit_concurrency=max_connections, backlog=128, timeout_graceful_shutdown=2,
+            server_header=False, proxy_headers=False)
+        self.server = uvicorn.Server(self.config)
+        self.thread = threading.Thread(target=self._run, name="shiftover-http", daemon=True)
+
+    def _run(self) -> None:
+        import asyncio
+
+        import anyio.to_thread
+
+        async def main() -> None:
+            anyio.to_thread.current_default_thread_limiter().total_tokens = self.max_threads
+            await self.server.serve()
+
+        asyncio.run(main())
+
+    def start(self, timeout_s: float = 10.0) -> Endpoint:
+        self.thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise ProviderUnavailable(f"the HTTP endpoint could not listen on {self.config.host}:"
+                                          f"{self.config.port}", hint="pick another --port or stop what uses it")
+            time.sleep(0.05)
+        return self
+
+    @property
+    def port(self) -> int:
+        sockets = [s for server in getattr(self.server, "servers", []) for s in server.sockets]
+        return int(sockets[0].getsockname()[1]) if sockets else self.config.port
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.app.state.view.close()
 
 
 def serve(config_path: str, *, host: str = "127.0.0.1", port: int = 8765, monitor: bool = True,
@@ -147,10 +228,10 @@ def serve(config_path: str, *, host: str = "127.0.0.1", port: int = 8765, monito
     from deployments.serve import build_deployments
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("shiftover").setLevel(logging.INFO)  # when the CLI's handlers are in place basicConfig is a no-op
     stop = threading.Event()
-    server = http_server(config_path, host, port)
-    threading.Thread(target=server.serve_forever, name="shiftover-http", daemon=True).start()
-    log.info("GET http://%s:%s/active answers the active backend", host, server.server_address[1])
+    endpoint = Endpoint(config_path, host, port).start()
+    log.info("GET http://%s:%s/active answers the active backend", host, endpoint.port)
     if monitor:
         Monitor(config_path).start(stop)
     try:
@@ -158,4 +239,4 @@ def serve(config_path: str, *, host: str = "127.0.0.1", port: int = 8765, monito
                                          sync_interval_s=sync_interval_s))
     finally:
         stop.set()
-        server.shutdown()
+        endpoint.stop()

@@ -23,6 +23,7 @@ Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)  # Prefect c
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("SHIFTOVER_LOG_DIR", str(ROOT / ".prefect" / "test" / "logs"))  # the CLI's log file, not ~
 
 pytest_plugins: list[str] = ["tests.fixtures_docstores", "tests.fixtures_clusters", "tests.fixtures_supabase",
                            "tests.fixtures_firebase_storage"]
