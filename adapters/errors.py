@@ -17,7 +17,8 @@
         ├── StaleEpoch                BACKEND_011  fencing: the writer holds an old epoch
         ├── PointerConflict           BACKEND_012  compare-and-swap lost to another switch
         ├── DriverMissing             BACKEND_013  an optional driver is not installed
-        └── InvalidRequest            BACKEND_014  the engine refused the statement
+        ├── InvalidRequest            BACKEND_014  the engine refused the statement
+        └── OrchestratorUnavailable   BACKEND_015  no Prefect API answers (unreachable URL, server start timed out)
 
 Messages never carry secrets: adapters build them from redacted URLs, and `redact()` scrubs driver text.
 """
@@ -122,6 +123,10 @@ class DriverMissing(PermanentError):
 
 class InvalidRequest(PermanentError):
     code = "BACKEND_014"
+
+
+class OrchestratorUnavailable(PermanentError):
+    code = "BACKEND_015"
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -25,7 +25,7 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 pytest_plugins: list[str] = ["tests.fixtures_docstores", "tests.fixtures_clusters", "tests.fixtures_supabase",
-                           "tests.fixtures_firebase_storage"]
+                           "tests.fixtures_firebase_storage", "tests.fixtures_prefect"]
 
 
 def _pg_url(db: str) -> str:
