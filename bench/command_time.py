@@ -133,6 +133,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-cold", action="store_true", help="skip the cold runs (a fresh PREFECT_HOME each)")
     parser.add_argument("--pg", default=os.environ.get("SHIFTOVER_BENCH_PG",
                                                        "postgresql://postgres@127.0.0.1:5432/postgres"))
     args = parser.parse_args()
@@ -160,7 +161,8 @@ def main() -> None:
             copied = pgcopydb(src, db("pgcopydb"), work)
             if copied is not None:
                 times["pgcopydb"].append(copied)
-            times["cold"].append(migrate(write_config(work, src, db("dst")), env_for(work / f"cold-{n}"))[0])
+            if not args.no_cold:
+                times["cold"].append(migrate(write_config(work, src, db("dst")), env_for(work / f"cold-{n}"))[0])
             cfg = write_config(work, src, db("dst"))
             wall, flow = migrate(cfg, warm_env)
             times["warm"].append(wall)
@@ -174,8 +176,9 @@ def main() -> None:
             times["health_api"].append(timed([SHIFTOVER, "health", "--config", str(cfg)], warm_env, ok=(0, 1))[0])
             serve.stop()
             serve = None
+            cold = times["cold"][-1] if times["cold"] else float("nan")
             print(f"round {n}: pgcopydb {copied if copied is not None else float('nan'):.2f} s · migrate cold "
-                  f"{times['cold'][-1]:.2f} s · warm {times['warm'][-1]:.2f} s · with serve's API "
+                  f"{cold:.2f} s · warm {times['warm'][-1]:.2f} s · with serve's API "
                   f"{times['api'][-1]:.2f} s · flow {flow:.2f} s · status {times['status'][-1]:.2f} s · health "
                   f"{times['health_warm'][-1]:.2f} s / {times['health_api'][-1]:.2f} s", flush=True)
     finally:
@@ -197,6 +200,8 @@ def main() -> None:
                        ("warm", "shiftover migrate, warm (temporary server)"),
                        ("api", "shiftover migrate, with `shiftover serve`"),
                        ("flow", "  of which the flow itself")):
+        if key not in med:
+            continue
         ratio = f"  = {base / med[key]:.2f} × pgcopydb's rate" if base else ""
         print(f"{label:<45} {med[key]:7.2f} s  {rows / med[key]:12,.0f} rows/s{ratio}")
     print(f"shiftover status (warm, no Prefect)           {med['status']:7.2f} s   (target ≤ 1 s)")
