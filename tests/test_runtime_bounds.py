@@ -107,3 +107,44 @@ def test_every_served_deployment_runs_one_run_at_a_time(tmp_path, name, strategy
     deployment = {d.name: d for d in build_deployments(path)}[name]
     assert deployment.concurrency_limit == 1
     assert deployment.concurrency_options.collision_strategy.value == strategy
+
+
+def test_the_monitor_switches_first_and_records_the_flow_run_after(prefect_harness, tmp_path):
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+    from flows.serve import Monitor
+
+    for name in ("a", "b"):
+        MemoryAdapter.store(name)
+    path = write_config(tmp_path, {"a": {"kind": "memory", "url": "memory://a", "role": "primary", "priority": 1},
+                                   "b": {"kind": "memory", "url": "memory://b", "role": "standby", "priority": 2}},
+                        health={"timeout_s": 0.5}, failover={"consecutive_failures": 2, "cooldown_s": 0})
+    control = ControlStore(load_config(path).control.url.get_secret_value())
+    control.ensure_pointer("a")
+
+    async def failover_runs() -> list:
+        async with get_client() as client:
+            return await client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["failover"])))
+
+    before = {r.id for r in asyncio.run(failover_runs())}
+    monitor = Monitor(str(path))
+    MemoryAdapter.store("a").down = True
+    assert monitor.tick() is None
+    report = monitor.tick()
+    switched = control.pointer()  # the switch is done when tick() returns: no flow run was needed for it
+    assert report.status == "switched" and (switched.provider, switched.epoch) == ("b", 2)
+    assert report.detect_to_switch_s is not None and report.detect_to_switch_s > 0
+
+    deadline = time.monotonic() + 120
+    while True:  # then the run that records it, with its artifact
+        new = [r for r in asyncio.run(failover_runs()) if r.id not in before and r.state and r.state.is_final()]
+        if new or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert len(new) == 1 and new[0].state.is_completed(), new
+    assert new[0].start_time > switched.since  # bookkeeping after the switch
+    assert new[0].parameters["params"]["decided"]["status"] == "switched"
+    assert [p.epoch for p in control.history()] == [2, 1]  # recording did not switch again
