@@ -109,6 +109,8 @@ class HealthPolicy(_Strict):
     canary: bool = Field(False, description="write/read/delete a canary record in each probe")
     history_days: float = Field(30, ge=0, description="probes older than this are deleted as new ones are recorded; "
                                 "0 keeps every probe")
+    debounce: int = Field(2, ge=1, description="consecutive sweeps that must agree before a provider's state changes "
+                          "(1: at once); one slow or failed probe on a busy machine then changes nothing")
 
     @model_validator(mode="after")
     def _history_covers_window(self) -> HealthPolicy:

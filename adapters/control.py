@@ -121,6 +121,12 @@ health_states_t = sa.Table(
     sa.Column("state", sa.String(20), nullable=False),
     sa.Column("since", _ts, nullable=False),
 )
+health_pending_t = sa.Table(  # a state seen by the last `count` sweeps in a row that has not yet replaced the state
+    "health_pending", _md,
+    sa.Column("provider", sa.String(200), primary_key=True),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+)
 
 
 def now() -> dt.datetime:
@@ -360,6 +366,14 @@ class ControlStore:
         return [Run(r.run_id, r.kind, r.source, r.target, r.strategy, r.status, _aware(r.started), _aware(r.finished),
                     json.loads(r.summary) if r.summary else {}) for r in rows]
 
+    def running_migrations(self) -> dict[str, str]:
+        """{target provider: run_id} of every migration still running (a gradual one between its runs, too)."""
+        stmt = (sa.select(runs_t.c.target, runs_t.c.run_id)
+                .where(runs_t.c.kind == "migrate", runs_t.c.status == "running", runs_t.c.target.is_not(None))
+                .order_by(runs_t.c.started))
+        with self._tx() as conn:
+            return {r.target: r.run_id for r in conn.execute(stmt)}
+
     def run(self, run_id: str) -> Run | None:
         return next((r for r in self.runs(limit=1000) if r.run_id == run_id), None)
 
@@ -439,16 +453,27 @@ class ControlStore:
             row = conn.execute(sa.select(health_states_t.c.state).where(health_states_t.c.provider == provider)).first()
         return row.state if row else None
 
-    def set_health_state(self, provider: str, state: str) -> str | None:
-        """Store the provider's state; returns the previous one (None the first time)."""
+    def settle_health_state(self, provider: str, observed: str, debounce: int) -> tuple[str, str | None, int]:
+        """Debounce: the stored state becomes `observed` only once `debounce` consecutive observations agree (the
+        first observation of a provider is taken at once). Returns (state now, state before, observations of a
+        different state still pending)."""
         with self._tx() as conn:
             row = conn.execute(sa.select(health_states_t.c.state).where(health_states_t.c.provider == provider)).first()
+            pending = conn.execute(sa.select(health_pending_t.c.state, health_pending_t.c.count)
+                                   .where(health_pending_t.c.provider == provider)).first()
+            conn.execute(sa.delete(health_pending_t).where(health_pending_t.c.provider == provider))
             if row is None:
-                conn.execute(sa.insert(health_states_t).values(provider=provider, state=state, since=now()))
-            elif row.state != state:
+                conn.execute(sa.insert(health_states_t).values(provider=provider, state=observed, since=now()))
+                return observed, None, 0
+            if row.state == observed:
+                return observed, observed, 0
+            count = pending.count + 1 if pending is not None and pending.state == observed else 1
+            if count >= debounce:
                 conn.execute(sa.update(health_states_t).where(health_states_t.c.provider == provider)
-                             .values(state=state, since=now()))
-        return row.state if row else None
+                             .values(state=observed, since=now()))
+                return observed, row.state, 0
+            conn.execute(sa.insert(health_pending_t).values(provider=provider, state=observed, count=count))
+            return row.state, row.state, count
 
     # -- per-collection routes ----------------------------------------------------------------------------------------------
     def set_route(self, collection: str, provider: str) -> None:

@@ -20,8 +20,9 @@
         ├── InvalidRequest            BACKEND_014  the engine refused the statement
         ├── LeaseHeld                 BACKEND_015  another run holds this provider (names the holder)
         ├── SchemaRefused             BACKEND_016  the target cannot hold the source's schema (names what is missing)
-        └── StandbyNotInSync          BACKEND_017  a standby's sync never completed, its lag is unknown, or sync
+        ├── StandbyNotInSync          BACKEND_017  a standby's sync never completed, its lag is unknown, or sync
                                                    cannot see deletes on this primary
+        └── OrchestratorUnavailable   BACKEND_018  no Prefect API answers (unreachable URL, server start timed out)
 
 Messages never carry secrets: adapters build them from redacted URLs, and `redact()` scrubs driver text.
 """
@@ -138,6 +139,10 @@ class StandbyNotInSync(PermanentError):
 
 class SchemaRefused(PermanentError):
     code = "BACKEND_016"
+
+
+class OrchestratorUnavailable(PermanentError):
+    code = "BACKEND_018"
 
 
 def is_transient(exc: BaseException) -> bool:

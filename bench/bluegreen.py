@@ -128,6 +128,9 @@ def run(args: argparse.Namespace, blue: str, green: str) -> None:
     print(f"lost records      {lost}")
     print(f"duplicated        {duplicated}")
     print(f"stale/extra       {extra}")
+    if report.status != "switched" or lost or duplicated or extra:
+        sys.exit(f"blue-green did not move every acknowledged write: status {report.status}, lost {lost}, "
+                 f"duplicated {duplicated}, extra {extra}")
 
 
 def compare(blue: str, green: str, writer: Writer) -> tuple[int, int, int]:

@@ -8,7 +8,8 @@ standby. Modes: sync-only (the sync flow's copy every --sync-every s) and mirror
 the standby before acknowledging it). Policy: the high-availability template's (monitor every 1 s, 3 consecutive
 failures, probe timeout 1.5 s).
 
-    .venv/bin/python bench/failover_rto.py [--rate 100] [--sync-every 5]
+    .venv/bin/python bench/failover_rto.py [--rate 100] [--sync-every 5] [--modes sync-only,mirror]
+        [--losses stop,kill] [--before-loss 4]
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("PREFECT_HOME", str(Path(__file__).resolve().parent.parent / ".prefect" / "bench"))
+Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)  # Prefect makes only the last level
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "ERROR")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
@@ -42,7 +44,8 @@ ITEMS = CollectionSchema("items", (Column("id", "integer", False), Column("v", "
                                    Column("updated_at", "timestamp")), ("id",))
 
 
-def one_round(root: Path, a: PgCluster, b: PgCluster, *, mode: str, loss: str, rate: float, sync_every: float):
+def one_round(root: Path, a: PgCluster, b: PgCluster, *, mode: str, loss: str, rate: float, sync_every: float,
+              before_loss: float = 4.0):
     from flows.serve import Monitor
     from tasks.sync import sync_pair
 
@@ -97,7 +100,7 @@ def one_round(root: Path, a: PgCluster, b: PgCluster, *, mode: str, loss: str, r
     for t in threads:
         t.start()
     monitor.start(stop)
-    time.sleep(4.0)
+    time.sleep(before_loss)
     lost_at.append(time.monotonic())
     a.stop() if loss == "stop" else a.kill9()
     deadline = time.monotonic() + 30
@@ -122,7 +125,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rate", type=float, default=100)
     parser.add_argument("--sync-every", type=float, default=5)
+    parser.add_argument("--modes", default="sync-only,mirror", help="comma-separated: sync-only, mirror")
+    parser.add_argument("--losses", default="stop,kill", help="comma-separated: stop (immediate), kill (-9)")
+    parser.add_argument("--before-loss", type=float, default=4.0, help="seconds of writes before the loss")
     args = parser.parse_args()
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    losses = [{"kill": "kill -9"}.get(x.strip(), x.strip()) for x in args.losses.split(",") if x.strip()]
+    if not set(modes) <= {"sync-only", "mirror"} or not set(losses) <= {"stop", "kill -9"}:
+        parser.error("--modes takes sync-only,mirror and --losses takes stop,kill")
     logging.basicConfig(level=logging.ERROR)
     root = Path(tempfile.mkdtemp(prefix="shiftover-bench-"))
     shutil.chown(root, "postgres", "postgres") if os.geteuid() == 0 else None
@@ -137,17 +147,22 @@ def main() -> None:
                                                                "y": {"kind": "memory", "role": "standby"}})
         failover(FailoverParams(config_path=str(warm), dry_run=True))
         rows = []
-        for mode in ("sync-only", "mirror"):
-            for loss in ("stop", "kill -9"):
-                r = one_round(root, a, b, mode=mode, loss=loss, rate=args.rate, sync_every=args.sync_every)
+        failed = False
+        for mode in modes:
+            for loss in losses:
+                r = one_round(root, a, b, mode=mode, loss=loss, rate=args.rate, sync_every=args.sync_every,
+                              before_loss=args.before_loss)
                 rows.append(r)
                 print(f"{r['mode']:>9} | {r['loss']:>7} | RTO {r['rto_s']:5.2f} s (first write on {r['first_write_on']}; "
                       f"first failed probe → switch {r['detect_to_switch_s'] or float('nan'):.2f} s) | "
                       f"acknowledged {r['acked']:5d} | lost acknowledged writes (RPO) {r['lost_acked']}", flush=True)
+                failed |= r["first_write_on"] != "replica" or (mode == "mirror" and r["lost_acked"] > 0)
     finally:
         for c in (a, b):
             c.stop()
         shutil.rmtree(root, ignore_errors=True)
+    if failed:
+        sys.exit("a round did not fail over to the replica, or mirror mode lost an acknowledged write")
 
 
 if __name__ == "__main__":

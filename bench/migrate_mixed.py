@@ -37,6 +37,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PREFECT_HOME", str(ROOT / ".prefect" / "bench"))
+Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)  # Prefect makes only the last level
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
@@ -202,7 +203,7 @@ def run_migration(cfg_path: Path, source: str, target: str, args: argparse.Names
 
     report = migrate(MigrateParams(source=source, target=target, config_path=str(cfg_path), switch=False,
                                    batch_size=args.batch, chunk_rows=args.chunk, workers=args.workers))
-    if report.status != "switched" or not all(c.digests_equal for c in report.collections):
+    if report.status != "validated" or not all(c.digests_equal for c in report.collections):  # --no-switch
         sys.exit(f"{source} → {target} did not validate: {report.status} {report.error}")
     return report.seconds, report
 

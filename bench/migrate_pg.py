@@ -22,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import psutil
@@ -134,42 +135,46 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="pipe and migration pairs; the median is printed")
     parser.add_argument("--pg", default=os.environ.get("SHIFTOVER_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres"))
     args = parser.parse_args()
-    src = fresh_db(args.pg, "shiftover_bench_src")
-    t = time.perf_counter()
-    seed(src, args.rows)
-    print(f"seeded {args.rows:,} rows in {time.perf_counter() - t:.1f} s")
-    rounds = []
-    for n in range(1, args.rounds + 1):
-        pipe_dst = fresh_db(args.pg, "shiftover_bench_pipe")
-        pipe_s = psql_pipe(src, pipe_dst)
-        settle(pipe_dst)
-        our_dst = fresh_db(args.pg, "shiftover_bench_dst")
-        with tempfile.TemporaryDirectory() as tmp:
-            wall, flow_s, rss, report = shiftover(src, our_dst, Path(tmp))
-        assert report["status"] == "switched", report
-        settle(our_dst)
-        rounds.append((pipe_s / flow_s, pipe_s, flow_s, wall, rss, report))
-        print(f"round {n}: pipe {pipe_s:.2f} s, flow {flow_s:.2f} s, ratio {pipe_s / flow_s:.2f}  (phases: "
-              + " · ".join(f"{k} {v:.2f}" for k, v in report.get("phase_seconds", {}).items()) + ")")
-    # The median round by ratio: a single run on a shared 2-core machine swings by ±20 %.
-    _, pipe_s, flow_s, wall, rss, report = sorted(rounds, key=lambda r: r[0])[len(rounds) // 2]
-    rss = {k: max(r[4][k] for r in rounds) for k in rss}
-    rows = args.rows
-    print(f"median round of {len(rounds)} (peak RSS: the highest of all rounds):")
-    print(f"psql \\copy pipe:                {pipe_s:7.2f} s  {rows / pipe_s:12,.0f} rows/s")
-    print(f"shiftover migrate (flow):       {flow_s:7.2f} s  {rows / flow_s:12,.0f} rows/s  "
-          "(freeze, binary COPY, in-engine digests, GX suites, pointer switch)")
-    print(f"shiftover migrate (whole cmd):  {wall:7.2f} s  {rows / wall:12,.0f} rows/s  "
-          "(+ Python/Prefect start-up and the embedded API)")
-    print("flow phases: " + " · ".join(f"{k} {v:.2f} s" for k, v in report.get("phase_seconds", {}).items()))
-    print(f"ratio (flow rows/s ÷ pipe rows/s): {pipe_s / flow_s:.2f}   (whole command: {pipe_s / wall:.2f})")
-    print(f"peak RSS of the migration process: {rss['migration']:.0f} MB   (target ≤ 300 MB)")
-    print(f"peak RSS of its GX worker process: {rss['gx']:.0f} MB   (the suites; GX Core's import alone is ~240 MB)")
-    print(f"peak RSS of the embedded Prefect API server: {rss['api']:.0f} MB   (absent with a running Prefect server)")
-    print(f"digests equal: {all(c['digests_equal'] for c in report['collections'])}; "
-          f"method: {report['collections'][0]['digest_method']}; path: {report['collections'][0]['path']}")
-    admin(args.pg, *[sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(n))
-                     for n in ("shiftover_bench_src", "shiftover_bench_pipe", "shiftover_bench_dst")])
+    tag = uuid.uuid4().hex[:6]  # several benches (or sessions) may share the server
+    names = {k: f"shiftover_bench_{k}_{tag}" for k in ("src", "pipe", "dst")}
+    try:
+        src = fresh_db(args.pg, names["src"])
+        t = time.perf_counter()
+        seed(src, args.rows)
+        print(f"seeded {args.rows:,} rows in {time.perf_counter() - t:.1f} s")
+        rounds = []
+        for n in range(1, args.rounds + 1):
+            pipe_dst = fresh_db(args.pg, names["pipe"])
+            pipe_s = psql_pipe(src, pipe_dst)
+            settle(pipe_dst)
+            our_dst = fresh_db(args.pg, names["dst"])
+            with tempfile.TemporaryDirectory() as tmp:
+                wall, flow_s, rss, report = shiftover(src, our_dst, Path(tmp))
+            assert report["status"] == "switched", report
+            settle(our_dst)
+            rounds.append((pipe_s / flow_s, pipe_s, flow_s, wall, rss, report))
+            print(f"round {n}: pipe {pipe_s:.2f} s, flow {flow_s:.2f} s, ratio {pipe_s / flow_s:.2f}  (phases: "
+                  + " · ".join(f"{k} {v:.2f}" for k, v in report.get("phase_seconds", {}).items()) + ")")
+        # The median round by ratio: a single run on a shared 2-core machine swings by ±20 %.
+        _, pipe_s, flow_s, wall, rss, report = sorted(rounds, key=lambda r: r[0])[len(rounds) // 2]
+        rss = {k: max(r[4][k] for r in rounds) for k in rss}
+        rows = args.rows
+        print(f"median round of {len(rounds)} (peak RSS: the highest of all rounds):")
+        print(f"psql \\copy pipe:                {pipe_s:7.2f} s  {rows / pipe_s:12,.0f} rows/s")
+        print(f"shiftover migrate (flow):       {flow_s:7.2f} s  {rows / flow_s:12,.0f} rows/s  "
+              "(freeze, binary COPY, in-engine digests, GX suites, pointer switch)")
+        print(f"shiftover migrate (whole cmd):  {wall:7.2f} s  {rows / wall:12,.0f} rows/s  "
+              "(+ Python/Prefect start-up and the embedded API)")
+        print("flow phases: " + " · ".join(f"{k} {v:.2f} s" for k, v in report.get("phase_seconds", {}).items()))
+        print(f"ratio (flow rows/s ÷ pipe rows/s): {pipe_s / flow_s:.2f}   (whole command: {pipe_s / wall:.2f})")
+        print(f"peak RSS of the migration process: {rss['migration']:.0f} MB   (target ≤ 300 MB)")
+        print(f"peak RSS of its GX worker process: {rss['gx']:.0f} MB   (the suites; GX Core's import alone is ~240 MB)")
+        print(f"peak RSS of the embedded Prefect API server: {rss['api']:.0f} MB   (absent with a running Prefect server)")
+        print(f"digests equal: {all(c['digests_equal'] for c in report['collections'])}; "
+              f"method: {report['collections'][0]['digest_method']}; path: {report['collections'][0]['path']}")
+    finally:
+        admin(args.pg, *[sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(n))
+                         for n in names.values()])
 
 
 if __name__ == "__main__":

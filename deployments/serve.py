@@ -3,6 +3,11 @@
 `build_deployments(config_path)` returns RunnerDeployments for `prefect.serve`: health_sweep and sync on intervals
 (failover.sweep_interval_s unless overridden); failover, migrate, full_test_suite and analyze_codebase on demand. deployments/prefect.yaml describes the
 same set for a work pool and workers.
+
+Each deployment runs at most one run at a time (a deployment concurrency limit of 1, enforced by the Prefect server
+when a run would start): an overlapping run of a scheduled deployment (health-sweep, sync) or of failover is
+cancelled ("Deployment concurrency limit reached": the next interval runs anyway, so a slow run never piles up a
+backlog); an overlapping migrate, full-test-suite or analyze-codebase run waits for the slot (a user asked for it).
 """
 
 from __future__ import annotations
@@ -10,6 +15,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from adapters.config import load_config
+
+SKIP, WAIT = "CANCEL_NEW", "ENQUEUE"  # Prefect's collision strategies: cancel the overlapping run, or queue it
+
+
+def one_at_a_time(collision: str):  # noqa: ANN201 - prefect's ConcurrencyLimitConfig, imported lazily
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+
+    return ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy(collision))
 
 
 def build_deployments(config_path: str | Path, *, sweep_interval_s: float | None = None,
@@ -28,22 +41,25 @@ def build_deployments(config_path: str | Path, *, sweep_interval_s: float | None
     defaults = {"params": {"config_path": path}}
     return [
         health_sweep.to_deployment(name="health-sweep", interval=sweep, parameters=defaults,
+                                   concurrency_limit=one_at_a_time(SKIP),
                                    description="Probe every provider, record history, table artifact, events",
                                    tags=["shiftover", "health"]),
-        sync.to_deployment(name="sync", interval=every, parameters=defaults,
+        sync.to_deployment(name="sync", interval=every, parameters=defaults, concurrency_limit=one_at_a_time(SKIP),
                            description="Copy changes on the active provider to every standby",
                            tags=["shiftover", "sync"]),
-        failover.to_deployment(name="failover", parameters=defaults,
+        failover.to_deployment(name="failover", parameters=defaults, concurrency_limit=one_at_a_time(SKIP),
                                description="Fence the active provider and switch to the best (or named) standby",
                                tags=["shiftover", "failover"]),
-        migrate.to_deployment(name="migrate", parameters=defaults,
+        migrate.to_deployment(name="migrate", parameters=defaults, concurrency_limit=one_at_a_time(WAIT),
                               description="Copy one provider to another and cut over when the suites pass",
                               tags=["shiftover", "migrate"]),
         full_test_suite.to_deployment(name="full-test-suite", parameters=defaults,
+                                      concurrency_limit=one_at_a_time(WAIT),
                                       description="Connection, CRUD, auth, storage, performance, load and migration "
                                                   "tests per provider; report artifact",
                                       tags=["shiftover", "test-suite"]),
         analyze_codebase.to_deployment(name="analyze-codebase", tags=["shiftover", "analysis"],
+                                       concurrency_limit=one_at_a_time(WAIT),
                                        description="Inventory an application's direct provider-SDK calls and plan "
                                                    "its move; markdown artifact and JSON file"),
     ]

@@ -35,6 +35,11 @@ def analyze_command(
                                 max_bytes=max_file_size)
         write_analysis(analysis, json_out)
     else:
+        from rich.console import Console
+
+        from flows.prefect_api import use_prefect_api
+
+        use_prefect_api(Console(stderr=True), warm=("flows.analyze_codebase",))
         from flows.analyze_codebase import AnalyzeParams, analyze_codebase
 
         params = AnalyzeParams(path=str(path), output=str(json_out), include=list(include or []), exclude=excludes,

@@ -1,4 +1,5 @@
-"""The `shiftover` command. Flows are imported inside the commands, so `shiftover --help` stays fast."""
+"""The `shiftover` command. Flows are imported inside the commands, so `--help`, `--version`, `init` and `status`
+import no Prefect, GX or pandas. Commands that run a flow first pick the Prefect API (flows/prefect_api.py)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,31 @@ out = Console()
 err = Console(stderr=True)
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="backends.yaml to read")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            out.print(f"shiftover {version('shiftover')}", highlight=False)
+        except PackageNotFoundError:
+            out.print("shiftover (not installed: run `make venv`)", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="print the version and exit")] = False) -> None:
+    """Keep an application's backend healthy and movable."""
+
+
+def prefect_api(*warm: str) -> str:
+    """Reuse a running Prefect API, else start the temporary one with a spinner (flows/prefect_api.py). Call it before
+    importing a flow; `warm` modules are imported while a temporary server starts."""
+    from flows.prefect_api import use_prefect_api
+
+    return use_prefect_api(err, warm=warm)
 
 
 class Strategy(str, Enum):
@@ -95,10 +121,7 @@ def migrate(
     gradual run that advanced); 1 when the cutover was blocked, rejected or failed."""
     from adapters.config import load_config
     from adapters.control import ControlStore
-    from flows.migrate import MigrateParams, migrate as migrate_flow, resolve_run_id
-    from tasks.reporting import render_markdown
 
-    quiet_backend_tracebacks()
     cfg = load_config(config)
     if not dry_run:
         from expectations.suites import prewarm
@@ -108,6 +131,11 @@ def migrate(
 
         kinds = [cfg.providers[n].kind for n in (source, target) if n in cfg.providers]
         threading.Thread(target=preload, args=(kinds,), name="shiftover-preload", daemon=True).start()
+    prefect_api("flows.migrate")
+    from flows.migrate import MigrateParams, migrate as migrate_flow, resolve_run_id
+    from tasks.reporting import render_markdown
+
+    quiet_backend_tracebacks()
     params = MigrateParams(
         source=source, target=target, strategy=strategy.value,  # type: ignore[arg-type]
         collections=[c.strip() for c in collections.split(",") if c.strip()] if collections else None,
@@ -248,6 +276,8 @@ def rollback(
     """Undo a blue-green cutover: copy green's writes since the cutover back to blue, then move the pointer back."""
     from adapters.config import load_config
     from adapters.control import ControlStore
+
+    prefect_api("flows.rollback")
     from flows.rollback import RollbackParams, rollback as rollback_flow
     from tasks.reporting import render_markdown
 
@@ -265,6 +295,8 @@ def release(
 ) -> None:
     """End a blue-green cutover for good: lift the old primary's write fence and stop change capture (no rollback)."""
     from adapters.config import load_config
+
+    prefect_api("flows.rollback")
     from flows.rollback import ReleaseParams, release as release_flow
 
     quiet_backend_tracebacks()
@@ -329,6 +361,8 @@ def test_suite(
     from pydantic import ValidationError
 
     from adapters.config import load_config
+
+    prefect_api("flows.full_test_suite")
     from flows.full_test_suite import full_test_suite
     from tasks.testsuite_model import TestSuiteParams
     from tasks.testsuite_render import table_rows
@@ -381,6 +415,8 @@ def health(
 ) -> None:
     """Probe every provider now (the health_sweep flow) and print status, latency, error and uptime."""
     from adapters.config import load_config
+
+    prefect_api("flows.health_sweep")
     from flows.health_sweep import HealthSweepParams, health_sweep
 
     quiet_backend_tracebacks()
@@ -415,6 +451,8 @@ def failover(
     """Fence the active provider and switch to the best healthy standby (or --to NAME). A standby that is not known
     to be in sync is refused (BACKEND_017) unless the old primary answers for the final delta, or --force."""
     from adapters.config import load_config
+
+    prefect_api("flows.failover")
     from flows.failover import FailoverParams, failover as failover_flow, render
 
     quiet_backend_tracebacks()
@@ -437,6 +475,8 @@ def sync(
 ) -> None:
     """Copy the changes on the active provider to each standby now (the sync flow)."""
     from adapters.config import load_config
+
+    prefect_api("flows.sync")
     from flows.sync import SyncParams, sync as sync_flow
 
     quiet_backend_tracebacks()
@@ -462,15 +502,22 @@ def serve(
                                                                  "(default failover.sweep_interval_s)")] = None,
     sync_interval: Annotated[Optional[float], typer.Option(help="seconds between syncs (default: sweep)")] = None,
     monitor: Annotated[bool, typer.Option(help="probe the active provider and fail over automatically")] = True,
+    api_port: Annotated[int, typer.Option(help="port of the Prefect server started when none runs (a free one if "
+                                               "taken); commands reuse it")] = 4200,
 ) -> None:
-    """Serve the deployments (health sweep, sync, failover, migrate), the failover monitor and GET /active."""
+    """Serve the deployments (health sweep, sync, failover, migrate), the failover monitor and GET /active. Uses
+    PREFECT_API_URL or a registered server, else starts `prefect server start` and registers it for the commands."""
     from adapters.config import load_config
-    from flows.serve import serve as serve_all
+    from flows.prefect_api import serve_api
 
     quiet_backend_tracebacks()
     cfg = load_config(config)
-    serve_all(str(cfg.path), host=host, port=port, monitor=monitor, sweep_interval_s=sweep_interval,
-              sync_interval_s=sync_interval)
+    with serve_api(api_port, status=err) as api_url:
+        err.print(f"Prefect API: {api_url} (UI: {api_url.removesuffix('/api')})", highlight=False)
+        from flows.serve import serve as serve_all
+
+        serve_all(str(cfg.path), host=host, port=port, monitor=monitor, sweep_interval_s=sweep_interval,
+                  sync_interval_s=sync_interval)
 
 
 def quiet_backend_tracebacks() -> None:
@@ -481,6 +528,12 @@ def quiet_backend_tracebacks() -> None:
 def _say(line: str) -> None:
     err.print(escape(" | ".join(p for p in line.splitlines() if p.strip())), soft_wrap=True, highlight=False,
               style="bold red" if err.is_terminal else None)
+
+
+def print_error(exc: BackendError) -> None:
+    where = f" [{exc.provider}]" if exc.provider else ""
+    err.print(f"[bold red]{exc.code}[/]" + escape(f"{where}: {exc.message}")
+              + (f"\n  [dim]what to do:[/] {escape(exc.hint)}" if exc.hint else ""), highlight=False)
 
 
 def main() -> None:
@@ -496,6 +549,14 @@ def main() -> None:
         _say("interrupted; a run that was copying resumes where it stopped when started again")
         sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - the last line of defence: log it, say it in one line
+        httpx = sys.modules.get("httpx")
+        if httpx is not None and isinstance(exc, httpx.TransportError):  # e.g. the Prefect server went away mid-run
+            from adapters.errors import OrchestratorUnavailable
+            from flows.prefect_api import FIX
+
+            _say(str(OrchestratorUnavailable(f"the Prefect API stopped answering ({type(exc).__name__}: "
+                                             f"{cli_logging.one_line(exc)[:200]})", hint=FIX)))
+            sys.exit(1)
         path = cli_logging.log_unexpected(exc)
         _say(f"{BackendError.code}: unexpected error: {cli_logging.one_line(exc)} — what to do: the full detail "
              f"is in {path}; retry, and report it with that file if it happens again")

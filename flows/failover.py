@@ -47,6 +47,8 @@ class FailoverParams(BaseModel):
     first_failed_at: dt.datetime | None = Field(None, description="first failed probe (set by the monitor)")
     force: bool = Field(False, description="switch even to a standby whose sync never completed or whose lag is "
                         "unknown (records may be lost, deleted ones may come back)")
+    decided: FailoverReport | None = Field(None, description="set by the monitor: a switch it already made "
+                                           "(flows/failover_now.py), recorded by this run; leave empty")
 
 
 class FailoverReport(BaseModel):
@@ -67,6 +69,9 @@ class FailoverReport(BaseModel):
     flow_s: float = 0.0
     candidates: list[dict[str, object]] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
+
+
+FailoverParams.model_rebuild()
 
 
 def render(r: FailoverReport) -> str:
@@ -94,6 +99,10 @@ def render(r: FailoverReport) -> str:
 @flow(name="failover", log_prints=False, validate_parameters=True)
 def failover(params: FailoverParams) -> FailoverReport:
     clock = time.perf_counter()
+    if params.decided is not None:  # the monitor switched first; this run is its record
+        if params.decided.status == "switched":
+            _emit_switched(params.decided)
+        return _publish(params.decided, None)
     config_path = str(load_config(params.config_path).path)
     plan = plan_failover(config_path, params.to)
     old, epoch = plan.pointer.provider, plan.pointer.epoch
@@ -169,18 +178,24 @@ def _switch(params: FailoverParams, config_path: str, plan, target: str,  # type
     report.switched_at = dt.datetime.now(dt.timezone.utc)
     if params.first_failed_at is not None:
         report.detect_to_switch_s = (report.switched_at - params.first_failed_at).total_seconds()
-    emit_event(event="shiftover.backend.switched",
-               resource={"prefect.resource.id": "shiftover.backend", "prefect.resource.name": "active backend"},
-               related=[{"prefect.resource.id": f"shiftover.provider.{active}", "prefect.resource.role": "target"},
-                        {"prefect.resource.id": f"shiftover.provider.{old}", "prefect.resource.role": "source"}],
-               payload={"from": old, "to": active, "epoch": new_epoch, "reason": reason,
-                        "records_at_risk": report.records_at_risk})
+    _emit_switched(report)
     logger.warning("Switched %s → %s at epoch %s (%s)", old, active, new_epoch, params.reason)
     return _publish(report, clock)
 
 
-def _publish(report: FailoverReport, clock: float) -> FailoverReport:
-    report.flow_s = time.perf_counter() - clock
+def _emit_switched(report: FailoverReport) -> None:
+    emit_event(event="shiftover.backend.switched",
+               resource={"prefect.resource.id": "shiftover.backend", "prefect.resource.name": "active backend"},
+               related=[{"prefect.resource.id": f"shiftover.provider.{report.new}", "prefect.resource.role": "target"},
+                        {"prefect.resource.id": f"shiftover.provider.{report.old}", "prefect.resource.role": "source"}],
+               payload={"from": report.old, "to": report.new, "epoch": report.epoch_after,
+                        "reason": f"{report.reason}: {report.old} → {report.new}",
+                        "records_at_risk": report.records_at_risk})
+
+
+def _publish(report: FailoverReport, clock: float | None) -> FailoverReport:
+    if clock is not None:  # a recorded switch keeps the time the switch itself took
+        report.flow_s = time.perf_counter() - clock
     create_markdown_artifact(key="failover", markdown=render(report),
                              description=f"failover {report.status}: {report.old} → {report.new or '-'}")
     return report

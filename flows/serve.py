@@ -31,9 +31,10 @@ log = logging.getLogger("shiftover.serve")
 
 
 def run_failover_flow(**params: object) -> object:
-    from flows.failover import FailoverParams, failover
+    """Fence and switch now, record the flow run after (flows/failover_now.py)."""
+    from flows.failover_now import fail_over_first
 
-    return failover(FailoverParams(**params))
+    return fail_over_first(**params)
 
 
 class Monitor:

@@ -3,6 +3,10 @@
 States: `healthy` (last probe ok, latency, error rate and availability within the policy), `degraded` (answering, but
 slow or failing more often than the policy allows), `down` (the last probe failed). A change of state is a Prefect
 event `shiftover.provider.<state>` on resource `shiftover.provider.<name>`, so users can attach automations to it.
+
+Debounce: a provider's state changes only once `health.debounce` consecutive sweeps (default 2) observe the new state;
+until then the sweep reports the held state and the observation as pending. A probe's timeout counts from the
+probe's own start (after its driver is imported and its adapter opened), not from when the sweep queued it.
 """
 
 from __future__ import annotations
@@ -26,27 +30,44 @@ from tasks.migration import control_store, retry_if_transient
 STATES = ("healthy", "degraded", "down")
 
 
+OPEN_LIMIT_S = 30.0  # importing a driver and opening an adapter on a very busy machine; not the probe's timeout
+
+
 def probe_with_timeout(config: Config, name: str, *, timeout_s: float, canary: bool) -> ProbeResult:
-    """Probe in a helper thread and give up after `timeout_s`; never raises."""
+    """Probe in a helper thread and give up `timeout_s` after the probe itself started; never raises."""
     box: list[ProbeResult] = []
+    started: list[float] = []
+    opened = threading.Event()
     start = time.perf_counter()
 
     def run() -> None:
         try:
             with open_adapter(config, name) as adapter:
+                started.append(time.monotonic())
+                opened.set()
                 box.append(adapter.probe(canary=canary))
         except Exception as exc:  # noqa: BLE001 - opening the adapter failed; the probe reports it
             box.append(ProbeResult(name, False, (time.perf_counter() - start) * 1000, redact(str(exc))))
+        finally:
+            opened.set()
 
     worker = threading.Thread(target=run, name=f"probe-{name}", daemon=True)
     worker.start()
-    worker.join(timeout_s)
+    opened.wait(max(OPEN_LIMIT_S, timeout_s))
+    if started:
+        worker.join(max(0.0, started[0] + timeout_s - time.monotonic()))
+    else:
+        worker.join(0.05)
     if box:
         result = box[0]
         if result.ok and result.latency_ms > timeout_s * 1000:
             return ProbeResult(name, False, result.latency_ms, f"answered after {result.latency_ms:.0f} ms, over "
                                f"the {timeout_s:g} s timeout", result.checks, result.at)
         return result
+    if not started:
+        err = ConnectionTimeout(f"could not even open the adapter within {max(OPEN_LIMIT_S, timeout_s):g} s",
+                                provider=name)
+        return ProbeResult(name, False, (time.perf_counter() - start) * 1000, str(err))
     err = ConnectionTimeout(f"no answer within {timeout_s:g} s", provider=name)
     return ProbeResult(name, False, timeout_s * 1000, str(err))
 
@@ -65,6 +86,9 @@ class ProviderHealth:
     probes: int
     checks: tuple[str, ...]
     previous: str | None
+    observed: str | None = None  # what this sweep alone saw, when the debounce still holds `status`
+    pending: int = 0  # consecutive sweeps that saw `observed` so far
+    debounce: int = 1  # sweeps that must agree before `status` changes
 
     def row(self) -> dict[str, object]:
         return {
@@ -76,6 +100,7 @@ class ProviderHealth:
             "uptime": "-" if self.uptime is None else f"{self.uptime * 100:.2f}%",
             "probes": self.probes,
             "checks": ",".join(self.checks),
+            "pending": f"{self.observed} {self.pending}/{self.debounce}" if self.pending else "",
         }
 
 
@@ -92,12 +117,13 @@ def judge(result: ProbeResult, history: list[ProbeResult], policy: HealthPolicy)
 
 
 def assess(config: Config, control: ControlStore, result: ProbeResult, active: str) -> ProviderHealth:
-    """Record the probe, judge the state over the window, store it and emit an event if it changed."""
+    """Record the probe, judge the state over the window, store it once `health.debounce` sweeps agree, and emit an
+    event if it changed."""
     control.record_probe(result, kept=config.health.kept())
     since = result.at - dt.timedelta(seconds=config.health.window_s)
     history = control.probes(result.provider, since=since, limit=100_000)
-    status, uptime = judge(result, history, config.health)
-    previous = control.set_health_state(result.provider, status)
+    observed, uptime = judge(result, history, config.health)
+    status, previous, pending = control.settle_health_state(result.provider, observed, config.health.debounce)
     if previous != status:
         emit_event(
             event=f"shiftover.provider.{status}",
@@ -108,7 +134,8 @@ def assess(config: Config, control: ControlStore, result: ProbeResult, active: s
         )
     p = config.providers[result.provider]
     return ProviderHealth(result.provider, p.kind, p.role, result.provider == active, status, result.ok,
-                          result.latency_ms, result.error, uptime, len(history), result.checks, previous)
+                          result.latency_ms, result.error, uptime, len(history), result.checks, previous,
+                          observed if pending else None, pending, config.health.debounce)
 
 
 @task(cache_policy=NO_CACHE, task_run_name="probe-{provider}")

@@ -26,7 +26,7 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("SHIFTOVER_LOG_DIR", str(ROOT / ".prefect" / "test" / "logs"))  # the CLI's log file, not ~
 
 pytest_plugins: list[str] = ["tests.fixtures_docstores", "tests.fixtures_clusters", "tests.fixtures_supabase",
-                           "tests.fixtures_firebase_storage"]
+                           "tests.fixtures_firebase_storage", "tests.fixtures_prefect"]
 
 
 def _pg_url(db: str) -> str:

@@ -58,10 +58,12 @@ def test_sweep_records_every_probe_and_publishes_the_table(prefect_harness, conf
     assert by_name["up (active)"]["uptime"] == "100.00%"
     assert all(k in by_name["file"] for k in ("latency_ms", "error", "status"))
 
-    MemoryAdapter.store("down").down = False  # state change down → degraded (uptime 50% over the window)
+    MemoryAdapter.store("down").down = False  # observed degraded (uptime 50% over the window): held by the debounce
     again = {h.provider: h for h in health_sweep(HealthSweepParams(config_path=str(config_path), providers=["down"]))}
-    assert again["down"].previous == "down" and again["down"].status == "degraded"
-    assert again["down"].uptime == 0.5
+    assert again["down"].status == "down" and (again["down"].observed, again["down"].pending) == ("degraded", 1)
+    assert again["down"].uptime == 0.5 and control.health_state("down") == "down"
+    third = {h.provider: h for h in health_sweep(HealthSweepParams(config_path=str(config_path), providers=["down"]))}
+    assert third["down"].previous == "down" and third["down"].status == "degraded"  # two sweeps agreed (debounce 2)
 
 
 def test_health_command_prints_json(prefect_harness, config_path):

@@ -50,7 +50,7 @@ def prefect_server(tmp_path_factory):
                             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     api = f"http://127.0.0.1:{port}/api"
     try:
-        _wait(lambda: _get(f"{api}/health") is True, 90, "prefect server start")
+        _wait(lambda: _get(f"{api}/health") is True, 180, "prefect server start")
         yield api, home
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -150,4 +150,7 @@ def test_prefect_yaml_deploys_to_a_work_pool(prefect_server, tmp_path):
     assert pooled["health-sweep"].entrypoint == "flows/health_sweep.py:health_sweep"
     assert pooled["failover"].parameters == {"params": {"config_path": "/etc/x/backends.yaml"}}
     assert pooled["health-sweep"].schedules[0].schedule.interval.total_seconds() == 30
+    assert (pooled["sync"].global_concurrency_limit.limit,
+            pooled["sync"].concurrency_options.collision_strategy.value) == (1, "CANCEL_NEW")
+    assert pooled["migrate"].concurrency_options.collision_strategy.value == "ENQUEUE"
     assert "config_path" in json.dumps(pooled["migrate"].parameter_openapi_schema)
