@@ -30,6 +30,8 @@ from tests.helpers import assert_same_records, config, write_config
 from tests.test_bluegreen import assert_model, seed_items
 
 SUPABASE_ROLES = ("anon", "authenticated", "service_role")
+FENCE = ["function _shiftover_write_freeze", "relation _shiftover_guard", "relation _shiftover_guard_pkey",
+         "trigger _shiftover_freeze"]  # what a fence is made of (README: "What stays in your database")
 
 
 @dataclass(frozen=True)
@@ -329,8 +331,7 @@ def test_blue_green_with_an_app_writing_under_a_dml_role(tmp_path: Path, roles: 
     back = rollback(RollbackParams(config_path=str(cfg_path)))  # through blue's fence, as Shiftover's role
     assert back.status == "switched", back.error
     assert leftovers(blue) == []  # blue's fence is lifted: its function and secret went with it
-    assert leftovers(green) == ["function _shiftover_write_freeze", "relation _shiftover_guard",
-                                "trigger _shiftover_freeze"]  # green is fenced now; its capture is gone
+    assert leftovers(green) == FENCE  # green is fenced now; its capture is gone
     with open_adapter(cfg, "src") as src, open_adapter(cfg, "dst") as dst:
         assert_same_records(src, dst, "items")  # the app's writes on green are back on blue
         assert src.get("items", (90_001,)) is not None and src.get("items", (2,)) is None
@@ -409,6 +410,5 @@ def test_gradual_with_an_app_writing_under_a_dml_role(tmp_path: Path, roles: Rol
     with open_adapter(cfg, "src") as src, open_adapter(cfg, "dst") as dst:
         assert_model(src, model)
         assert_same_records(src, dst, "items")
-    assert leftovers(source) == ["function _shiftover_write_freeze", "relation _shiftover_guard",
-                                 "trigger _shiftover_freeze"]  # the moved collection stays fenced (README)
+    assert leftovers(source) == FENCE  # the moved collection stays fenced (README)
     assert leftovers(target) == []
