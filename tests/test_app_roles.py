@@ -286,7 +286,8 @@ class RoleWriter(threading.Thread):
                         conn.execute("UPDATE items SET qty = qty + 1 WHERE id = %s", (i,))
                         self.model[i] = dict(self.model[i], qty=self.model[i]["qty"] + 1)
                     else:
-                        i = max(k for k in self.model if k <= 2000)
+                        seeded = [k for k in self.model if k <= 2000]  # the seed rows, then its own inserts
+                        i = max(seeded) if len(seeded) > 1000 else max(self.model)
                         conn.execute("DELETE FROM items WHERE id = %s", (i,))
                         del self.model[i]
                     self.acked += 1
