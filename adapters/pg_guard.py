@@ -110,7 +110,6 @@ class FreezeGuard:
         raw = self._raw()  # type: ignore[attr-defined]
         try:
             with self._errors(), raw.driver_connection.cursor() as cur:  # type: ignore[attr-defined]
-                self._set_lock_timeout(cur)
                 for name in names:
                     cur.execute(sql.SQL("DROP TRIGGER IF EXISTS _shiftover_freeze ON {}").format(
                         sql.Identifier(schema, name)))
