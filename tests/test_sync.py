@@ -60,10 +60,12 @@ def test_sync_flow_syncs_every_standby_and_publishes_a_table(prefect_harness, tm
 
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
 
     async def read():
         async with get_client() as client:
-            return await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["sync"])))
+            return await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["sync"])),
+                                               sort=ArtifactSort.CREATED_DESC)  # other tests publish "sync" too
 
     table = asyncio.run(read())[0].data
     table = table if isinstance(table, list) else __import__("json").loads(table)
