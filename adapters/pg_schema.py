@@ -369,7 +369,9 @@ def apply_pre_data(src: PostgresAdapter, dst: PostgresAdapter, path: Path, sel: 
     try:
         with dst._errors(), raw.driver_connection.cursor() as cur:
             for schema in sorted({dst.schema_name} | {s for _, s in req.extensions}):
-                cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+                cur.execute("SELECT to_regnamespace(%s) IS NULL", (_ident(schema),))
+                if cur.fetchone()[0]:  # CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when it exists
+                    cur.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
             for name, schema in req.extensions:
                 cur.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA {}").format(
                     sql.Identifier(name), sql.Identifier(schema)))

@@ -220,7 +220,10 @@ class PostgresAdapter(FreezeGuard, ChangeCapture, SqlAdapter):
         comment = _KEY_LATER + json.dumps(list(schema.key)) if key_later else None
         table = sa.Table(schema.name, sa.MetaData(), *cols, schema=self.schema_name, comment=comment)
         with self._conn() as conn:
-            conn.execute(sa.schema.CreateSchema(self.schema_name, if_not_exists=True))
+            quoted = self.engine.dialect.identifier_preparer.quote_identifier(self.schema_name)
+            if conn.execute(sa.text("SELECT to_regnamespace(:s) IS NULL"), {"s": quoted}).scalar():
+                # not CREATE SCHEMA IF NOT EXISTS: it needs CREATE on the database even when the schema exists
+                conn.execute(sa.schema.CreateSchema(self.schema_name))
             with conn.connection.driver_connection.cursor() as cur:  # enum/domain/composite types a move back needs
                 pg_types.ensure_types(cur, schema.columns)
             table.create(conn, checkfirst=True)  # CREATE TABLE, and COMMENT ON TABLE, in one transaction

@@ -27,6 +27,7 @@ SMOKE: dict[str, tuple[list[str], str]] = {
                         "lost acknowledged writes (RPO) 0"),
     "command_time.py": (["--rows", "2000", "--rounds", "1", "--modes", "api", "--api", "{api}"],
                         "shiftover health (with a running API)"),
+    "schema_move.py": (["--tables", "4", "--rows", "5", "--rounds", "1"], "shiftover schema phases"),
 }
 
 
