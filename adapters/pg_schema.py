@@ -389,30 +389,42 @@ def apply_post_data(dst: PostgresAdapter, path: Path, sel: Selection, group: str
     earlier attempt built); indexes and keys are built `jobs` at a time. Returns how many were applied."""
     wanted = set(tables)
     entries = [e for e in sel.entries.get(group, []) if sel.tables_of.get(e.line) and sel.tables_of[e.line] <= wanted]
-    todo = [e for e in entries if not _exists(dst, e)]
+    have = _existing(dst) if entries else set()
+    todo = [e for e in entries if not _exists(have, e)]
     if todo:
         _restore(dst, path, [e.line for e in todo], f"post-data ({group})", jobs=jobs if len(todo) > 1 else 1)
     dst._forget_all()
     return len(todo)
 
 
-def _exists(dst: PostgresAdapter, e: TocEntry) -> bool:
-    schema = dst.schema_name
-    table, _, name = e.tag.partition(" ")
-    queries = {
-        "CONSTRAINT": ("SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass(:t) AND conname = :n", table, name),
-        "FK CONSTRAINT": ("SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass(:t) AND conname = :n", table, name),
-        "TRIGGER": ("SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass(:t) AND tgname = :n", table, name),
-        "POLICY": ("SELECT 1 FROM pg_policy WHERE polrelid = to_regclass(:t) AND polname = :n", table, name),
-        "RULE": ("SELECT 1 FROM pg_rewrite WHERE ev_class = to_regclass(:t) AND rulename = :n", table, name),
-        "ROW SECURITY": ("SELECT 1 FROM pg_class WHERE oid = to_regclass(:t) AND relrowsecurity", e.tag, ""),
-        "INDEX": ("SELECT 1 WHERE to_regclass(:t) IS NOT NULL AND :n = ''", e.tag, ""),  # its tag is its name
-    }
-    if e.desc not in queries:
-        return False
-    query, rel, obj = queries[e.desc]
+_EXISTING = sa.text("""
+    WITH t AS (SELECT oid, relname, relrowsecurity FROM pg_class
+               WHERE relnamespace = to_regnamespace(:s) AND relkind IN ('r', 'p'))
+    SELECT 'CONSTRAINT', t.relname, c.conname FROM pg_constraint c JOIN t ON t.oid = c.conrelid
+    UNION ALL SELECT 'TRIGGER', t.relname, g.tgname FROM pg_trigger g JOIN t ON t.oid = g.tgrelid
+        WHERE NOT g.tgisinternal
+    UNION ALL SELECT 'POLICY', t.relname, p.polname FROM pg_policy p JOIN t ON t.oid = p.polrelid
+    UNION ALL SELECT 'RULE', t.relname, r.rulename FROM pg_rewrite r JOIN t ON t.oid = r.ev_class
+    UNION ALL SELECT 'ROW SECURITY', t.relname, '' FROM t WHERE t.relrowsecurity
+    UNION ALL SELECT 'INDEX', c.relname, '' FROM pg_class c
+        WHERE c.relnamespace = to_regnamespace(:s) AND c.relkind IN ('i', 'I')""")
+
+
+def _existing(dst: PostgresAdapter) -> set[tuple[str, str, str]]:
+    """(kind, table or index, name) of the post-data objects the target has: one catalog read for any number."""
     with dst._conn() as conn:
-        return conn.execute(sa.text(query), {"t": f"{_ident(schema)}.{_ident(rel)}", "n": obj}).first() is not None
+        return {(str(k), str(t), str(n)) for k, t, n in conn.execute(_EXISTING, {"s": _ident(dst.schema_name)})}
+
+
+def _exists(have: set[tuple[str, str, str]], e: TocEntry) -> bool:
+    table, _, name = e.tag.partition(" ")
+    if e.desc in ("CONSTRAINT", "FK CONSTRAINT"):
+        return ("CONSTRAINT", table, name) in have
+    if e.desc in ("TRIGGER", "POLICY", "RULE"):
+        return (e.desc, table, name) in have
+    if e.desc in ("ROW SECURITY", "INDEX"):  # a ROW SECURITY tag is its table, an INDEX tag its own name
+        return (e.desc, e.tag, "") in have
+    return False
 
 
 def _restore(dst: PostgresAdapter, path: Path, lines: Sequence[str], what: str, *, single_transaction: bool = False,

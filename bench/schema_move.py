@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import psycopg
@@ -89,7 +90,17 @@ def main() -> None:
     parser.add_argument("--pg", default=os.environ.get("SHIFTOVER_BENCH_PG",
                                                        "postgresql://postgres@127.0.0.1:5432/postgres"))
     args = parser.parse_args()
-    src = fresh_db(args.pg, "shiftover_bench_schema_src")
+    tag = uuid.uuid4().hex[:6]  # several benches (or sessions) may share the server
+    names = {k: f"shiftover_bench_schema_{k}_{tag}" for k in ("src", "peer", "dst")}
+    try:
+        run(args, names)
+    finally:
+        admin(args.pg, *[sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(n))
+                         for n in names.values()])
+
+
+def run(args: argparse.Namespace, names: dict[str, str]) -> None:
+    src = fresh_db(args.pg, names["src"])
     t = time.perf_counter()
     seed(src, args.tables, args.rows)
     print(f"seeded {args.tables} tables × {args.rows} rows in {time.perf_counter() - t:.1f} s")
@@ -98,9 +109,9 @@ def main() -> None:
         home = Path(keep) / "prefect"  # one PREFECT_HOME for every round, as a user's installation keeps it
         for n in range(1, args.rounds + 1):
             with tempfile.TemporaryDirectory() as tmp:
-                peer = pgcopydb(src, fresh_db(args.pg, "shiftover_bench_schema_peer"), Path(tmp))
+                peer = pgcopydb(src, fresh_db(args.pg, names["peer"]), Path(tmp))
             with tempfile.TemporaryDirectory() as tmp:
-                wall, report = shiftover(src, fresh_db(args.pg, "shiftover_bench_schema_dst"), Path(tmp), home)
+                wall, report = shiftover(src, fresh_db(args.pg, names["dst"]), Path(tmp), home)
             assert report["status"] == "switched", report["error"]
             phases = report["phase_seconds"]
             ours = phases.get("schema", 0.0) + phases.get("index", 0.0)
@@ -116,8 +127,6 @@ def main() -> None:
     print("flow phases: " + " · ".join(f"{k} {v:.2f} s" for k, v in phases.items()))
     print(f"ratios of all rounds: {', '.join(f'{r[0]:.2f}' for r in rounds)} "
           f"(median {statistics.median(r[0] for r in rounds):.2f})")
-    admin(args.pg, *[sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(n)) for n in (
-        "shiftover_bench_schema_src", "shiftover_bench_schema_peer", "shiftover_bench_schema_dst")])
 
 
 if __name__ == "__main__":

@@ -230,7 +230,7 @@ def _immediate(control: ControlStore, config_path: str, params: MigrateParams, r
     report.frozen_engine = freeze_source(config_path, params.source, run.frozen, run.run_id,
                                          f"migration {run.run_id} to {params.target}")
     lap("freeze")
-    apply_pre_data(config_path, run.run_id, params.source, params.target, run.frozen)
+    created = apply_pre_data(config_path, run.run_id, params.source, params.target, run.frozen)
     bulk = [p.name for p in plans if p.path == "binary COPY"]
     prepare_target(config_path, params.target, [p.schema for p in plans], bulk)
     lap("schema")
@@ -242,7 +242,9 @@ def _immediate(control: ControlStore, config_path: str, params: MigrateParams, r
     early = _copy_all(control, config_path, params, run.run_id, plans, batch_size, workers, report)
     lap("copy")
     if bulk:
-        finish_target(config_path, params.target, bulk)
+        marked = [n for n in bulk if n not in created]  # the schema move builds the keys of the tables it created
+        if marked:
+            finish_target(config_path, params.target, marked)
         apply_post_data(config_path, run.run_id, params.source, params.target, [KEYS, ENFORCEMENT])
         sync_sequences(config_path, params.source, params.target, run.frozen)
         lap("index")
