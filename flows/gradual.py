@@ -65,6 +65,8 @@ def gradual(params, config: Config, control: ControlStore, pointer: Pointer,  # 
         if todo:
             start_capture(config_path, params.source, todo)
             apply_pre_data(config_path, run_id, params.source, params.target, names)
+            # every table has its key before any copy: a run reads the keys of collections it moves later
+            apply_post_data(config_path, run_id, params.source, params.target, [KEYS])
             prepare_target(config_path, params.target, [p.schema for p in live.plans if p.name in todo])
             for p in live.plans:
                 control.save_chunks(run_id, p.name, p.ranges)
@@ -84,7 +86,6 @@ def gradual(params, config: Config, control: ControlStore, pointer: Pointer,  # 
                     budget -= min(budget, len(remaining))
                 if any(not c.done for c in control.chunks(run_id, name)):
                     break
-            apply_post_data(config_path, run_id, params.source, params.target, [KEYS], [name])
             t = time.perf_counter()
             passes = catch_up_all(config_path, run_id, params.source, params.target, [name],
                                   max_lag=params.max_lag, timeout_s=params.catchup_timeout_s)

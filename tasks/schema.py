@@ -23,6 +23,7 @@ from adapters.config import load_config
 from adapters.errors import SchemaRefused
 from adapters.postgres import PostgresAdapter
 from adapters.registry import open_adapter
+from adapters.userfiles import is_users_or_files
 from expectations.suites import CollectionEvidence
 from tasks.migration import RETRYABLE, control_store
 
@@ -39,6 +40,11 @@ class SchemaPlan:
     after_load: int = 0  # post-data objects
     extensions: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+
+
+def tables(names: Sequence[str]) -> list[str]:
+    """The collections that are tables (users and files are collections of their own APIs, not tables)."""
+    return [n for n in names if not is_users_or_files(n)]
 
 
 def pg_pair(src: Adapter, dst: Adapter) -> bool:
@@ -72,6 +78,7 @@ def plan_schema(config_path: str, run_id: str | None, source: str, target: str,
                 names: Sequence[str]) -> SchemaPlan:
     """What moves, checked against what the target offers: a missing extension or role, or a target that holds some
     of the tables but not all, is refused here — at the dry-run and before a run changes anything."""
+    names = tables(names)
     config = load_config(config_path)
     with open_adapter(config, source) as src, open_adapter(config, target) as dst:
         if not pg_pair(src, dst) or not names:
@@ -120,6 +127,7 @@ def plan_schema(config_path: str, run_id: str | None, source: str, target: str,
 def apply_pre_data(config_path: str, run_id: str, source: str, target: str, names: Sequence[str]) -> list[str]:
     """Create the tables' pre-data on the target (extensions, types, tables, sequences, views, grants) in one
     transaction; returns the tables this run created. Tables already on the target are left as they are."""
+    names = tables(names)
     config = load_config(config_path)
     recorded = _recorded(config_path, run_id)
     with open_adapter(config, source) as src, open_adapter(config, target) as dst:
@@ -169,6 +177,7 @@ def post_data(config_path: str, run_id: str, src: Adapter, dst: Adapter, groups:
 @task(**RETRYABLE)
 def sync_sequences(config_path: str, source: str, target: str, names: Sequence[str]) -> dict[str, int]:
     """Every target sequence of these tables set past the source's values (and past the target's keys)."""
+    names = tables(names)
     config = load_config(config_path)
     with open_adapter(config, source) as src, open_adapter(config, target) as dst:
         if not pg_pair(src, dst):
@@ -191,6 +200,7 @@ def describe_schemas(config_path: str, source: str, target: str, names: Sequence
 
 def objects(src: Adapter, dst: Adapter, names: Sequence[str], waiting: Sequence[str] = ()) -> Objects:
     """`describe_schemas` with open adapters; the `waiting` objects (labels) are left out of both sides."""
+    names = tables(names)
     if not pg_pair(src, dst) or not names:
         return {}
     src, dst = cast(PostgresAdapter, src), cast(PostgresAdapter, dst)
@@ -227,6 +237,7 @@ def finish_in_freeze(config_path: str, run_id: str, src: Adapter, dst: Adapter, 
     """Inside a live strategy's freeze, after the final delta: foreign keys and triggers of the tables now on the
     target (`moved`: these and those moved before), sequences past the source's, and the objects the gate compares.
     Returns the objects and the labels of what waits for a table still to move."""
+    names = tables(names)
     _, waiting = post_data(config_path, run_id, src, dst, [pg_schema.ENFORCEMENT], list(moved))
     if pg_pair(src, dst):
         pg_schema.sync_sequences(cast(PostgresAdapter, src), cast(PostgresAdapter, dst), names)

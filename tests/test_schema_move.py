@@ -249,7 +249,7 @@ def test_blue_green_carries_sequences_advanced_by_live_writes(tmp_path: Path, pg
     try:
         cfg_path = write_config(tmp_path, _providers(pg_url, pg_url2))
         report = migrate(MigrateParams(source="src", target="dst", config_path=str(cfg_path), strategy="blue_green",
-                                       chunk_rows=500, release_source=True))
+                                       chunk_rows=500))  # blue stays fenced: the app's later writes go nowhere
     finally:
         stop.set()
         thread.join()
