@@ -271,7 +271,11 @@ def _owning_tables(conn: sa.Connection, schema: str) -> dict[tuple[int, int], fr
     table they read); standalone sequences belong to no table and always move."""
     rows = conn.execute(sa.text("""
         WITH ns AS (SELECT to_regnamespace(:s) AS oid),
-        tbl AS (SELECT c.oid, c.relname FROM pg_class c, ns WHERE c.relnamespace = ns.oid AND c.relkind IN ('r','p'))
+        tbl AS (SELECT c.oid, c.relname FROM pg_class c, ns WHERE c.relnamespace = ns.oid AND c.relkind IN ('r','p')),
+        uses AS (SELECT d.objid AS seq, d.refobjid AS tab FROM pg_depend d  -- owned by, or the default of, a table
+                  WHERE d.classid = 1259 AND d.refclassid = 1259 AND d.deptype IN ('a', 'i')
+                 UNION SELECT d.refobjid, a.adrelid FROM pg_depend d JOIN pg_attrdef a ON a.oid = d.objid
+                  WHERE d.classid = 2604 AND d.refclassid = 1259)
         SELECT 1259, t.oid, ARRAY[t.relname] FROM tbl t
         UNION ALL SELECT 1259, i.indexrelid, ARRAY[t.relname] FROM pg_index i JOIN tbl t ON t.oid = i.indrelid
         UNION ALL SELECT 2606, c.oid, array_remove(ARRAY[t.relname, (SELECT relname FROM pg_class
@@ -282,12 +286,8 @@ def _owning_tables(conn: sa.Connection, schema: str) -> dict[tuple[int, int], fr
             WHERE NOT g.tgisinternal
         UNION ALL SELECT 3256, p.oid, ARRAY[t.relname] FROM pg_policy p JOIN tbl t ON t.oid = p.polrelid
         UNION ALL SELECT 0, t.oid, ARRAY[t.relname] FROM tbl t
-        UNION ALL SELECT 1259, s.oid, array_agg(DISTINCT t.relname) FROM pg_class s, ns, pg_depend d, tbl t
-            WHERE s.relnamespace = ns.oid AND s.relkind = 'S' AND (
-                (d.classid = 1259 AND d.objid = s.oid AND d.refobjid = t.oid AND d.deptype IN ('a', 'i'))
-             OR (d.classid = 2604 AND d.refobjid = s.oid
-                 AND t.oid = (SELECT adrelid FROM pg_attrdef WHERE oid = d.objid)))
-            GROUP BY s.oid
+        UNION ALL SELECT 1259, s.oid, array_agg(DISTINCT t.relname) FROM pg_class s JOIN ns ON s.relnamespace = ns.oid
+            JOIN uses u ON u.seq = s.oid JOIN tbl t ON t.oid = u.tab WHERE s.relkind = 'S' GROUP BY s.oid
         UNION ALL SELECT 1259, v.oid, coalesce(array_agg(DISTINCT t.relname) FILTER (WHERE t.relname IS NOT NULL),
                                               ARRAY[]::name[])
             FROM pg_class v JOIN ns ON v.relnamespace = ns.oid
