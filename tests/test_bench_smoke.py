@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SMOKE: dict[str, tuple[list[str], str]] = {
     "analyze.py": (["--files", "20"], "files/s"),
     "migrate_pg.py": (["--rows", "2000", "--rounds", "1"], "ratio (flow rows/s ÷ pipe rows/s)"),
-    "migrate_mixed.py": (["--rows", "300", "--chunk", "200", "--batch", "100"], "pg → mongo"),
+    "migrate_mixed.py": (["--rows", "300", "--chunk", "200", "--batch", "100"], "lite → lite2"),
     "bluegreen.py": (["--rows", "2000", "--writes-per-s", "20"], "lost records      0"),
     "failover_rto.py": (["--modes", "mirror", "--losses", "stop", "--before-loss", "1", "--rate", "20"],
                         "lost acknowledged writes (RPO) 0"),
