@@ -42,6 +42,7 @@ from tasks.migration import (
     switch_pointer,
     unfreeze_source,
 )
+from tasks.batches import BUNDLE, Measurement, bundled, copy_chunks, measure_collections, small
 from tasks.schema import (
     apply_post_data,
     apply_pre_data,
@@ -273,10 +274,14 @@ def validate_target(control: ControlStore, config_path: str, params: MigratePara
     """Measure both sides, run the GX suites, record the outcome; chunks that differ are marked to be re-copied.
     `source_digests` (one per plan, made by the chunks that copied the frozen source) spare a second read of it."""
     early: list[SourceDigests | None] = list(source_digests) if source_digests else [None] * len(plans)
-    futures = [measure_collection.submit(config_path, params.source, params.target, p.name, list(p.ranges),
-                                         p.excluded, s) for p, s in zip(plans, early, strict=True)]
+    futures = {p.name: measure_collection.submit(config_path, params.source, params.target, p.name, list(p.ranges),
+                                                 p.excluded, s) for p, s in zip(plans, early, strict=True) if not small(p)}
+    few = [Measurement(p.name, p.ranges, p.excluded, s) for p, s in zip(plans, early, strict=True) if small(p)]
+    bundles = [measure_collections.submit(config_path, params.source, params.target, few[i:i + BUNDLE])
+               for i in range(0, len(few), BUNDLE)]
     objects = describe_schemas.submit(config_path, params.source, params.target, [p.name for p in plans])
-    measured: list[CollectionEvidence] = with_objects([f.result() for f in futures], objects.result())
+    found = {e.collection: e for b in bundles for e in b.result()} | {n: f.result() for n, f in futures.items()}
+    measured: list[CollectionEvidence] = with_objects([found[p.name] for p in plans], objects.result())
     result = run_expectations(measured)
     _record_validation(report, measured, result)
     for coll, labels in result.mismatched_ranges().items():
@@ -305,17 +310,19 @@ def _copy_all(control: ControlStore, config_path: str, params: MigrateParams, ru
     seconds: dict[str, float] = {}
     digests: dict[tuple[str, int], ChunkResult] = {}
 
-    queue = iter(todo)  # a sliding window: each finished chunk makes room for the next, no worker waits for another
-    pending: list[PrefectFuture[ChunkResult]] = [copy_chunk.submit(p) for p in itertools.islice(queue, workers)]
+    few = {p.name for p in plans if small(p)}
+    queue = iter(bundled(todo, few))  # a sliding window: each finished item makes room for the next
+    pending: list[PrefectFuture] = [_submit(item) for item in itertools.islice(queue, workers)]
     while pending:
         finished = next(as_completed(pending))
         pending.remove(finished)
-        res = finished.result()  # a failed chunk stops the run here, before another one starts
+        done = finished.result()  # a failed chunk stops the run here, before another one starts
         following = next(queue, None)
         if following is not None:
-            pending.append(copy_chunk.submit(following))
-        seconds[res.collection] = seconds.get(res.collection, 0.0) + res.seconds
-        digests[(res.collection, res.idx)] = res
+            pending.append(_submit(following))
+        for res in done if isinstance(done, list) else [done]:
+            seconds[res.collection] = seconds.get(res.collection, 0.0) + res.seconds
+            digests[(res.collection, res.idx)] = res
         if progress_id:
             update_progress_artifact(progress_id, progress=min(100.0, 100.0 * control.rows_done(run_id) / total))
     for c in report.collections:
@@ -328,6 +335,10 @@ def _copy_all(control: ControlStore, config_path: str, params: MigrateParams, ru
         out.append(SourceDigests(methods.pop(), [m.source_digest for m in made])  # type: ignore[misc, union-attr]
                    if complete else None)
     return out
+
+
+def _submit(item: ChunkPlan | list[ChunkPlan]) -> PrefectFuture:
+    return copy_chunks.submit(item) if isinstance(item, list) else copy_chunk.submit(item)
 
 
 def _concurrent_target(config_path: str, target: str) -> bool:

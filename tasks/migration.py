@@ -189,29 +189,34 @@ def copy_chunk(plan: ChunkPlan) -> ChunkResult:
     With `plan.digest` (a frozen source) the source range is digested on the way, as validation would digest it: in
     the engine right after its COPY, while its pages are still in the server's cache, or from the very records the
     batches carry. Validation then reads only the target."""
-    start = time.perf_counter()
     config = load_config(plan.config_path)
+    with open_adapter(config, plan.source) as src, open_adapter(config, plan.target) as dst:
+        return copy_one(config, src, dst, plan)
+
+
+def copy_one(config: Config, src: Adapter, dst: Adapter, plan: ChunkPlan) -> ChunkResult:
+    """`copy_chunk` with open adapters (tasks.batches copies many small collections with one pair)."""
+    start = time.perf_counter()
     digest: RangeDigest | None = None
     label: str | None = None
     function: str | None = None
-    with open_adapter(config, plan.source) as src, open_adapter(config, plan.target) as dst:
-        bulk = copy_path(src, dst) == "binary COPY"
-        shape = collection_mapping(config, src, dst, plan.collection) if plan.digest or not bulk else None
-        if plan.digest:
-            assert shape is not None
-            label, function = digest_method(src, dst, src.schema(plan.collection), dst.schema(plan.collection), shape,
-                                            plan.excluded)
-        if bulk:
-            rows = dst.copy_range_from(src, plan.collection, plan.range)
-            if plan.digest and function:
-                columns = sorted(src.schema(plan.collection).names)
-                (digest,) = src.pushdown_digests(plan.collection, [plan.range], columns, function)
-        else:
-            assert shape is not None
-            hasher = source_hasher(shape, plan.excluded) if plan.digest and not function else None
-            rows, total = _copy_batches(src, dst, plan, shape, hasher)
-            if hasher is not None:
-                digest = RangeDigest(plan.range, rows, canonical.combine(total))
+    bulk = copy_path(src, dst) == "binary COPY"
+    shape = collection_mapping(config, src, dst, plan.collection) if plan.digest or not bulk else None
+    if plan.digest:
+        assert shape is not None
+        label, function = digest_method(src, dst, src.schema(plan.collection), dst.schema(plan.collection), shape,
+                                        plan.excluded)
+    if bulk:
+        rows = dst.copy_range_from(src, plan.collection, plan.range)
+        if plan.digest and function:
+            columns = sorted(src.schema(plan.collection).names)
+            (digest,) = src.pushdown_digests(plan.collection, [plan.range], columns, function)
+    else:
+        assert shape is not None
+        hasher = source_hasher(shape, plan.excluded) if plan.digest and not function else None
+        rows, total = _copy_batches(src, dst, plan, shape, hasher)
+        if hasher is not None:
+            digest = RangeDigest(plan.range, rows, canonical.combine(total))
     with control_store(config) as control:
         control.chunk_done(plan.run_id, plan.collection, plan.idx, rows)
     pause_point("copy")
@@ -343,33 +348,39 @@ def measure_collection(config_path: str, source: str, target: str, collection: s
     source (`copy_chunk` with `digest`); used when made the same way, else the source is read here."""
     config = load_config(config_path)
     with open_adapter(config, source) as src, open_adapter(config, target) as dst:
-        s_schema, t_schema = src.schema(collection), dst.schema(collection)
-        shape = collection_mapping(config, src, dst, collection)
-        label, function = digest_method(src, dst, s_schema, t_schema, shape, excluded)
-        ready = source_digests.digests if source_digests is not None and source_digests.method == label and \
-            [d.range for d in source_digests.digests] == list(ranges) else None
-        with ThreadPoolExecutor(4) as pool:  # both sides at once
-            if function:  # in-engine: each side's ranges in two sessions, so the servers' cores all work
-                columns = sorted(s_schema.names)
-                halves = [h for h in (ranges[:(len(ranges) + 1) // 2], ranges[(len(ranges) + 1) // 2:]) if h]
-                s_jobs = [pool.submit(src.pushdown_digests, collection, h, columns, function) for h in halves] \
-                    if ready is None else []
-                t_jobs = [pool.submit(dst.pushdown_digests, collection, h, columns, function) for h in halves]
-            elif ready is None or shape.reorders_keys or len(ranges) < 2:  # on the client: a thread per side
-                s_jobs = [pool.submit(_client_source_digests, src, shape, collection, ranges, excluded)] \
-                    if ready is None else []
-                t_jobs = [pool.submit(_client_target_digests, dst, shape, collection, ranges, excluded)]
-            else:  # only the target left to read: two readers, each with its own adapter, share its ranges
-                half = (len(ranges) + 1) // 2
-                s_jobs = []
-                t_jobs = [pool.submit(_client_target_digests, dst, shape, collection, ranges[:half], excluded),
-                          pool.submit(_own_target_digests, config, target, shape, collection, ranges[half:], excluded)]
-            s_dig = ready if ready is not None else [d for job in s_jobs for d in job.result()]
-            t_dig = [d for job in t_jobs for d in job.result()]
-        # The ranges cover the whole key space, so their counts add up to each side's record count.
-        return CollectionEvidence(collection, sum(d.count for d in s_dig), sum(d.count for d in t_dig), s_dig, t_dig,
-                                  s_schema if function or (shape.identity and not excluded) else shape.target,
-                                  t_schema, label)
+        return measure(config, src, dst, collection, ranges, excluded, source_digests)
+
+
+def measure(config: Config, src: Adapter, dst: Adapter, collection: str, ranges: Sequence[KeyRange],
+            excluded: Sequence[str] = (), source_digests: SourceDigests | None = None) -> CollectionEvidence:
+    """`measure_collection` with open adapters (tasks.batches measures many small collections with one pair)."""
+    s_schema, t_schema = src.schema(collection), dst.schema(collection)
+    shape = collection_mapping(config, src, dst, collection)
+    label, function = digest_method(src, dst, s_schema, t_schema, shape, excluded)
+    ready = source_digests.digests if source_digests is not None and source_digests.method == label and \
+        [d.range for d in source_digests.digests] == list(ranges) else None
+    with ThreadPoolExecutor(4) as pool:  # both sides at once
+        if function:  # in-engine: each side's ranges in two sessions, so the servers' cores all work
+            columns = sorted(s_schema.names)
+            halves = [h for h in (ranges[:(len(ranges) + 1) // 2], ranges[(len(ranges) + 1) // 2:]) if h]
+            s_jobs = [pool.submit(src.pushdown_digests, collection, h, columns, function) for h in halves] \
+                if ready is None else []
+            t_jobs = [pool.submit(dst.pushdown_digests, collection, h, columns, function) for h in halves]
+        elif ready is None or shape.reorders_keys or len(ranges) < 2:  # on the client: a thread per side
+            s_jobs = [pool.submit(_client_source_digests, src, shape, collection, ranges, excluded)] \
+                if ready is None else []
+            t_jobs = [pool.submit(_client_target_digests, dst, shape, collection, ranges, excluded)]
+        else:  # only the target left to read: two readers, each with its own adapter, share its ranges
+            half = (len(ranges) + 1) // 2
+            s_jobs = []
+            t_jobs = [pool.submit(_client_target_digests, dst, shape, collection, ranges[:half], excluded),
+                      pool.submit(_own_target_digests, config, dst.name, shape, collection, ranges[half:], excluded)]
+        s_dig = ready if ready is not None else [d for job in s_jobs for d in job.result()]
+        t_dig = [d for job in t_jobs for d in job.result()]
+    # The ranges cover the whole key space, so their counts add up to each side's record count.
+    return CollectionEvidence(collection, sum(d.count for d in s_dig), sum(d.count for d in t_dig), s_dig, t_dig,
+                              s_schema if function or (shape.identity and not excluded) else shape.target,
+                              t_schema, label)
 
 
 def _pushdown_family(src: Adapter, dst: Adapter, s_schema: CollectionSchema, t_schema: CollectionSchema,
