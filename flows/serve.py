@@ -31,8 +31,8 @@ log = logging.getLogger("shiftover.serve")
 
 
 def run_failover_flow(**params: object) -> object:
-    """Fence and switch now, record the flow run after (flows/failover_now.py)."""
-    from flows.failover_now import fail_over_first
+    """Fence and switch now, record the flow run after (flows/failover.py)."""
+    from flows.failover import fail_over_first
 
     return fail_over_first(**params)
 
