@@ -107,8 +107,11 @@ def migrate(
     workers: Annotated[Optional[int], typer.Option(help="chunks copied at once")] = None,
     switch: Annotated[bool, typer.Option(help="move the active pointer when the suites pass")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
-    runner: Annotated[Runner, typer.Option(help="where chunks are copied: threads here, or a local Dask cluster "
-                                                "(prefect-dask)")] = Runner.threads,
+    runner: Annotated[Runner, typer.Option(help="where chunks are copied: threads here, or Dask (prefect-dask): "
+                                                "the cluster at --dask-address, else a local one")] = Runner.threads,
+    dask_address: Annotated[Optional[str], typer.Option(
+        "--dask-address", help="a running Dask scheduler, tcp://HOST:PORT, to copy the chunks on (implies --runner "
+                               "dask; default: migration.dask_address)")] = None,
     approve_cutover: Annotated[bool, typer.Option("--approve-cutover", help="blue_green: pause before the freeze "
                                                   "until someone approves in the Prefect UI")] = False,
     approval_timeout: Annotated[float, typer.Option(help="seconds to wait for approval")] = 3600,
@@ -123,6 +126,15 @@ def migrate(
     from adapters.control import ControlStore
 
     cfg = load_config(config)
+    if dask_address is not None:
+        from adapters.config import check_dask_address
+        from flows.task_runners import DASK_ADDRESS_ENV
+
+        try:
+            os.environ[DASK_ADDRESS_ENV] = check_dask_address(dask_address)  # read by the copy, in this process
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--dask-address") from None
+        runner = Runner.dask
     if not dry_run:
         from expectations.suites import prewarm
 
@@ -146,9 +158,10 @@ def migrate(
     if not dry_run:
         params.run_id = resolve_run_id(control, params)
     if runner is Runner.dask and strategy is Strategy.immediate:  # live strategies pick the runner per copy
-        from flows.bluegreen import task_runner
+        from flows.task_runners import dask_address as address_of, task_runner
 
-        migrate_flow = migrate_flow.with_options(task_runner=task_runner("dask", workers or cfg.migration.workers))
+        migrate_flow = migrate_flow.with_options(task_runner=task_runner("dask", workers or cfg.migration.workers,
+                                                                         address_of(cfg)))
     with _progress(control, params.run_id, enabled=not dry_run and not as_json):
         report = migrate_flow(params)
     if as_json:
