@@ -152,7 +152,8 @@ def one_round(root: Path, a: PgCluster, b: PgCluster, *, mode: str, loss: str, r
     report = monitor.failovers[0] if monitor.failovers else None
     rto = after_loss[0][0] - lost_at[0] if after_loss else float("nan")
     return {
-        "mode": mode, "loss": loss, "load": load, "rto_s": rto, "first_write_on": after_loss[0][1] if after_loss else "-",
+        "mode": mode, "loss": loss, "load": load, "rto_s": rto,
+        "first_write_on": after_loss[0][1] if after_loss else "-",
         "detect_to_switch_s": getattr(report, "detect_to_switch_s", None), "acked": len(acked),
         "lost_acked": len(missing),
     }

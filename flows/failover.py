@@ -242,7 +242,7 @@ def _emit_switched(report: FailoverReport) -> None:
                         "records_at_risk": report.records_at_risk})
 
 
-# -- the monitor's failover: switch first, record after -------------------------------------------------------------------
+# -- the monitor's failover: switch first, record after ----------------------------------------------------------------
 def fail_over_first(**values: object) -> FailoverReport:
     """The monitor's `run_failover`: `fail_over` with the plain steps in this thread (no flow run, task run, API call
     or event on the path to the switch, so neither a busy machine nor a slow Prefect API delays it), then the

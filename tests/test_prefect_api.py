@@ -171,7 +171,8 @@ def test_serve_starts_and_registers_a_server_that_commands_reuse(tmp_path: Path)
     assert not api_answers(api)
 
 
-def test_health_exits_at_once_and_its_task_runs_and_logs_still_reach_the_api(running_prefect_api, tmp_path: Path) -> None:
+def test_health_exits_at_once_and_its_task_runs_and_logs_still_reach_the_api(running_prefect_api,
+                                                                             tmp_path: Path) -> None:
     """The CLI leaves without Python's module teardown and the flow runs without a heartbeat thread, yet the task-run
     events and the logs Prefect sends from its background workers are delivered before the process ends."""
     from prefect.client.orchestration import get_client
