@@ -10,7 +10,8 @@ failures, probe timeout 1.5 s). The replica completes one sync before the writer
 a standby not known to be in sync).
 
 Each round runs quiet and busy: busy rounds run four CPU-bound processes for the whole round and the health_sweep
-flow every --sweep-every s (10 s: the shortest interval the README allows) in this process, beside the monitor. The
+flow every --sweep-every s (10 s: the shortest interval the README allows) in this process, beside the monitor, the
+first one half a second after the loss (so that it runs while the monitor counts the failed probes). The
 summary prints the medians of --rounds rounds, quiet beside busy; targets: RTO ≤ 3 s quiet, ≤ 5 s busy, and 0
 acknowledged writes lost in mirror mode (the exit status checks the last and that every round failed over).
 
@@ -61,15 +62,23 @@ def cpu_hogs(n: int) -> list[subprocess.Popen]:
     return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
 
 
-def sweeper(config_path: str, every: float, stop: threading.Event) -> None:
-    """The health_sweep flow every `every` s in this process, as `shiftover serve`'s schedule runs it."""
+def sweeper(config_path: str, first: float, every: float, stop: threading.Event) -> None:
+    """The health_sweep flow in this process after `first` s, then every `every` s, as `shiftover serve`'s schedule
+    runs it. Rounds set `first` so that a sweep runs while the monitor counts the failed probes."""
     from flows.health_sweep import HealthSweepParams, health_sweep
 
-    while not stop.wait(every):
+    wait = first
+    while not stop.wait(wait):
+        started = time.monotonic()
         try:
             health_sweep(HealthSweepParams(config_path=config_path))
         except Exception as exc:  # noqa: BLE001 - a failed sweep is part of the load, not of the measure
             logging.getLogger("bench").warning("health sweep failed: %s", exc)
+        swept.append(time.monotonic() - started)
+        wait = max(0.0, every - (time.monotonic() - started))
+
+
+swept: list[float] = []  # how long each sweep took (printed with the busy rounds)
 
 
 def one_round(root: Path, a: PgCluster, b: PgCluster, *, mode: str, loss: str, rate: float, sync_every: float,
@@ -127,8 +136,10 @@ def one_round(root: Path, a: PgCluster, b: PgCluster, *, mode: str, loss: str, r
     monitor = Monitor(str(cfg.path))
     threads = [threading.Thread(target=writer, daemon=True), threading.Thread(target=syncer, daemon=True)]
     hogs = cpu_hogs(BUSY_PROCESSES) if load == "busy" else []
+    sweeps_before = len(swept)
     if load == "busy":
-        threads.append(threading.Thread(target=sweeper, args=(str(cfg.path), sweep_every, stop), daemon=True))
+        threads.append(threading.Thread(target=sweeper, args=(str(cfg.path), before_loss + 0.5, sweep_every, stop),
+                                        daemon=True))
     try:
         for t in threads:
             t.start()
@@ -152,6 +163,7 @@ def one_round(root: Path, a: PgCluster, b: PgCluster, *, mode: str, loss: str, r
     report = monitor.failovers[0] if monitor.failovers else None
     rto = after_loss[0][0] - lost_at[0] if after_loss else float("nan")
     return {
+        "sweeps": len(swept) - sweeps_before,
         "mode": mode, "loss": loss, "load": load, "rto_s": rto,
         "first_write_on": after_loss[0][1] if after_loss else "-",
         "detect_to_switch_s": getattr(report, "detect_to_switch_s", None), "acked": len(acked),
@@ -191,6 +203,10 @@ def main() -> None:
         warm = write_config(Path(tempfile.mkdtemp(dir=root)), {"x": {"kind": "memory", "role": "primary"},
                                                                "y": {"kind": "memory", "role": "standby"}})
         failover(FailoverParams(config_path=str(warm), dry_run=True))
+        if "busy" in loads:  # as in a serve that has been running: the sweep flow has run before
+            from flows.health_sweep import HealthSweepParams, health_sweep
+
+            health_sweep(HealthSweepParams(config_path=str(warm)))
         for n in range(args.rounds):  # quiet and busy side by side in each round
             for mode in modes:
                 for loss in losses:
@@ -201,7 +217,8 @@ def main() -> None:
                         print(f"round {n + 1} | {r['mode']:>9} | {r['loss']:>7} | {load:>5} | RTO {r['rto_s']:5.2f} s "
                               f"(first write on {r['first_write_on']}; first failed probe → switch "
                               f"{r['detect_to_switch_s'] or float('nan'):.2f} s) | acknowledged {r['acked']:5d} | "
-                              f"lost acknowledged writes (RPO) {r['lost_acked']}", flush=True)
+                              f"lost acknowledged writes (RPO) {r['lost_acked']}"
+                              + (f" | health sweeps {r['sweeps']}" if load == "busy" else ""), flush=True)
     finally:
         for c in (a, b):
             c.stop()
