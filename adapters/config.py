@@ -164,6 +164,18 @@ class CollectionMapping(_Strict):
         return columns
 
 
+DASK_ADDRESS = re.compile(r"(tcp|tls|ucx|ws|wss)://[^\s/]+:\d+")
+
+
+def check_dask_address(value: str) -> str:
+    """A Dask scheduler's address as dask.distributed takes it: scheme://host:port."""
+    value = value.strip()
+    if not DASK_ADDRESS.fullmatch(value):
+        raise ValueError(f"{value!r} is not a Dask scheduler address: write it as tcp://HOST:PORT (the address "
+                         "`dask scheduler` prints; tls://, ucx://, ws:// also work)")
+    return value
+
+
 class MigrationDefaults(_Strict):
     strategy: Literal["immediate", "gradual", "blue_green"] = "immediate"
     batch_size: int = Field(5000, ge=1, le=100_000)
@@ -173,6 +185,13 @@ class MigrationDefaults(_Strict):
     mappings: dict[str, CollectionMapping] = Field(default_factory=dict, description="per collection: nested fields "
                                                    "to flatten into columns, column names and types")
     sample_size: int = Field(200, ge=1, description="source records read to infer the types of flattened fields")
+    dask_address: str | None = Field(None, description="a running Dask scheduler (tcp://host:8786) that `--runner "
+                                     "dask` sends the chunk tasks to; empty: a local cluster per copy")
+
+    @field_validator("dask_address")
+    @classmethod
+    def _dask_address(cls, value: str | None) -> str | None:
+        return check_dask_address(value) if value else None
 
 
 class Config(_Strict):

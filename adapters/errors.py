@@ -22,7 +22,8 @@
         ├── SchemaRefused             BACKEND_016  the target cannot hold the source's schema (names what is missing)
         ├── StandbyNotInSync          BACKEND_017  a standby's sync never completed, its lag is unknown, or sync
                                                    cannot see deletes on this primary
-        └── OrchestratorUnavailable   BACKEND_018  no Prefect API answers (unreachable URL, server start timed out)
+        └── OrchestratorUnavailable   BACKEND_018  no Prefect API answers (unreachable URL, server start timed out),
+                                                   or no Dask scheduler at --dask-address
 
 Messages never carry secrets: adapters build them from redacted URLs, and `redact()` scrubs driver text.
 """

@@ -6,10 +6,17 @@ A writer upserts 100 records/s through the Backend router; after a few seconds t
 RTO = time from the loss to the first successful write on the standby; RPO = acknowledged writes missing on the
 standby. Modes: sync-only (the sync flow's copy every --sync-every s) and mirror (the router writes each record to
 the standby before acknowledging it). Policy: the high-availability template's (monitor every 1 s, 3 consecutive
-failures, probe timeout 1.5 s).
+failures, probe timeout 1.5 s). The replica completes one sync before the writer starts (failover never switches to
+a standby not known to be in sync).
+
+Each round runs quiet and busy: busy rounds run four CPU-bound processes for the whole round and the health_sweep
+flow every --sweep-every s (10 s: the shortest interval the README allows) in this process, beside the monitor, the
+first one half a second after the loss (so that it runs while the monitor counts the failed probes). The
+summary prints the medians of --rounds rounds, quiet beside busy; targets: RTO ≤ 3 s quiet, ≤ 5 s busy, and 0
+acknowledged writes lost in mirror mode (the exit status checks the last and that every round failed over).
 
     .venv/bin/python bench/failover_rto.py [--rate 100] [--sync-every 5] [--modes sync-only,mirror]
-        [--losses stop,kill] [--before-loss 4]
+        [--losses stop,kill] [--loads quiet,busy] [--rounds 3] [--before-loss 4] [--sweep-every 10]
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ import datetime as dt
 import logging
 import os
 import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -44,8 +53,36 @@ ITEMS = CollectionSchema("items", (Column("id", "integer", False), Column("v", "
                                    Column("updated_at", "timestamp")), ("id",))
 
 
+TARGET_RTO_S = {"quiet": 3.0, "busy": 5.0}
+BUSY_PROCESSES = 4
+
+
+def cpu_hogs(n: int) -> list[subprocess.Popen]:
+    """n CPU-bound processes (a pure-Python loop each) until stopped."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+
+
+def sweeper(config_path: str, first: float, every: float, stop: threading.Event) -> None:
+    """The health_sweep flow in this process after `first` s, then every `every` s, as `shiftover serve`'s schedule
+    runs it. Rounds set `first` so that a sweep runs while the monitor counts the failed probes."""
+    from flows.health_sweep import HealthSweepParams, health_sweep
+
+    wait = first
+    while not stop.wait(wait):
+        started = time.monotonic()
+        try:
+            health_sweep(HealthSweepParams(config_path=config_path))
+        except Exception as exc:  # noqa: BLE001 - a failed sweep is part of the load, not of the measure
+            logging.getLogger("bench").warning("health sweep failed: %s", exc)
+        swept.append(time.monotonic() - started)
+        wait = max(0.0, every - (time.monotonic() - started))
+
+
+swept: list[float] = []  # how long each sweep took (printed with the busy rounds)
+
+
 def one_round(root: Path, a: PgCluster, b: PgCluster, *, mode: str, loss: str, rate: float, sync_every: float,
-              before_loss: float = 4.0):
+              before_loss: float = 4.0, load: str = "quiet", sweep_every: float = 10.0):
     from flows.serve import Monitor
     from tasks.sync import sync_pair
 
@@ -64,6 +101,7 @@ def one_round(root: Path, a: PgCluster, b: PgCluster, *, mode: str, loss: str, r
     for name in ("primary", "replica"):
         with open_adapter(cfg, name) as ad:
             ad.create_collection(ITEMS)
+    sync_pair(cfg, control, "primary", "replica")  # the replica is in sync before the writer starts
     stop = threading.Event()
     acked: list[int] = []
     after_loss: list[tuple[float, str]] = []
@@ -97,25 +135,37 @@ def one_round(root: Path, a: PgCluster, b: PgCluster, *, mode: str, loss: str, r
 
     monitor = Monitor(str(cfg.path))
     threads = [threading.Thread(target=writer, daemon=True), threading.Thread(target=syncer, daemon=True)]
+    hogs = cpu_hogs(BUSY_PROCESSES) if load == "busy" else []
+    sweeps_before = len(swept)
+    if load == "busy":
+        threads.append(threading.Thread(target=sweeper, args=(str(cfg.path), before_loss + 0.5, sweep_every, stop),
+                                        daemon=True))
+    try:
+        for t in threads:
+            t.start()
+        monitor.start(stop)
+        time.sleep(before_loss)
+        lost_at.append(time.monotonic())
+        a.stop() if loss == "stop" else a.kill9()
+        deadline = time.monotonic() + 30
+        while not after_loss and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(2.0)
+    finally:
+        stop.set()
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
     for t in threads:
-        t.start()
-    monitor.start(stop)
-    time.sleep(before_loss)
-    lost_at.append(time.monotonic())
-    a.stop() if loss == "stop" else a.kill9()
-    deadline = time.monotonic() + 30
-    while not after_loss and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(2.0)
-    stop.set()
-    for t in threads:
-        t.join(10)
+        t.join(30)
     held = {r[0] for r in b.execute("SELECT id FROM items")}
     missing = [i for i in acked if i not in held]
     report = monitor.failovers[0] if monitor.failovers else None
     rto = after_loss[0][0] - lost_at[0] if after_loss else float("nan")
     return {
-        "mode": mode, "loss": loss, "rto_s": rto, "first_write_on": after_loss[0][1] if after_loss else "-",
+        "sweeps": len(swept) - sweeps_before,
+        "mode": mode, "loss": loss, "load": load, "rto_s": rto,
+        "first_write_on": after_loss[0][1] if after_loss else "-",
         "detect_to_switch_s": getattr(report, "detect_to_switch_s", None), "acked": len(acked),
         "lost_acked": len(missing),
     }
@@ -127,17 +177,24 @@ def main() -> None:
     parser.add_argument("--sync-every", type=float, default=5)
     parser.add_argument("--modes", default="sync-only,mirror", help="comma-separated: sync-only, mirror")
     parser.add_argument("--losses", default="stop,kill", help="comma-separated: stop (immediate), kill (-9)")
+    parser.add_argument("--loads", default="quiet,busy", help=f"comma-separated: quiet, busy ({BUSY_PROCESSES} "
+                        "CPU-bound processes and the health sweep every --sweep-every s)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per mode, loss and load (medians printed)")
     parser.add_argument("--before-loss", type=float, default=4.0, help="seconds of writes before the loss")
+    parser.add_argument("--sweep-every", type=float, default=10.0, help="busy rounds: seconds between health sweeps")
     args = parser.parse_args()
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     losses = [{"kill": "kill -9"}.get(x.strip(), x.strip()) for x in args.losses.split(",") if x.strip()]
-    if not set(modes) <= {"sync-only", "mirror"} or not set(losses) <= {"stop", "kill -9"}:
-        parser.error("--modes takes sync-only,mirror and --losses takes stop,kill")
+    loads = [x.strip() for x in args.loads.split(",") if x.strip()]
+    if not set(modes) <= {"sync-only", "mirror"} or not set(losses) <= {"stop", "kill -9"} \
+            or not set(loads) <= {"quiet", "busy"} or args.rounds < 1:
+        parser.error("--modes takes sync-only,mirror, --losses stop,kill, --loads quiet,busy, --rounds ≥ 1")
     logging.basicConfig(level=logging.ERROR)
     root = Path(tempfile.mkdtemp(prefix="shiftover-bench-"))
     shutil.chown(root, "postgres", "postgres") if os.geteuid() == 0 else None
     os.chmod(root, 0o777)
     a, b = PgCluster(root, "a"), PgCluster(root, "b")
+    rows = []
     try:
         for c in (a, b):
             c.init()
@@ -146,23 +203,51 @@ def main() -> None:
         warm = write_config(Path(tempfile.mkdtemp(dir=root)), {"x": {"kind": "memory", "role": "primary"},
                                                                "y": {"kind": "memory", "role": "standby"}})
         failover(FailoverParams(config_path=str(warm), dry_run=True))
-        rows = []
-        failed = False
-        for mode in modes:
-            for loss in losses:
-                r = one_round(root, a, b, mode=mode, loss=loss, rate=args.rate, sync_every=args.sync_every,
-                              before_loss=args.before_loss)
-                rows.append(r)
-                print(f"{r['mode']:>9} | {r['loss']:>7} | RTO {r['rto_s']:5.2f} s (first write on {r['first_write_on']}; "
-                      f"first failed probe → switch {r['detect_to_switch_s'] or float('nan'):.2f} s) | "
-                      f"acknowledged {r['acked']:5d} | lost acknowledged writes (RPO) {r['lost_acked']}", flush=True)
-                failed |= r["first_write_on"] != "replica" or (mode == "mirror" and r["lost_acked"] > 0)
+        if "busy" in loads:  # as in a serve that has been running: the sweep flow has run before
+            from flows.health_sweep import HealthSweepParams, health_sweep
+
+            health_sweep(HealthSweepParams(config_path=str(warm)))
+        for n in range(args.rounds):  # quiet and busy side by side in each round
+            for mode in modes:
+                for loss in losses:
+                    for load in loads:
+                        r = one_round(root, a, b, mode=mode, loss=loss, rate=args.rate, sync_every=args.sync_every,
+                                      before_loss=args.before_loss, load=load, sweep_every=args.sweep_every)
+                        rows.append(r)
+                        print(f"round {n + 1} | {r['mode']:>9} | {r['loss']:>7} | {load:>5} | RTO {r['rto_s']:5.2f} s "
+                              f"(first write on {r['first_write_on']}; first failed probe → switch "
+                              f"{r['detect_to_switch_s'] or float('nan'):.2f} s) | acknowledged {r['acked']:5d} | "
+                              f"lost acknowledged writes (RPO) {r['lost_acked']}"
+                              + (f" | health sweeps {r['sweeps']}" if load == "busy" else ""), flush=True)
     finally:
         for c in (a, b):
             c.stop()
         shutil.rmtree(root, ignore_errors=True)
+    summary(rows, loads, args.rounds)
+    failed = [r for r in rows if r["first_write_on"] != "replica" or (r["mode"] == "mirror" and r["lost_acked"] > 0)]
     if failed:
-        sys.exit("a round did not fail over to the replica, or mirror mode lost an acknowledged write")
+        sys.exit(f"{len(failed)} round(s) did not fail over to the replica, or mirror mode lost an acknowledged write")
+
+
+def summary(rows: list[dict], loads: list[str], rounds: int) -> None:
+    """Medians per mode and loss, quiet beside busy, each against its target."""
+    def med(values: list[float]) -> float:
+        values = [v for v in values if v == v]
+        return statistics.median(values) if values else float("nan")
+
+    targets = " · ".join(f"RTO {load} (target ≤ {TARGET_RTO_S[load]:g} s)" for load in loads)
+    print(f"\nmedians of {rounds} round(s): {targets}")
+    for key in dict.fromkeys((r["mode"], r["loss"]) for r in rows):
+        cells = []
+        for load in loads:
+            these = [r for r in rows if (r["mode"], r["loss"], r["load"]) == (*key, load)]
+            rto = med([r["rto_s"] for r in these])
+            switch = med([r["detect_to_switch_s"] if r["detect_to_switch_s"] is not None else float("nan")
+                          for r in these])
+            verdict = "met" if rto <= TARGET_RTO_S[load] else "MISSED"
+            cells.append(f"{load} RTO {rto:5.2f} s ({verdict}; probe → switch {switch:4.2f} s; lost acknowledged "
+                         f"{max(r['lost_acked'] for r in these)})")
+        print(f"{key[0]:>9} | {key[1]:>7} | " + " | ".join(cells), flush=True)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from adapters.config import Config
 from adapters.control import ControlStore, Pointer
 from adapters.errors import BackendError, CutoverBlocked, MigrationFailed
 from expectations.suites import CollectionEvidence
+from flows.task_runners import dask_address, task_runner
 from tasks.capture import (
     CatchUp,
     DigestBook,
@@ -61,18 +62,6 @@ class CutoverApproval(RunInput):
     comment: str = Field("", description="why; kept in the run's report")
 
 
-def task_runner(kind: str, workers: int):  # type: ignore[no-untyped-def]
-    """Threads on this machine, or a local Dask cluster (prefect-dask) for tables that outgrow one process."""
-    if kind == "dask":
-        from prefect_dask import DaskTaskRunner
-
-        return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1,
-                                              "dashboard_address": None})
-    from prefect.task_runners import ThreadPoolTaskRunner
-
-    return ThreadPoolTaskRunner(max_workers=workers)
-
-
 @flow(name="copy-chunks", log_prints=False)
 def copy_chunks(config_path: str, run_id: str, source: str, target: str, collections: list[str], batch_size: int,
                 progress_id: str | None = None, total_rows: int = 0, limit: int | None = None) -> int:
@@ -103,7 +92,7 @@ def copy_chunks(config_path: str, run_id: str, source: str, target: str, collect
 
 def run_copy(config: Config, params, run_id: str, names: list[str], workers: int,  # type: ignore[no-untyped-def]
              progress_id: str | None, total: int, limit: int | None = None) -> int:
-    runner = task_runner(params.runner, workers)
+    runner = task_runner(params.runner, workers, dask_address(config) if params.runner == "dask" else None)
     sub = copy_chunks.with_options(task_runner=runner)
     return sub(str(config.path), run_id, params.source, params.target, names,
                params.batch_size or config.migration.batch_size, progress_id, total, limit)

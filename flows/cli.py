@@ -16,7 +16,6 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.markdown import Markdown
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
@@ -47,6 +46,20 @@ def _version(value: bool) -> None:
 def _main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                                 help="print the version and exit")] = False) -> None:
     """Keep an application's backend healthy and movable."""
+
+
+def Markdown(text: str):  # type: ignore[no-untyped-def]  # noqa: N802 - rich's class, imported when printed
+    from rich.markdown import Markdown as RichMarkdown
+
+    return RichMarkdown(text)
+
+
+def short_run():  # type: ignore[no-untyped-def]
+    """Around a flow run of a few seconds in this process: no heartbeat thread. Prefect's stops only at its next
+    1 s tick, which added 0.5-1 s to every such command; heartbeats serve runs long enough to crash unseen."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    return temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
 
 
 def prefect_api(*warm: str) -> str:
@@ -107,8 +120,11 @@ def migrate(
     workers: Annotated[Optional[int], typer.Option(help="chunks copied at once")] = None,
     switch: Annotated[bool, typer.Option(help="move the active pointer when the suites pass")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
-    runner: Annotated[Runner, typer.Option(help="where chunks are copied: threads here, or a local Dask cluster "
-                                                "(prefect-dask)")] = Runner.threads,
+    runner: Annotated[Runner, typer.Option(help="where chunks are copied: threads here, or Dask (prefect-dask): "
+                                                "the cluster at --dask-address, else a local one")] = Runner.threads,
+    dask_address: Annotated[Optional[str], typer.Option(
+        "--dask-address", help="a running Dask scheduler, tcp://HOST:PORT, to copy the chunks on (implies --runner "
+                               "dask; default: migration.dask_address)")] = None,
     approve_cutover: Annotated[bool, typer.Option("--approve-cutover", help="blue_green: pause before the freeze "
                                                   "until someone approves in the Prefect UI")] = False,
     approval_timeout: Annotated[float, typer.Option(help="seconds to wait for approval")] = 3600,
@@ -123,6 +139,15 @@ def migrate(
     from adapters.control import ControlStore
 
     cfg = load_config(config)
+    if dask_address is not None:
+        from adapters.config import check_dask_address
+        from flows.task_runners import DASK_ADDRESS_ENV
+
+        try:
+            os.environ[DASK_ADDRESS_ENV] = check_dask_address(dask_address)  # read by the copy, in this process
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--dask-address") from None
+        runner = Runner.dask
     if not dry_run:
         from expectations.suites import prewarm
 
@@ -146,9 +171,10 @@ def migrate(
     if not dry_run:
         params.run_id = resolve_run_id(control, params)
     if runner is Runner.dask and strategy is Strategy.immediate:  # live strategies pick the runner per copy
-        from flows.bluegreen import task_runner
+        from flows.task_runners import dask_address as address_of, task_runner
 
-        migrate_flow = migrate_flow.with_options(task_runner=task_runner("dask", workers or cfg.migration.workers))
+        migrate_flow = migrate_flow.with_options(task_runner=task_runner("dask", workers or cfg.migration.workers,
+                                                                         address_of(cfg)))
     with _progress(control, params.run_id, enabled=not dry_run and not as_json):
         report = migrate_flow(params)
     if as_json:
@@ -421,7 +447,8 @@ def health(
 
     quiet_backend_tracebacks()
     cfg = load_config(config)
-    result = health_sweep(HealthSweepParams(config_path=str(cfg.path), canary=canary))
+    with short_run():
+        result = health_sweep(HealthSweepParams(config_path=str(cfg.path), canary=canary))
     if as_json:
         print(json.dumps([{"provider": h.provider, "kind": h.kind, "active": h.active, "status": h.status,
                            "latency_ms": round(h.latency_ms, 1), "error": h.error, "uptime": h.uptime,
@@ -457,8 +484,9 @@ def failover(
 
     quiet_backend_tracebacks()
     cfg = load_config(config)
-    report = failover_flow(FailoverParams(config_path=str(cfg.path), to=to, dry_run=dry_run, reason=reason,
-                                          force=force))
+    with short_run():
+        report = failover_flow(FailoverParams(config_path=str(cfg.path), to=to, dry_run=dry_run, reason=reason,
+                                              force=force))
     if as_json:
         print(report.model_dump_json())
     else:
@@ -538,6 +566,34 @@ def print_error(exc: BackendError) -> None:
 
 def main() -> None:
     """The entry point: anything that escapes a command ends as one line with a BACKEND code and what to do."""
+    try:
+        _run()
+    except SystemExit as exc:
+        leave(exc.code)
+    leave(0)
+
+
+def leave(code: object) -> None:
+    """Exit without Python's teardown of every module once Prefect is loaded: after a flow, finalizing Prefect's,
+    pydantic's and SQLAlchemy's objects took another 0.3-0.5 s. The atexit handlers still run first (Prefect
+    delivers its pending events and logs, and stops a temporary server, there)."""
+    if "prefect" not in sys.modules:
+        sys.exit(code)
+    import atexit
+
+    if isinstance(code, str):
+        err.print(code, highlight=False)
+        code = 1
+    atexit._run_exitfuncs()  # the stdlib's own exit path, which os._exit skips
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code if isinstance(code, int) else 0)
+
+
+def _run() -> None:
     cli_logging.install()
     try:
         app()

@@ -31,8 +31,8 @@ log = logging.getLogger("shiftover.serve")
 
 
 def run_failover_flow(**params: object) -> object:
-    """Fence and switch now, record the flow run after (flows/failover_now.py)."""
-    from flows.failover_now import fail_over_first
+    """Fence and switch now, record the flow run after (flows/failover.py)."""
+    from flows.failover import fail_over_first
 
     return fail_over_first(**params)
 
@@ -94,6 +94,8 @@ class Monitor:
             stop.wait(max(0.0, interval - (time.monotonic() - started)))
 
     def start(self, stop: threading.Event) -> list[threading.Thread]:
+        if self.run_failover is run_failover_flow:  # imported now, not by the first failover on a busy machine
+            import flows.failover  # noqa: F401
         interval = self.config.failover.monitor_interval_s
         threads = [
             threading.Thread(target=self._loop, args=(self.tick, interval, stop), name="shiftover-monitor",

@@ -169,3 +169,49 @@ def test_serve_starts_and_registers_a_server_that_commands_reuse(tmp_path: Path)
         log.close()
     assert not registry.exists()  # stopped and unregistered: the next command will not wait on a dead server
     assert not api_answers(api)
+
+
+def test_health_exits_at_once_and_its_task_runs_and_logs_still_reach_the_api(running_prefect_api,
+                                                                             tmp_path: Path) -> None:
+    """The CLI leaves without Python's module teardown and the flow runs without a heartbeat thread, yet the task-run
+    events and the logs Prefect sends from its background workers are delivered before the process ends."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    api, _ = running_prefect_api
+    cfg = _config(tmp_path)
+    before = {r.id for r in _flow_runs(api, "health_sweep")}
+    done = subprocess.run([str(BIN / "shiftover"), "health", "--config", str(cfg), "--json"], capture_output=True,
+                          text=True, env=_env(tmp_path / "home", PREFECT_API_URL=api, PREFECT_LOGGING_LEVEL="INFO"),
+                          timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert {h["provider"] for h in json.loads(done.stdout)} == {"main", "spare"}
+    new = [r for r in _flow_runs(api, "health_sweep") if r.id not in before]
+    assert len(new) == 1 and new[0].state.is_completed(), new
+
+    async def task_runs() -> list:
+        async with get_client() as client:
+            return await client.read_task_runs(flow_run_filter=FlowRunFilter(id={"any_": [new[0].id]}))
+
+    expected = {"probe-main", "probe-spare"}
+    deadline = time.monotonic() + 30
+    with temporary_settings({PREFECT_API_URL: api}):
+        while True:  # the server records task runs from the events as it consumes them
+            runs = asyncio.run(task_runs())
+            done_names = {r.name for r in runs if r.state and r.state.is_completed()}
+            if expected <= done_names or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+    assert expected <= done_names, [(r.name, r.state_name) for r in runs]
+    assert any(n.startswith("record_health") for n in done_names), done_names
+
+    async def logs() -> list[str]:
+        from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+        async with get_client() as client:
+            found = await client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[new[0].id])))
+            return [log.message for log in found]
+
+    with temporary_settings({PREFECT_API_URL: api}):  # the run's last log line, sent by the exit handlers
+        assert any("Finished in state Completed" in m for m in asyncio.run(logs())), asyncio.run(logs())

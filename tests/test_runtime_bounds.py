@@ -124,6 +124,7 @@ def test_the_monitor_switches_first_and_records_the_flow_run_after(prefect_harne
                         health={"timeout_s": 0.5}, failover={"consecutive_failures": 2, "cooldown_s": 0})
     control = ControlStore(load_config(path).control.url.get_secret_value())
     control.ensure_pointer("a")
+    _synced(path, control)
 
     async def failover_runs() -> list:
         async with get_client() as client:
@@ -148,3 +149,47 @@ def test_the_monitor_switches_first_and_records_the_flow_run_after(prefect_harne
     assert new[0].start_time > switched.since  # bookkeeping after the switch
     assert new[0].parameters["params"]["decided"]["status"] == "switched"
     assert [p.epoch for p in control.history()] == [2, 1]  # recording did not switch again
+
+
+def _synced(path, control) -> None:
+    """b has completed a sync from a: automatic failover never switches to a standby not known to be in sync."""
+    from tasks.sync import sync_pair
+
+    cfg = load_config(path)
+    for name in ("a", "b"):
+        with open_adapter(cfg, name) as ad:
+            ad.create_collection(ITEMS)
+    sync_pair(cfg, control, "a", "b")
+
+
+def test_the_monitor_takes_the_flows_steps_and_refuses_a_standby_never_synced(tmp_path):
+    """The monitor's switch is the flow's `fail_over`: no blind switch (BACKEND_017), nothing fenced, no flow run."""
+    from adapters.errors import StandbyNotInSync
+    from flows.serve import Monitor
+
+    for name in ("a", "b"):
+        MemoryAdapter.store(name)
+    path = write_config(tmp_path, {"a": {"kind": "memory", "url": "memory://a", "role": "primary", "priority": 1},
+                                   "b": {"kind": "memory", "url": "memory://b", "role": "standby", "priority": 2}},
+                        health={"timeout_s": 0.5}, failover={"consecutive_failures": 1, "cooldown_s": 0})
+    control = ControlStore(load_config(path).control.url.get_secret_value())
+    control.ensure_pointer("a")
+    recorded: list = []
+    monitor = Monitor(str(path))
+    monitor.run_failover = lambda **values: recorded.append(values) or _fail_over_plain(values)
+    MemoryAdapter.store("a").down = True
+    with pytest.raises(StandbyNotInSync, match="BACKEND_017"):
+        monitor.tick()
+    assert (control.pointer().provider, control.pointer().epoch) == ("a", 1)
+    assert control.fences() == [] and control.freezes("a") == []
+    MemoryAdapter.store("a").down = False
+    _synced(path, control)
+    MemoryAdapter.store("a").down = True
+    report = monitor.tick()
+    assert report.status == "switched" and control.pointer().provider == "b" and len(recorded) == 2
+
+
+def _fail_over_plain(values: dict):
+    from flows.failover import TASKS, FailoverParams, fail_over
+
+    return fail_over(FailoverParams(**values), TASKS.plain())
