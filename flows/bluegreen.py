@@ -92,7 +92,7 @@ def copy_chunks(config_path: str, run_id: str, source: str, target: str, collect
 
 def run_copy(config: Config, params, run_id: str, names: list[str], workers: int,  # type: ignore[no-untyped-def]
              progress_id: str | None, total: int, limit: int | None = None) -> int:
-    runner = task_runner(params.runner, workers, dask_address(config) if params.runner == "dask" else None)
+    runner = task_runner(params.runner, workers, dask_address(config, params.dask_address) if params.runner == "dask" else None)
     sub = copy_chunks.with_options(task_runner=runner)
     return sub(str(config.path), run_id, params.source, params.target, names,
                params.batch_size or config.migration.batch_size, progress_id, total, limit)

@@ -141,10 +141,9 @@ def migrate(
     cfg = load_config(config)
     if dask_address is not None:
         from adapters.config import check_dask_address
-        from flows.task_runners import DASK_ADDRESS_ENV
 
         try:
-            os.environ[DASK_ADDRESS_ENV] = check_dask_address(dask_address)  # read by the copy, in this process
+            dask_address = check_dask_address(dask_address)
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--dask-address") from None
         runner = Runner.dask
@@ -166,7 +165,8 @@ def migrate(
         collections=[c.strip() for c in collections.split(",") if c.strip()] if collections else None,
         dry_run=dry_run, config_path=str(cfg.path), batch_size=batch_size, chunk_rows=chunk_rows, workers=workers,
         switch=switch, runner=runner.value, approve_cutover=approve_cutover, approval_timeout_s=approval_timeout,
-        max_lag=max_lag, chunks_per_run=chunks_per_run, release_source=release_source)
+        max_lag=max_lag, chunks_per_run=chunks_per_run, release_source=release_source,
+        dask_address=dask_address)
     control = ControlStore(cfg.control.url.get_secret_value())
     if not dry_run:
         params.run_id = resolve_run_id(control, params)
@@ -174,7 +174,7 @@ def migrate(
         from flows.task_runners import dask_address as address_of, task_runner
 
         migrate_flow = migrate_flow.with_options(task_runner=task_runner("dask", workers or cfg.migration.workers,
-                                                                         address_of(cfg)))
+                                                                         address_of(cfg, dask_address)))
     with _progress(control, params.run_id, enabled=not dry_run and not as_json):
         report = migrate_flow(params)
     if as_json:

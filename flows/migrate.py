@@ -87,7 +87,9 @@ class MigrateParams(BaseModel):
     release_source: bool = Field(False, description="blue_green: lift the old primary's write fence at once "
                                  "(no rollback)")
     runner: Literal["threads", "dask"] = Field("threads", description="where chunks run: threads in this process, "
-                                               "or a local Dask cluster (prefect-dask)")
+                                               "or Dask (prefect-dask)")
+    dask_address: str | None = Field(None, description="dask: a running scheduler, tcp://HOST:PORT (default: "
+                                                       "migration.dask_address, else a local cluster)")
 
 
 def fingerprint(p: MigrateParams) -> str:

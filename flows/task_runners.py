@@ -1,7 +1,7 @@
 """Where a migration's chunk tasks run: threads in this process, or Dask (prefect-dask).
 
 With `--runner dask` the chunks go to a running dask.distributed cluster when an address is given — `--dask-address`
-on the command line (the CLI hands it on as SHIFTOVER_DASK_ADDRESS in its own process), else `migration.dask_address`
+on the command line or `dask_address` in the migrate form (MigrateParams), else `migration.dask_address`
 in backends.yaml — and otherwise to a local cluster started for the copy and stopped after it. Each chunk task opens
 its adapters from the config file, so a worker needs the project installed, the config file at the same path and the
 providers reachable, and PREFECT_API_URL pointing at the same Prefect API.
@@ -9,7 +9,6 @@ providers reachable, and PREFECT_API_URL pointing at the same Prefect API.
 
 from __future__ import annotations
 
-import os
 import socket
 from typing import TYPE_CHECKING, Any
 
@@ -19,19 +18,17 @@ from adapters.errors import ConfigInvalid, OrchestratorUnavailable
 if TYPE_CHECKING:
     from adapters.config import Config
 
-DASK_ADDRESS_ENV = "SHIFTOVER_DASK_ADDRESS"
 CONNECT_TIMEOUT_S = 5.0
 
 
-def dask_address(config: Config) -> str | None:
-    """`--dask-address` (SHIFTOVER_DASK_ADDRESS) first, then migration.dask_address; None: a local cluster."""
-    value = os.environ.get(DASK_ADDRESS_ENV, "").strip()
-    if not value:
+def dask_address(config: Config, given: str | None = None) -> str | None:
+    """`given` (--dask-address, the form's dask_address) first, then migration.dask_address; None: a local cluster."""
+    if not given or not given.strip():
         return config.migration.dask_address
     try:
-        return check_dask_address(value)
+        return check_dask_address(given.strip())
     except ValueError as exc:
-        raise ConfigInvalid(f"{DASK_ADDRESS_ENV}: {exc}", hint="fix --dask-address") from None
+        raise ConfigInvalid(f"dask_address: {exc}", hint="fix --dask-address") from None
 
 
 def require_scheduler(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
