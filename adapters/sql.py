@@ -213,7 +213,13 @@ class SqlAdapter(Adapter):
         return vals[0] if len(vals) == 1 else sa.tuple_(*[sa.literal(v) for v in vals])
 
     def _range_where(self, name: str, after: Key | None, until: Key | None) -> list[sa.ColumnElement[bool]]:
-        table, schema = self.table(name), self.schema(name)
+        return self._range_where_on(self.table(name), name, after, until)
+
+    def _range_where_on(self, table: sa.Table, name: str, after: Key | None,
+                        until: Key | None) -> list[sa.ColumnElement[bool]]:
+        """The key range of `name` as conditions on `table` (this collection's table, or a copy of its definition
+        under another schema, such as an attached database)."""
+        schema = self.schema(name)
         self.key_of(name)
         kt = self._key_tuple(table, schema)
         where = []

@@ -67,7 +67,7 @@ class SqliteAdapter(SqlAdapter):
     kind = "sqlite"
     capabilities = Capabilities(
         transactions=True, engine_freeze=True, concurrent_writes=False, change_feed="updated_at column",
-        capture="row triggers into a change-log table",
+        capture="row triggers into a change-log table", bulk_copy="sqlite", digest_pushdown="sqlite",
     )
 
     def _make_engine(self) -> sa.Engine:
@@ -124,6 +124,36 @@ class SqliteAdapter(SqlAdapter):
         with self._conn() as conn:
             rows = conn.exec_driver_sql(f"PRAGMA table_info({self.engine.dialect.identifier_preparer.quote(name)})")
             return [{"name": r[1], "type": r[2] or "", "nullable": not r[3]} for r in rows]
+
+    def declared_types(self, name: str) -> dict[str, str]:
+        """Each column's declared type, as the table was created (what decides how SQLite stores a value)."""
+        with self._conn() as conn:
+            rows = conn.exec_driver_sql(f"PRAGMA table_info({self.engine.dialect.identifier_preparer.quote(name)})")
+            return {str(r[1]): str(r[2] or "").upper() for r in rows}
+
+    # -- SQLite to SQLite in the engine (adapters/sqlite_native.py) -----------------------------------------------------
+    def copy_range_from(self, source: Any, name: str, rng: Any) -> int:
+        from adapters import sqlite_native
+
+        if isinstance(source, SqliteAdapter) and sqlite_native.database_file(source):
+            return sqlite_native.copy_range(self, source, name, rng)
+        with self.transaction():  # an in-memory source: no file to attach, so the rows pass through here
+            copied = 0
+            with self._conn() as conn:
+                conn.execute(sa.delete(self.table(name)).where(*self._range_where(name, rng.lo, rng.hi)))
+            for rows in source.scan_range(name, rng, batch=5000):
+                copied += self.upsert(name, rows)
+            return copied
+
+    def pushdown_methods(self, name: str, columns: Sequence[str]) -> tuple[str, ...]:
+        from adapters import sqlite_native
+
+        return sqlite_native.methods(self, name, columns)
+
+    def pushdown_digests(self, name: str, ranges: Sequence[Any], columns: Sequence[str], method: str) -> list[Any]:
+        from adapters import sqlite_native
+
+        return sqlite_native.digests(self, name, ranges, columns, method)
 
     def _canonical_column(self, info: dict[str, Any]) -> Column:
         declared = str(info["type"]).upper()

@@ -104,7 +104,7 @@ def copy_workers(config: Config, params, live: LivePlan) -> int:  # type: ignore
     workers = params.workers or config.migration.workers
     target_kind = provider_config(config, params.target).kind
     serial_target = not adapter_class(target_kind).capabilities.concurrent_writes
-    if serial_target and any(p.path == "batched upsert" for p in live.plans):
+    if serial_target:  # one writer at a time (SQLite), whatever the copy path
         return 1
     return workers
 

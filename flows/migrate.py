@@ -27,6 +27,7 @@ from adapters.leases import RunLease
 from adapters.syncstate import SyncStates
 from expectations.suites import CollectionEvidence, ValidationResult, prewarm
 from tasks.migration import (
+    BATCHED,
     ChunkPlan,
     ChunkResult,
     CollectionPlan,
@@ -62,7 +63,7 @@ from tasks.reporting import (
 )
 
 # Rough copy rates used for the dry-run estimate (rows/s), measured on a 2-core machine.
-_RATES = {"binary COPY": 250_000, "batched upsert": 25_000}
+_RATES = {"binary COPY": 250_000, "native copy (sqlite)": 150_000, "batched upsert": 25_000}
 
 
 class MigrateParams(BaseModel):
@@ -157,7 +158,7 @@ def _migrate(params: MigrateParams, config, control: ControlStore,  # type: igno
         report.phase_seconds["plan"] = time.perf_counter() - clock
         report.collections = [CollectionReport(name=p.name, source_rows=p.rows, chunks=len(p.ranges), path=p.path)
                               for p in plans]
-        report.estimated_seconds = sum(p.rows / _RATES[p.path] for p in plans)
+        report.estimated_seconds = sum(p.rows / _RATES.get(p.path, 25_000) for p in plans)
         report.notes += [n for p in plans for n in p.notes]  # fields dropped, RLS policies missing
         run_id = run.dump_id = None if params.dry_run else resolve_run_id(control, params)  # a resumed run's schema
         schema = plan_schema(config_path, run_id, params.source, params.target, [p.name for p in plans])
@@ -234,7 +235,7 @@ def _immediate(control: ControlStore, config_path: str, params: MigrateParams, r
                                          f"migration {run.run_id} to {params.target}")
     lap("freeze")
     created = apply_pre_data(config_path, run.run_id, params.source, params.target, run.frozen)
-    bulk = [p.name for p in plans if p.path == "binary COPY"]
+    bulk = [p.name for p in plans if p.path != BATCHED]
     prepare_target(config_path, params.target, [p.schema for p in plans], bulk)
     lap("schema")
     workers = params.workers or load_config(config_path).migration.workers
@@ -307,7 +308,7 @@ def _copy_all(control: ControlStore, config_path: str, params: MigrateParams, ru
             if not chunk.done:
                 todo.append(ChunkPlan(config_path, run_id, params.source, params.target, p.name, chunk.idx,
                                       chunk.range, batch_size, digest=True, excluded=p.excluded))
-    if any(p.path == "batched upsert" for p in plans) and not _concurrent_target(config_path, params.target):
+    if not _concurrent_target(config_path, params.target):  # one writer at a time (SQLite)
         workers = 1
     seconds: dict[str, float] = {}
     digests: dict[tuple[str, int], ChunkResult] = {}

@@ -58,7 +58,7 @@ class CollectionPlan:
     schema: CollectionSchema
     rows: int
     ranges: tuple[KeyRange, ...]
-    path: str  # "binary COPY" or "batched upsert"
+    path: str  # "binary COPY" (PostgreSQL), "native copy (sqlite)" or "batched upsert" (COPY_PATHS)
     target_exists: bool
     mapping: tuple[str, ...] = ()  # what changes shape on the way (adapters.mapping), for the report
     columns: tuple[tuple[str, str, str], ...] = ()  # (source field, target column, type) when the shape changes
@@ -92,7 +92,12 @@ class ChunkResult:
 
 def copy_path(src: Adapter, dst: Adapter) -> str:
     family = src.capabilities.bulk_copy
-    return "binary COPY" if family and family == dst.capabilities.bulk_copy else "batched upsert"
+    if not family or family != dst.capabilities.bulk_copy:
+        return BATCHED
+    return "binary COPY" if family == "postgresql" else f"native copy ({family})"
+
+
+BATCHED = "batched upsert"  # the copy path between engines of different families: canonical records in batches
 
 
 @task(**RETRYABLE)
@@ -200,7 +205,7 @@ def copy_one(config: Config, src: Adapter, dst: Adapter, plan: ChunkPlan) -> Chu
     digest: RangeDigest | None = None
     label: str | None = None
     function: str | None = None
-    bulk = copy_path(src, dst) == "binary COPY"
+    bulk = copy_path(src, dst) != BATCHED
     shape = collection_mapping(config, src, dst, plan.collection) if plan.digest or not bulk else None
     if plan.digest:
         assert shape is not None
@@ -389,7 +394,8 @@ def _pushdown_family(src: Adapter, dst: Adapter, s_schema: CollectionSchema, t_s
     if excluded or not shape.identity:
         return None
     family = src.capabilities.digest_pushdown
-    same_types = all(c.native is not None and c.native == _native(t_schema, c.name) for c in s_schema.columns)
+    # the same native types on both sides (None on both: the engine's own types, which its methods compare)
+    same_types = all(c.name in t_schema.names and c.native == _native(t_schema, c.name) for c in s_schema.columns)
     return family if family and family == dst.capabilities.digest_pushdown and same_types else None
 
 

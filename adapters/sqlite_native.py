@@ -1,0 +1,87 @@
+"""SQLite → SQLite in the engine: a key range copied by one `INSERT … SELECT` from the source file ATTACHed to the
+target's connection, and digests over the values as SQLite stores them.
+
+Both sides store what the SQLite adapter (or the app) wrote, and the copy moves the stored values unchanged, so
+comparing stored values is exact: no value is decoded to a canonical record and encoded again, which is where a
+batched copy spends its time. The digest of a row is BLAKE2b over the `repr` of its stored values in a fixed column
+order (`repr` of SQLite's int, float, str, bytes and None is deterministic); a range's digest is the sum. It is used
+only when both tables declare the same types for the compared columns, so the same value is stored the same way on
+both sides; the method's name carries a fingerprint of the declared types, and two sides that differ share no method
+(the digests are then made from canonical records, as before).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+
+from adapters import canonical
+from adapters.base import KeyRange, RangeDigest
+
+if TYPE_CHECKING:
+    from adapters.sqlite import SqliteAdapter
+
+_ALIAS = "shiftover_src"
+METHOD = "stored values"
+
+
+def database_file(adapter: SqliteAdapter) -> str | None:
+    """The adapter's database file, or None for an in-memory database (which another connection cannot attach)."""
+    path = adapter.engine.url.database
+    return None if not path or path == ":memory:" or path.startswith("file::memory:") else path
+
+
+def copy_range(dst: SqliteAdapter, src: SqliteAdapter, name: str, rng: KeyRange) -> int:
+    """Replace `rng` of `name` on `dst` with the source's rows, in one transaction of the target."""
+    path = database_file(src)
+    table = dst.table(name)
+    attached = src.table(name).to_metadata(sa.MetaData(), schema=_ALIAS)
+    cols = [c for c in attached.c.keys() if c in table.c]
+    with dst._errors(), dst.engine.connect() as conn:
+        dbapi = conn.connection.driver_connection
+        dbapi.execute("ATTACH DATABASE ? AS " + _ALIAS, (path,))  # a fixed alias; the path is a parameter
+        try:
+            with conn.begin():
+                conn.execute(sa.delete(table).where(*dst._range_where(name, rng.lo, rng.hi)))
+                where = src._range_where_on(attached, name, rng.lo, rng.hi)
+                done = conn.execute(sa.insert(table).from_select(cols, sa.select(*[attached.c[c] for c in cols])
+                                                                 .where(*where)))
+                copied = int(done.rowcount)
+        finally:
+            try:
+                dbapi.execute("DETACH DATABASE " + _ALIAS)
+            except Exception:  # noqa: BLE001 - a connection that cannot detach is not handed back to the pool
+                conn.invalidate()
+                raise
+    return copied
+
+
+def methods(adapter: SqliteAdapter, name: str, columns: Sequence[str]) -> tuple[str, ...]:
+    """The one in-engine method, named with a fingerprint of the columns' declared types."""
+    declared = adapter.declared_types(name)
+    if any(c not in declared for c in columns):
+        return ()
+    mark = hashlib.blake2b(json.dumps([(c, declared[c]) for c in columns]).encode(), digest_size=4).hexdigest()
+    return (f"{METHOD} {mark}",)
+
+
+def digests(adapter: SqliteAdapter, name: str, ranges: Sequence[KeyRange], columns: Sequence[str],
+            method: str) -> list[RangeDigest]:
+    if method not in methods(adapter, name, columns):
+        raise ValueError(f"unknown digest method {method!r}")
+    table = adapter.table(name)
+    out = []
+    with adapter._conn() as conn:
+        for rng in ranges:
+            stmt = sa.select(*[table.c[c] for c in columns]).where(*adapter._range_where(name, rng.lo, rng.hi))
+            n, total = 0, 0
+            for row in conn.execute(stmt.execution_options(stream_results=True)):
+                n += 1
+                total += int.from_bytes(hashlib.blake2b(repr(tuple(row)).encode("utf-8", "surrogatepass"),
+                                                        digest_size=8).digest(), "little")
+            out.append(RangeDigest(rng, n, canonical.combine(total)))
+    return out
