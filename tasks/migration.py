@@ -391,11 +391,14 @@ def measure(config: Config, src: Adapter, dst: Adapter, collection: str, ranges:
 def _pushdown_family(src: Adapter, dst: Adapter, s_schema: CollectionSchema, t_schema: CollectionSchema,
                      shape: mapping.CollectionMapping, excluded: Sequence[str]) -> str | None:
     """The engine family both sides compute digests in, when nothing is left out or reshaped on the way."""
-    if excluded or not shape.identity:
+    if excluded or not shape.identity or is_users_or_files(s_schema.name):
         return None
     family = src.capabilities.digest_pushdown
-    # the same native types on both sides (None on both: the engine's own types, which its methods compare)
-    same_types = all(c.name in t_schema.names and c.native == _native(t_schema, c.name) for c in s_schema.columns)
+    # The same native types on both sides. SQLite's columns have none of their own: its method compares the
+    # declared types itself (adapters/sqlite_native.py).
+    untyped = family == "sqlite"
+    same_types = all(c.name in t_schema.names and c.native == _native(t_schema, c.name) and (untyped or c.native)
+                     for c in s_schema.columns)
     return family if family and family == dst.capabilities.digest_pushdown and same_types else None
 
 
