@@ -200,15 +200,27 @@ failover: {{enabled: true, consecutive_failures: 3, monitor_interval_s: 1, sweep
 
 
 def flow_runs(api: str, deployment: str) -> list:
+    """Every run of `deployment` that is no longer only scheduled (future scheduled runs are left out), page by page."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+    from prefect.client.schemas.filters import (DeploymentFilter, DeploymentFilterId, FlowRunFilter,
+                                                FlowRunFilterState, FlowRunFilterStateType)
+    from prefect.client.schemas.objects import StateType
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
+    began = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(
+        any_=[t for t in StateType if t != StateType.SCHEDULED])))
+
     async def read() -> list:
+        found: list = []
         async with get_client() as client:
-            found = await client.read_deployment_by_name(deployment)
-            return await client.read_flow_runs(
-                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[found.id])), limit=200, offset=0)
+            dep = await client.read_deployment_by_name(deployment)
+            while True:
+                page = await client.read_flow_runs(
+                    deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[dep.id])), flow_run_filter=began,
+                    limit=200, offset=len(found))
+                found += page
+                if len(page) < 200:
+                    return found
 
     with temporary_settings({PREFECT_API_URL: api}):
         runs: list = asyncio.run(read())
@@ -297,6 +309,16 @@ def main() -> None:
     report(args, tree, api_tree, runs, watch, writer, pickup, migrate_state, alive, tmp)
 
 
+def trend_mb_per_min(samples: list[int], every_s: float) -> float:
+    """Least-squares slope of the second half of the RSS samples: a leak shows as a steady climb."""
+    half = samples[len(samples) // 2:]
+    if len(half) < 2:
+        return 0.0
+    n, mean_x, mean_y = len(half), (len(half) - 1) / 2, sum(half) / len(half)
+    slope = sum((i - mean_x) * (y - mean_y) for i, y in enumerate(half)) / sum((i - mean_x) ** 2 for i in range(n))
+    return slope / every_s * 60 / 1024 ** 2
+
+
 def report(args: argparse.Namespace, tree: Tree, api_tree: Tree | None, runs: dict[str, list], watch: HealthWatch,
            writer: Writer, pickup: float | None, migrate_state: str, alive: bool, tmp: Path) -> None:
     gb = 1024 ** 3
@@ -305,6 +327,7 @@ def report(args: argparse.Namespace, tree: Tree, api_tree: Tree | None, runs: di
           f"sync every {args.sync_interval:g} s, writer {writer.acked:,} writes ({writer.failed} failed)")
     print(f"peak RSS of serve's process tree   {tree.peak_rss / gb:.2f} GB (target ≤ 1 GB; "
           f"{tree.peak_procs} process(es) at most; last {tree.rss[-1] / gb if tree.rss else 0:.2f} GB)")
+    print(f"RSS trend over the second half     {trend_mb_per_min(tree.rss, tree.every_s):+.2f} MB/min")
     print(f"mean CPU of serve's process tree   {cpu:.1f} % of one core (target ≤ 25 %)")
     if api_tree is not None:
         print(f"Prefect API server (apart)         peak {api_tree.peak_rss / gb:.2f} GB, "

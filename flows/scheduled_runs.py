@@ -27,7 +27,8 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -58,8 +59,8 @@ class Served:
     id: UUID
     pool: ThreadPoolExecutor
     running: Future | None = None
-    started: list[UUID] = field(default_factory=list)
-    skipped: list[UUID] = field(default_factory=list)
+    started: int = 0  # counts, not lists: serve runs for weeks
+    skipped: int = 0
 
     def busy(self) -> bool:
         return self.running is not None and not self.running.done()
@@ -90,21 +91,26 @@ class InProcessRunner:
 
     def stop(self, wait_s: float = 30.0) -> None:
         self._stop.set()
-        self._thread.join(timeout=self.poll_s + 10)
+        if self._thread.is_alive():
+            self._thread.join(timeout=self.poll_s + 10)
         deadline = time.monotonic() + wait_s
         for s in self.served.values():
             if s.running is not None:
                 try:
                     s.running.result(timeout=max(0.0, deadline - time.monotonic()))
-                except Exception:  # noqa: BLE001 - a run's own failure is recorded on its flow run
+                except FutureTimeout:
                     log.warning("%s: a run did not end within %g s of stopping", s.name, wait_s)
             s.pool.shutdown(wait=False, cancel_futures=True)
-        if self.pause_on_shutdown:
+        if self.pause_on_shutdown and self.served:
             from prefect.client.orchestration import get_client
 
-            with get_client(sync_client=True) as client:
-                for s in self.served.values():
-                    client.pause_deployment(s.id)
+            try:
+                with get_client(sync_client=True) as client:
+                    for s in self.served.values():
+                        client.pause_deployment(s.id)
+            except Exception as exc:  # noqa: BLE001 - stopping goes on; the schedules then stay active
+                log.warning("could not pause the schedules of %s: %s", ", ".join(s.name for s in self.served.values()),
+                            exc)
 
     def _loop(self) -> None:
         from prefect.client.orchestration import get_client
@@ -140,7 +146,7 @@ class InProcessRunner:
         from prefect.states import Cancelled
 
         client.set_flow_run_state(run.id, Cancelled(message=why), force=True)
-        s.skipped.append(run.id)
+        s.skipped += 1
         log.info("%s: run %s %s", s.name, run.name, why)
 
     def _submit(self, client: Any, s: Served, run: Any) -> None:
@@ -156,7 +162,7 @@ class InProcessRunner:
         if not state.is_pending():
             log.info("%s: run %s not started: the server set it %s", s.name, run.name, state.name)
             return
-        s.started.append(run.id)
+        s.started += 1
         s.running = s.pool.submit(self._context.copy().run, self._run, s, run.id)
 
     @staticmethod
@@ -164,8 +170,12 @@ class InProcessRunner:
         from prefect.client.orchestration import get_client
         from prefect.flow_engine import run_flow
 
-        with get_client(sync_client=True) as client:
-            flow_run = client.read_flow_run(flow_run_id)  # with its Pending state and concurrency lease
-        state = run_flow(s.flow, flow_run=flow_run, return_type="state")
+        try:
+            with get_client(sync_client=True) as client:
+                flow_run = client.read_flow_run(flow_run_id)  # with its Pending state and concurrency lease
+            state = run_flow(s.flow, flow_run=flow_run, return_type="state")
+        except Exception:  # noqa: BLE001 - e.g. the API went away mid-run; the worker stays for the next run
+            log.exception("%s: run %s could not be run", s.name, flow_run_id)
+            return
         if not state.is_completed():
             log.warning("%s: run %s ended %s: %s", s.name, flow_run.name, state.name, state.message)

@@ -239,8 +239,9 @@ def serve(config_path: str, *, host: str = "127.0.0.1", port: int = 8765, monito
     if monitor:
         Monitor(config_path).start(stop)
     deployments = build_deployments(config_path, sweep_interval_s=sweep_interval_s, sync_interval_s=sync_interval_s)
-    scheduled = InProcessRunner(in_process(deployments), poll_s=poll_s).start()
+    scheduled = InProcessRunner(in_process(deployments), poll_s=poll_s)
     try:
+        scheduled.start()
         prefect_serve(*[d for d in deployments if d.name not in IN_PROCESS], query_seconds=poll_s)
     finally:
         scheduled.stop()

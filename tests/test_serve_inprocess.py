@@ -57,6 +57,7 @@ def test_scheduled_runs_run_in_this_process_one_at_a_time(running_prefect_api) -
             stale = state(backlog[0])
         finally:
             runner.stop(wait_s=10)
+    assert (runner.served[deployment_id].started, runner.served[deployment_id].skipped) == (2, 2)
     assert newest.is_completed()
     assert stale.is_cancelled() and stale.message == SKIPPED_STALE
     assert [r[0] for r in RAN] == [os.getpid()] * 2  # both runs ran here, on the deployment's own worker thread
