@@ -4,10 +4,12 @@
 (failover.sweep_interval_s unless overridden); failover, migrate, full_test_suite and analyze_codebase on demand. deployments/prefect.yaml describes the
 same set for a work pool and workers.
 
+The interval deployments (IN_PROCESS) run inside the serve process; the rest each in a process of their own.
 Each deployment runs at most one run at a time (a deployment concurrency limit of 1, enforced by the Prefect server
-when a run would start): an overlapping run of a scheduled deployment (health-sweep, sync) or of failover is
-cancelled ("Deployment concurrency limit reached": the next interval runs anyway, so a slow run never piles up a
-backlog); an overlapping migrate, full-test-suite or analyze-codebase run waits for the slot (a user asked for it).
+when a run would start, and for IN_PROCESS by serve itself): an overlapping run of a scheduled deployment
+(health-sweep, sync) or of failover is skipped, it ends Cancelled (the next interval runs anyway, so a slow run never
+piles up a backlog); an overlapping migrate, full-test-suite or analyze-codebase run waits for the slot (a user asked
+for it).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 
 from adapters.config import load_config
 
+IN_PROCESS = frozenset({"health-sweep", "sync"})  # run inside `shiftover serve` (flows/scheduled_runs.py)
 SKIP, WAIT = "CANCEL_NEW", "ENQUEUE"  # Prefect's collision strategies: cancel the overlapping run, or queue it
 
 
@@ -23,6 +26,15 @@ def one_at_a_time(collision: str):  # noqa: ANN201 - prefect's ConcurrencyLimitC
     from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 
     return ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy(collision))
+
+
+def in_process(deployments: list) -> list[tuple]:
+    """(flow, deployment) of the IN_PROCESS deployments among `deployments`, for flows/scheduled_runs.py."""
+    from flows.health_sweep import health_sweep
+    from flows.sync import sync
+
+    flows = {"health-sweep": health_sweep, "sync": sync}
+    return [(flows[d.name], d) for d in deployments if d.name in IN_PROCESS]
 
 
 def build_deployments(config_path: str | Path, *, sweep_interval_s: float | None = None,

@@ -532,6 +532,8 @@ def serve(
     monitor: Annotated[bool, typer.Option(help="probe the active provider and fail over automatically")] = True,
     api_port: Annotated[int, typer.Option(help="port of the Prefect server started when none runs (a free one if "
                                                "taken); commands reuse it")] = 4200,
+    poll_interval: Annotated[float, typer.Option(min=0.2, help="seconds between polls for runs to start (a run "
+                                                              "triggered in the UI starts within this)")] = 2.0,
 ) -> None:
     """Serve the deployments (health sweep, sync, failover, migrate), the failover monitor and GET /active. Uses
     PREFECT_API_URL or a registered server, else starts `prefect server start` and registers it for the commands."""
@@ -545,7 +547,7 @@ def serve(
         from flows.serve import serve as serve_all
 
         serve_all(str(cfg.path), host=host, port=port, monitor=monitor, sweep_interval_s=sweep_interval,
-                  sync_interval_s=sync_interval)
+                  sync_interval_s=sync_interval, poll_s=poll_interval)
 
 
 def quiet_backend_tracebacks() -> None:

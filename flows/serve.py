@@ -1,7 +1,8 @@
 """`shiftover serve`: the deployments, the failover monitor and the read-only HTTP endpoint in one process.
 
-- Deployments (deployments/serve.py) are served with `prefect.serve`: health_sweep and sync on intervals, failover
-  and migrate on demand, each with its pydantic form in the UI.
+- Deployments (deployments/serve.py), each with its pydantic form in the UI: health_sweep and sync on intervals run
+  inside this process (flows/scheduled_runs.py: no new interpreter per run); failover, migrate and the rest run on
+  demand through `prefect.serve`, each run in a process of its own, picked up within `poll_s`.
 - The monitor probes the active provider every failover.monitor_interval_s and, when MonitorPolicy says so, runs
   the `failover` flow right here, in this already-running process (a deployment triggered by an event needs several
   seconds just to start). A second thread (the warden) fences old primaries as soon as they answer again and, with
@@ -224,11 +225,13 @@ class Endpoint:
 
 
 def serve(config_path: str, *, host: str = "127.0.0.1", port: int = 8765, monitor: bool = True,
-          sweep_interval_s: float | None = None, sync_interval_s: float | None = None) -> None:
-    """Run everything until interrupted."""
+          sweep_interval_s: float | None = None, sync_interval_s: float | None = None, poll_s: float = 2.0) -> None:
+    """Run everything until interrupted. Scheduled deployments run in this process (flows/scheduled_runs.py); the
+    on-demand ones (migrate, failover, ...) in a process of their own, picked up within `poll_s`."""
     from prefect import serve as prefect_serve
 
-    from deployments.serve import build_deployments
+    from deployments.serve import IN_PROCESS, build_deployments, in_process
+    from flows.scheduled_runs import InProcessRunner
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("shiftover").setLevel(logging.INFO)  # when the CLI's handlers are in place basicConfig is a no-op
@@ -237,9 +240,12 @@ def serve(config_path: str, *, host: str = "127.0.0.1", port: int = 8765, monito
     log.info("GET http://%s:%s/active answers the active backend", host, endpoint.port)
     if monitor:
         Monitor(config_path).start(stop)
+    deployments = build_deployments(config_path, sweep_interval_s=sweep_interval_s, sync_interval_s=sync_interval_s)
+    scheduled = InProcessRunner(in_process(deployments), poll_s=poll_s)
     try:
-        prefect_serve(*build_deployments(config_path, sweep_interval_s=sweep_interval_s,
-                                         sync_interval_s=sync_interval_s))
+        scheduled.start()
+        prefect_serve(*[d for d in deployments if d.name not in IN_PROCESS], query_seconds=poll_s)
     finally:
+        scheduled.stop()
         stop.set()
         endpoint.stop()

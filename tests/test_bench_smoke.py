@@ -28,6 +28,7 @@ SMOKE: dict[str, tuple[list[str], str]] = {
     "command_time.py": (["--rows", "2000", "--rounds", "1", "--modes", "api", "--api", "{api}"],
                         "shiftover health (with a running API)"),
     "schema_move.py": (["--tables", "4", "--rows", "5", "--rounds", "1"], "shiftover schema phases"),
+    "serve_soak.py": (["--minutes", "0.5", "--rows", "1000"], "overlapping runs of one deployment 0"),
 }
 
 

@@ -1,4 +1,5 @@
-"""`shiftover serve` with a sweep interval far shorter than a sweep: never two runs of the deployment at once."""
+"""`shiftover serve` with a sweep interval far shorter than a sweep: never two runs of the deployment at once, and
+no process started for any of them (they run inside serve)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import psutil
 
 from tests.fixtures_clusters import free_port, write_config
 
@@ -57,7 +60,10 @@ def test_a_slow_sweep_never_overlaps_the_next_scheduled_one(running_prefect_api,
             assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
             assert time.monotonic() < deadline, "no health-sweep run started"
             time.sleep(1)
-        time.sleep(30)  # ~10 intervals of 3 s, each sweep ≥ 8 s
+        children = 0
+        for _ in range(30):  # ~10 intervals of 3 s, each sweep ≥ 8 s
+            children = max(children, len(psutil.Process(proc.pid).children(recursive=True)))
+            time.sleep(1)
         runs = _runs_of(api, "health_sweep/health-sweep")
     finally:
         os.killpg(proc.pid, signal.SIGINT)
@@ -76,5 +82,6 @@ def test_a_slow_sweep_never_overlaps_the_next_scheduled_one(running_prefect_api,
     skipped = [r for r in runs if r.state_name == "Cancelled" and r.run_count == 0]
     assert skipped, [(r.name, r.state_name, r.run_count) for r in runs]  # runs that would have overlapped were cancelled
     assert all(r.state.message and "concurrency limit" in r.state.message.lower() for r in skipped)
+    assert children == 0  # the sweeps ran inside serve: no interpreter started for any of them
     completed = [r for r in runs if r.state_name == "Completed"]
     assert completed and all(r.total_run_time.total_seconds() >= 7 for r in completed)  # the sweep was slow indeed
