@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -43,6 +42,8 @@ from psycopg import sql
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(ROOT))
+
+from tests.helpers import stop_group as stop  # noqa: E402 - after the path is set
 
 SCHEDULED = ("health_sweep/health-sweep", "sync/sync")
 
@@ -67,16 +68,6 @@ def wait_for(url: str, proc: subprocess.Popen, log: Path, timeout_s: float = 240
         if proc.poll() is not None or time.monotonic() > deadline:
             sys.exit(f"{url} did not answer:\n{log.read_text(errors='replace')[-3000:]}")
         time.sleep(0.5)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGINT)
-    try:
-        proc.wait(timeout=40)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 class Tree:

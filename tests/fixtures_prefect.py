@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures_clusters import free_port
+from tests.helpers import stop_group
 
 BIN = Path(sys.executable).parent
 
@@ -46,9 +47,5 @@ def running_prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tu
             time.sleep(0.5)
         yield api, home
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_group(proc, signal.SIGTERM, 30)
         log.close()

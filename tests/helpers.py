@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -55,3 +59,16 @@ async def newest_artifact(key: str) -> str:
                                            limit=1, sort="CREATED_DESC")
     assert arts, f"no artifact {key}"
     return str(arts[0].data)
+
+
+def stop_group(proc: subprocess.Popen, sig: int = signal.SIGINT, timeout: float = 40) -> None:
+    """Stop a process started with `start_new_session=True` and everything it started: `sig` to its process group,
+    then SIGKILL if it has not exited within `timeout` seconds."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -19,6 +18,7 @@ import pytest
 
 from tests.fixtures_clusters import free_port, write_config
 from tests.fixtures_prefect import api_answers
+from tests.helpers import stop_group
 
 BIN = Path(sys.executable).parent
 TEMPORARY_SERVER = "prefect.server.api.server:create_app"  # the uvicorn app of Prefect's temporary server
@@ -161,11 +161,7 @@ def test_serve_starts_and_registers_a_server_that_commands_reuse(tmp_path: Path)
         with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/active", timeout=5) as r:
             assert json.loads(r.read())["provider"] == "main"
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_group(proc)
         log.close()
     assert not registry.exists()  # stopped and unregistered: the next command will not wait on a dead server
     assert not api_answers(api)

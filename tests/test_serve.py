@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures_clusters import free_port, write_config
+from tests.helpers import stop_group
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -126,11 +127,7 @@ def test_serve_runs_the_scheduled_sweep_and_answers_the_active_backend(prefect_s
             made = Automation.read(id=automation_id)
         assert made.name == AUTOMATION_NAME and "shiftover.provider.down" in made.trigger.expect
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_group(proc, timeout=20)
         log.close()
 
 

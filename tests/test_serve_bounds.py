@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -16,11 +15,13 @@ from pathlib import Path
 import psutil
 
 from tests.fixtures_clusters import free_port, write_config
+from tests.helpers import stop_group
 
 BIN = Path(sys.executable).parent
 
 
-def _runs_of(api: str, deployment: str) -> list:
+def _runs_of(api: str, deployment: str, since: dt.datetime) -> list:
+    """The deployment's runs created since `since`: the session's API also holds runs of other tests' serves."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
     from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -28,8 +29,9 @@ def _runs_of(api: str, deployment: str) -> list:
     async def read() -> list:
         async with get_client() as client:
             found = await client.read_deployment_by_name(deployment)
-            return await client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[found.id])),
-                                               limit=200)
+            runs = await client.read_flow_runs(
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[found.id])), limit=200)
+            return [r for r in runs if r.created is not None and r.created >= since]
 
     with temporary_settings({PREFECT_API_URL: api}):
         try:
@@ -40,6 +42,7 @@ def _runs_of(api: str, deployment: str) -> list:
 
 def test_a_slow_sweep_never_overlaps_the_next_scheduled_one(running_prefect_api, tmp_path):
     api, _ = running_prefect_api
+    since = dt.datetime.now(dt.timezone.utc)
     hole = socket.socket()  # accepts connections (backlog) and never answers: each probe of it takes its full timeout
     hole.bind(("127.0.0.1", 0))
     hole.listen(64)
@@ -56,7 +59,7 @@ def test_a_slow_sweep_never_overlaps_the_next_scheduled_one(running_prefect_api,
                             stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 300
-        while not any(r.state and r.state.is_running() for r in _runs_of(api, "health_sweep/health-sweep")):
+        while not any(r.state and r.state.is_running() for r in _runs_of(api, "health_sweep/health-sweep", since)):
             assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
             assert time.monotonic() < deadline, "no health-sweep run started"
             time.sleep(1)
@@ -64,13 +67,9 @@ def test_a_slow_sweep_never_overlaps_the_next_scheduled_one(running_prefect_api,
         for _ in range(30):  # ~10 intervals of 3 s, each sweep ≥ 8 s
             children = max(children, len(psutil.Process(proc.pid).children(recursive=True)))
             time.sleep(1)
-        runs = _runs_of(api, "health_sweep/health-sweep")
+        runs = _runs_of(api, "health_sweep/health-sweep", since)
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_group(proc)
         log.close()
         hole.close()
 
@@ -80,8 +79,10 @@ def test_a_slow_sweep_never_overlaps_the_next_scheduled_one(running_prefect_api,
     for (_, end), (start, _) in zip(ran, ran[1:]):
         assert start >= end, f"two health-sweep runs ran at once: {ran}"
     skipped = [r for r in runs if r.state_name == "Cancelled" and r.run_count == 0]
-    assert skipped, [(r.name, r.state_name, r.run_count) for r in runs]  # runs that would have overlapped were cancelled
+    # runs that would have overlapped were cancelled
+    assert skipped, [(r.name, r.state_name, r.run_count) for r in runs]
     assert all(r.state.message and "concurrency limit" in r.state.message.lower() for r in skipped)
     assert children == 0  # the sweeps ran inside serve: no interpreter started for any of them
     completed = [r for r in runs if r.state_name == "Completed"]
-    assert completed and all(r.total_run_time.total_seconds() >= 7 for r in completed)  # the sweep was slow indeed
+    assert completed and all(r.total_run_time.total_seconds() >= 7 for r in completed), [  # the sweep was slow
+        (r.name, r.total_run_time, r.start_time, r.end_time, r.state.message) for r in completed]
