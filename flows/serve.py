@@ -29,6 +29,7 @@ from tasks.failover import MonitorPolicy, fence_pending
 from tasks.health import probe_with_timeout
 
 log = logging.getLogger("shiftover.serve")
+REPEAT_S = 300  # a problem the monitor keeps meeting is logged again after this long
 
 
 def run_failover_flow(**params: object) -> object:
@@ -86,10 +87,17 @@ class Monitor:
         return report
 
     def _loop(self, step: Callable[[], object], interval: float, stop: threading.Event) -> None:
+        said, said_at = "", 0.0
         while not stop.is_set():
             started = time.monotonic()
             try:
                 step()
+                said = ""
+            except BackendError as exc:  # a refusal (BACKEND_017: no standby in sync…): one line, not one per probe
+                if str(exc) != said or started - said_at >= REPEAT_S:
+                    log.warning("monitor: %s — retried at every probe; said again in %d s if it persists",
+                                exc, REPEAT_S)
+                    said, said_at = str(exc), started
             except Exception:  # noqa: BLE001 - the monitor must outlive any one failed step; the error is logged
                 log.exception("monitor step failed; continuing")
             stop.wait(max(0.0, interval - (time.monotonic() - started)))

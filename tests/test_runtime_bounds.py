@@ -4,6 +4,8 @@ target of a running migration, deployments that run one run at a time."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import threading
 import time
 
 import pytest
@@ -193,3 +195,23 @@ def _fail_over_plain(values: dict):
     from flows.failover import TASKS, FailoverParams, fail_over
 
     return fail_over(FailoverParams(**values), TASKS.plain())
+
+
+def test_the_monitor_says_a_refusal_it_keeps_meeting_once(caplog) -> None:
+    from adapters.errors import StandbyNotInSync
+    from flows.serve import Monitor
+
+    refused = StandbyNotInSync("no standby is in sync with 'a'", provider="a", hint="run shiftover sync")
+    stop, calls = threading.Event(), []
+
+    def step() -> None:
+        calls.append(1)
+        if len(calls) == 6:
+            stop.set()
+        raise refused if len(calls) != 3 else RuntimeError("a bug")
+
+    with caplog.at_level(logging.WARNING, logger="shiftover.serve"):
+        Monitor._loop(object.__new__(Monitor), step, 0.0, stop)
+    said = [r for r in caplog.records if "BACKEND_017" in r.getMessage()]
+    assert len(calls) == 6 and len(said) == 1 and "retried at every probe" in said[0].getMessage()
+    assert [r for r in caplog.records if r.exc_info and "a bug" in str(r.exc_info[1])]  # anything else: a traceback
