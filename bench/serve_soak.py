@@ -174,7 +174,8 @@ def databases(admin_url: str, n: int) -> Iterator[list[str]]:
                 admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db)))
 
 
-def write_config(tmp: Path, primary: str, replica: str, control: str, sweep_s: float) -> Path:
+def write_config(tmp: Path, primary: str, replica: str, control: str, sweep_s: float,
+                 timeout_s: float = 1.5) -> Path:
     alchemy = lambda url: url.replace("postgresql://", "postgresql+psycopg://", 1)  # noqa: E731
     path = tmp / "backends.yaml"
     path.write_text(f"""providers:
@@ -182,7 +183,7 @@ def write_config(tmp: Path, primary: str, replica: str, control: str, sweep_s: f
   replica: {{kind: postgresql, url: '{alchemy(replica)}', role: standby, priority: 2}}
   local: {{kind: sqlite, url: 'sqlite:///{tmp / "standby.db"}', role: standby, priority: 9}}
 control: {{url: '{alchemy(control)}'}}
-health: {{timeout_s: 1.5, response_time_ms: 500, error_rate: 0.05, availability: 0.995, window_s: 300,
+health: {{timeout_s: {timeout_s:g}, response_time_ms: 500, error_rate: 0.05, availability: 0.995, window_s: 300,
           canary: true, history_days: 30, debounce: 2}}
 failover: {{enabled: true, consecutive_failures: 3, monitor_interval_s: 1, sweep_interval_s: {sweep_s:g},
             cooldown_s: 120, fallback: [replica, local], failback: manual}}
@@ -254,6 +255,8 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=200_000)
     ap.add_argument("--sweep-interval", type=float, default=10)
     ap.add_argument("--sync-interval", type=float, default=30)
+    ap.add_argument("--health-timeout", type=float, default=1.5,
+                    help="health.timeout_s (the high-availability template's 1.5 s by default)")
     ap.add_argument("--writes-per-s", type=float, default=20)
     ap.add_argument("--pg", default=os.environ.get("SHIFTOVER_TEST_PG",
                                                   "postgresql://postgres@127.0.0.1:5432/postgres"))
@@ -267,7 +270,7 @@ def main() -> None:
                          "updated_at timestamptz NOT NULL)")
             conn.execute("INSERT INTO items SELECT g, 'item ' || g, g %% 1000, now() FROM generate_series(1, %s) g",
                          (args.rows,))
-        config = write_config(tmp, primary, replica, control, args.sweep_interval)
+        config = write_config(tmp, primary, replica, control, args.sweep_interval, args.health_timeout)
         api, server = os.environ.get("PREFECT_API_URL"), None
         if not api:
             port = free_port()
