@@ -3,6 +3,7 @@ run by a thread of this process, one at a time, an overlapping run skipped, a ba
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import threading
@@ -24,14 +25,15 @@ def slow_step(seconds: float = 2.0) -> None:
 def test_scheduled_runs_run_in_this_process_one_at_a_time(running_prefect_api) -> None:
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.states import Scheduled
 
     from flows.scheduled_runs import SKIPPED_BUSY, SKIPPED_STALE, InProcessRunner
 
     api, _ = running_prefect_api
     name = f"slow-{uuid.uuid4().hex[:6]}"
     with temporary_settings({PREFECT_API_URL: api}), get_client(sync_client=True) as client:
-        runner = InProcessRunner([(slow_step, slow_step.to_deployment(name=name, parameters={"seconds": 2.0}))], poll_s=0.3,
-                                 pause_on_shutdown=False).start()
+        deployment = slow_step.to_deployment(name=name, parameters={"seconds": 4.0})
+        runner = InProcessRunner([(slow_step, deployment)], poll_s=0.3, pause_on_shutdown=False).start()
         [deployment_id] = runner.served
 
         def state(run_id):  # noqa: ANN001, ANN202
@@ -52,7 +54,10 @@ def test_scheduled_runs_run_in_this_process_one_at_a_time(running_prefect_api) -
             assert skipped.is_cancelled() and skipped.message == SKIPPED_BUSY
             assert wait(first, lambda s: s.is_final()).is_completed()
             runner.served[deployment_id].running.result(timeout=30)  # the engine's teardown after the final state
-            backlog = [client.create_flow_run_from_deployment(deployment_id).id for _ in range(2)]
+            # two runs due together (a poll between two creations must not split them): the older one is stale
+            due = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=1.5)
+            backlog = [client.create_flow_run_from_deployment(
+                deployment_id, state=Scheduled(scheduled_time=due + dt.timedelta(milliseconds=i))).id for i in range(2)]
             newest = wait(backlog[1], lambda s: s.is_final())
             stale = state(backlog[0])
         finally:
