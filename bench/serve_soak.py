@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,15 +42,10 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(ROOT))
 
-from tests.helpers import stop_group as stop  # noqa: E402 - after the path is set
+from tests.fixtures_clusters import free_port  # noqa: E402 - after the path is set
+from tests.helpers import stop_group as stop  # noqa: E402
 
 SCHEDULED = ("health_sweep/health-sweep", "sync/sync")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def answers(url: str) -> bool:

@@ -43,7 +43,7 @@ from tasks.migration import (
     switch_pointer,
     unfreeze_source,
 )
-from tasks.batches import BUNDLE, Measurement, bundled, copy_chunks, measure_collections, small
+from tasks.batches import Measurement, bundled, copy_chunks, in_bundles, measure_collections, small
 from tasks.schema import (
     apply_post_data,
     apply_pre_data,
@@ -158,7 +158,7 @@ def _migrate(params: MigrateParams, config, control: ControlStore,  # type: igno
         report.phase_seconds["plan"] = time.perf_counter() - clock
         report.collections = [CollectionReport(name=p.name, source_rows=p.rows, chunks=len(p.ranges), path=p.path)
                               for p in plans]
-        report.estimated_seconds = sum(p.rows / _RATES.get(p.path, 25_000) for p in plans)
+        report.estimated_seconds = sum(p.rows / _RATES.get(p.path, _RATES[BATCHED]) for p in plans)
         report.notes += [n for p in plans for n in p.notes]  # fields dropped, RLS policies missing
         run_id = run.dump_id = None if params.dry_run else resolve_run_id(control, params)  # a resumed run's schema
         schema = plan_schema(config_path, run_id, params.source, params.target, [p.name for p in plans])
@@ -277,11 +277,11 @@ def validate_target(control: ControlStore, config_path: str, params: MigratePara
     """Measure both sides, run the GX suites, record the outcome; chunks that differ are marked to be re-copied.
     `source_digests` (one per plan, made by the chunks that copied the frozen source) spare a second read of it."""
     early: list[SourceDigests | None] = list(source_digests) if source_digests else [None] * len(plans)
+    pairs = list(zip(plans, early, strict=True))
     futures = {p.name: measure_collection.submit(config_path, params.source, params.target, p.name, list(p.ranges),
-                                                 p.excluded, s) for p, s in zip(plans, early, strict=True) if not small(p)}
-    few = [Measurement(p.name, p.ranges, p.excluded, s) for p, s in zip(plans, early, strict=True) if small(p)]
-    bundles = [measure_collections.submit(config_path, params.source, params.target, few[i:i + BUNDLE])
-               for i in range(0, len(few), BUNDLE)]
+                                                 p.excluded, s) for p, s in pairs if not small(p)}
+    few = [Measurement(p.name, p.ranges, p.excluded, s) for p, s in pairs if small(p)]
+    bundles = [measure_collections.submit(config_path, params.source, params.target, b) for b in in_bundles(few)]
     objects = describe_schemas.submit(config_path, params.source, params.target, [p.name for p in plans])
     found = {e.collection: e for b in bundles for e in b.result()} | {n: f.result() for n, f in futures.items()}
     measured: list[CollectionEvidence] = with_objects([found[p.name] for p in plans], objects.result())

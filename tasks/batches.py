@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from prefect import task
 
@@ -31,17 +32,21 @@ from tasks.migration import (
 
 SMALL_ROWS = 5_000  # a collection of at most this many rows, in one chunk, goes into a bundle
 BUNDLE = 25  # collections per bundle
+T = TypeVar("T")
 
 
 def small(plan: CollectionPlan) -> bool:
     return len(plan.ranges) == 1 and plan.rows <= SMALL_ROWS
 
 
+def in_bundles(items: Sequence[T]) -> list[list[T]]:
+    return [list(items[i:i + BUNDLE]) for i in range(0, len(items), BUNDLE)]
+
+
 def bundled(chunks: Sequence[ChunkPlan], small_collections: set[str]) -> list[ChunkPlan | list[ChunkPlan]]:
     """The chunks as work items: each chunk of a larger collection alone, the small collections' chunks in bundles."""
     alone: list[ChunkPlan | list[ChunkPlan]] = [c for c in chunks if c.collection not in small_collections]
-    few = [c for c in chunks if c.collection in small_collections]
-    return alone + [few[i:i + BUNDLE] for i in range(0, len(few), BUNDLE)]
+    return alone + in_bundles([c for c in chunks if c.collection in small_collections])
 
 
 @task(**RETRYABLE)

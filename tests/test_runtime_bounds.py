@@ -119,13 +119,7 @@ def test_the_monitor_switches_first_and_records_the_flow_run_after(prefect_harne
 
     from flows.serve import Monitor
 
-    for name in ("a", "b"):
-        MemoryAdapter.store(name)
-    path = write_config(tmp_path, {"a": {"kind": "memory", "url": "memory://a", "role": "primary", "priority": 1},
-                                   "b": {"kind": "memory", "url": "memory://b", "role": "standby", "priority": 2}},
-                        health={"timeout_s": 0.5}, failover={"consecutive_failures": 2, "cooldown_s": 0})
-    control = ControlStore(load_config(path).control.url.get_secret_value())
-    control.ensure_pointer("a")
+    path, control = _primary_and_standby(tmp_path, failures=2)
     _synced(path, control)
 
     async def failover_runs() -> list:
@@ -169,13 +163,7 @@ def test_the_monitor_takes_the_flows_steps_and_refuses_a_standby_never_synced(tm
     from adapters.errors import StandbyNotInSync
     from flows.serve import Monitor
 
-    for name in ("a", "b"):
-        MemoryAdapter.store(name)
-    path = write_config(tmp_path, {"a": {"kind": "memory", "url": "memory://a", "role": "primary", "priority": 1},
-                                   "b": {"kind": "memory", "url": "memory://b", "role": "standby", "priority": 2}},
-                        health={"timeout_s": 0.5}, failover={"consecutive_failures": 1, "cooldown_s": 0})
-    control = ControlStore(load_config(path).control.url.get_secret_value())
-    control.ensure_pointer("a")
+    path, control = _primary_and_standby(tmp_path, failures=1)
     recorded: list = []
     monitor = Monitor(str(path))
     monitor.run_failover = lambda **values: recorded.append(values) or _fail_over_plain(values)
@@ -189,6 +177,18 @@ def test_the_monitor_takes_the_flows_steps_and_refuses_a_standby_never_synced(tm
     MemoryAdapter.store("a").down = True
     report = monitor.tick()
     assert report.status == "switched" and control.pointer().provider == "b" and len(recorded) == 2
+
+
+def _primary_and_standby(tmp_path, *, failures: int):  # noqa: ANN001, ANN202
+    """Memory providers a (primary, the pointer's) and b (standby), failing over after `failures` probes."""
+    for name in ("a", "b"):
+        MemoryAdapter.store(name)
+    path = write_config(tmp_path, {"a": {"kind": "memory", "url": "memory://a", "role": "primary", "priority": 1},
+                                   "b": {"kind": "memory", "url": "memory://b", "role": "standby", "priority": 2}},
+                        health={"timeout_s": 0.5}, failover={"consecutive_failures": failures, "cooldown_s": 0})
+    control = ControlStore(load_config(path).control.url.get_secret_value())
+    control.ensure_pointer("a")
+    return path, control
 
 
 def _fail_over_plain(values: dict):

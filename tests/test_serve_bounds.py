@@ -24,13 +24,15 @@ def _runs_of(api: str, deployment: str, since: dt.datetime) -> list:
     """The deployment's runs created since `since`: the session's API also holds runs of other tests' serves."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+    from prefect.client.schemas.sorting import FlowRunSort
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     async def read() -> list:
         async with get_client() as client:
             found = await client.read_deployment_by_name(deployment)
             runs = await client.read_flow_runs(
-                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[found.id])), limit=200)
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[found.id])),
+                sort=FlowRunSort.EXPECTED_START_TIME_DESC, limit=200)
             return [r for r in runs if r.created is not None and r.created >= since]
 
     with temporary_settings({PREFECT_API_URL: api}):
