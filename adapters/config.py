@@ -283,7 +283,8 @@ def _clip(text: str, limit: int = 300) -> str:
 
 def parse_config(data: Any, *, base: Path, source: str = "configuration") -> Config:
     if not isinstance(data, dict):
-        raise ConfigInvalid(f"{source}: the top level must be a mapping with a `providers:` key", hint="see `shiftover init`")
+        raise ConfigInvalid(f"{source}: the top level must be a mapping with a `providers:` key",
+                            hint="see `shiftover init`")
     data = _interpolate(data, "")
     providers = data.get("providers")
     for p in providers.values() if isinstance(providers, dict) else ():
@@ -315,7 +316,8 @@ def _validate_options(name: str, provider: ProviderConfig, source: str) -> None:
     except ValidationError as exc:
         err = exc.errors()[0]
         path = f"providers.{name}.options" + ("." + _field_path(err["loc"]) if err["loc"] else "")
-        raise ConfigInvalid(f"{source}: {_clip(path)}: {_clip(redact(err['msg']))}", hint=_clip(f"fix {path}")) from None
+        message = f"{source}: {_clip(path)}: {_clip(redact(err['msg']))}"
+        raise ConfigInvalid(message, hint=_clip(f"fix {path}")) from None
 
 
 def load_config(path: str | os.PathLike[str]) -> Config:

@@ -206,7 +206,8 @@ class ControlStore:
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         if url.startswith("postgresql://"):
             url = "postgresql+psycopg://" + url.split("://", 1)[1]
-        args: dict[str, Any] = {"connect_args": {"timeout": 30}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+        args: dict[str, Any] = ({"connect_args": {"timeout": 30}} if url.startswith("sqlite")
+                                else {"pool_pre_ping": True})
         try:
             self.engine = sa.create_engine(url, **args)
         except (sa.exc.ArgumentError, ValueError, ImportError):  # bad form, port, unknown dialect or driver
@@ -254,7 +255,7 @@ class ControlStore:
                 provider="control",
             ) from None
 
-    # -- pointer ------------------------------------------------------------------------------------------------------------
+    # -- pointer -------------------------------------------------------------------------------------------------------
     def pointer(self) -> Pointer | None:
         with self._tx() as conn:
             row = conn.execute(sa.select(pointer_t).where(pointer_t.c.id == 1)).first()
@@ -301,7 +302,7 @@ class ControlStore:
             rows = conn.execute(sa.select(history_t).order_by(history_t.c.epoch.desc()).limit(limit)).all()
         return [Pointer(r.epoch, r.provider, _aware(r.since), r.reason) for r in rows]
 
-    # -- freezes ------------------------------------------------------------------------------------------------------------
+    # -- freezes -------------------------------------------------------------------------------------------------------
     def set_freeze(self, provider: str, collections: Sequence[str], *, run_id: str | None, reason: str) -> None:
         at = now()
         with self._tx() as conn:
@@ -328,7 +329,7 @@ class ControlStore:
         with self._tx() as conn:
             return [Freeze(r.provider, r.collection, r.run_id, _aware(r.since), r.reason) for r in conn.execute(stmt)]
 
-    # -- runs and checkpoints -----------------------------------------------------------------------------------------------
+    # -- runs and checkpoints ------------------------------------------------------------------------------------------
     def start_run(self, run_id: str, *, kind: str, source: str | None, target: str | None, strategy: str | None,
                   fingerprint: str) -> None:
         with self._tx() as conn:
@@ -430,7 +431,7 @@ class ControlStore:
         return {r.collection: {"last_key": r.last_key, "watermark": r.watermark, "rows_copied": r.rows_copied,
                                "phase": r.phase} for r in rows}
 
-    # -- health history -----------------------------------------------------------------------------------------------------
+    # -- health history ------------------------------------------------------------------------------------------------
     def record_probe(self, result: ProbeResult, *, kept: dt.timedelta | None = None) -> None:
         """Store a probe; with `kept` (health.history_days), the provider's probes older than that go in the same
         transaction, so the history stays bounded however long `shiftover serve` runs."""
@@ -475,7 +476,7 @@ class ControlStore:
             conn.execute(sa.insert(health_pending_t).values(provider=provider, state=observed, count=count))
             return row.state, row.state, count
 
-    # -- per-collection routes ----------------------------------------------------------------------------------------------
+    # -- per-collection routes -----------------------------------------------------------------------------------------
     def set_route(self, collection: str, provider: str) -> None:
         """Send the router's calls for `collection` to `provider`, whatever the pointer says (gradual migration)."""
         with self._tx() as conn:
@@ -493,7 +494,7 @@ class ControlStore:
         with self._tx() as conn:
             return {r.collection: r.provider for r in conn.execute(sa.select(routes_t))}
 
-    # -- fences of replaced primaries ---------------------------------------------------------------------------------------
+    # -- fences of replaced primaries ----------------------------------------------------------------------------------
     def add_fence(self, provider: str, *, epoch: int, reason: str) -> None:
         with self._tx() as conn:
             conn.execute(sa.delete(fences_t).where(fences_t.c.provider == provider))
@@ -513,10 +514,11 @@ class ControlStore:
             rows = conn.execute(sa.select(fences_t).order_by(fences_t.c.provider)).all()
         return [Fence(r.provider, r.epoch, _aware(r.since), bool(r.engine_fenced), r.reason) for r in rows]
 
-    # -- sync watermarks ----------------------------------------------------------------------------------------------------
+    # -- sync watermarks -----------------------------------------------------------------------------------------------
     def set_watermark(self, source: str, target: str, collection: str, *, watermark: dt.datetime | None,
                       synced_at: dt.datetime, rows: int) -> None:
-        key = (watermarks_t.c.source == source, watermarks_t.c.target == target, watermarks_t.c.collection == collection)
+        c = watermarks_t.c
+        key = (c.source == source, c.target == target, c.collection == collection)
         with self._tx() as conn:
             row = conn.execute(sa.select(watermarks_t.c.rows).where(*key)).first()
             if row is None:

@@ -43,7 +43,16 @@ from pydantic import Field, SecretStr
 
 from adapters import canonical
 from adapters.base import (
-    Adapter, Capabilities, CollectionSchema, Column, Filter, Key, KeyRange, Record, matches, override_columns,
+    Adapter,
+    Capabilities,
+    CollectionSchema,
+    Column,
+    Filter,
+    Key,
+    KeyRange,
+    Record,
+    matches,
+    override_columns,
 )
 from adapters.errors import (
     AuthenticationFailed,
@@ -276,7 +285,7 @@ class FirestoreAdapter(Adapter):
             return [self._dec(v) for v in value]
         return str(value)
 
-    # -- values on the wire (raw protobuf; the same bytes as the client's encode_value(_enc(v))) ------------------------
+    # -- values on the wire (raw protobuf; the same bytes as the client's encode_value(_enc(v))) -----------------------
     def _put(self, pb: Any, value: Any) -> None:
         """Write the canonical `value` into the protobuf Value `pb`, as `encode_value(self._enc(value))` would: common
         types inline, anything else (references, geopoints, subclasses, unknown types) through the client itself."""
@@ -485,7 +494,8 @@ class FirestoreAdapter(Adapter):
                                      provider=self.name)
         types.pop(STAMP, None)
         return [Column(k, "text", False) for k in key] + [
-            Column(f, canonical.merge_types(ts - {"null"}), "null" in ts) for f, ts in sorted(types.items()) if f not in key]
+            Column(f, canonical.merge_types(ts - {"null"}), "null" in ts)
+            for f, ts in sorted(types.items()) if f not in key]
 
     def collections(self) -> list[str]:
         with self._errors():

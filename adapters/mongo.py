@@ -38,7 +38,16 @@ from pydantic import Field
 
 from adapters import canonical
 from adapters.base import (
-    Adapter, Capabilities, CollectionSchema, Column, Filter, Key, KeyRange, RangeDigest, Record, override_columns,
+    Adapter,
+    Capabilities,
+    CollectionSchema,
+    Column,
+    Filter,
+    Key,
+    KeyRange,
+    RangeDigest,
+    Record,
+    override_columns,
 )
 from adapters.errors import (
     AuthenticationFailed,
@@ -408,7 +417,7 @@ class MongoAdapter(Adapter):
         that Python cannot order, take the generic range-by-range way."""
         ordered = list(ranges)
         tiled = bool(ordered) and ordered[0].lo is None and ordered[-1].hi is None and all(
-            a.hi is not None and a.hi == b.lo for a, b in zip(ordered, ordered[1:]))
+            a.hi is not None and a.hi == b.lo for a, b in zip(ordered, ordered[1:], strict=False))
         if not tiled:
             return super().digests(name, ranges, batch=batch)
         schema = self.schema(name)

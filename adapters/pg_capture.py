@@ -190,7 +190,7 @@ class ChangeCapture:
             return sorted(r[0] for r in conn.execute(stmt, {"s": self.schema_name}))
 
 
-    # -- change capture by logical decoding ------------------------------------------------------------------------------
+    # -- change capture by logical decoding ----------------------------------------------------------------------------
     # A `test_decoding` slot per schema sees every committed change in commit order without touching the app's tables.
     # Reading "pumps" the slot: peek the decoded changes, copy the captured tables' (key, op) into `_shiftover_changes`
     # and commit, then advance the slot; a crash in between re-reads a batch, which applying by key makes harmless.

@@ -566,9 +566,10 @@ SELECT t.relname, 'trigger', g.tgname, pg_get_triggerdef(g.oid)
 UNION ALL
 SELECT t.relname, 'policy', p.polname, CASE WHEN p.polpermissive THEN 'permissive' ELSE 'restrictive' END
        || ' for ' || CASE p.polcmd WHEN 'r' THEN 'select' WHEN 'a' THEN 'insert' WHEN 'w' THEN 'update'
-                             WHEN 'd' THEN 'delete' ELSE 'all' END || ' to ' || coalesce((SELECT string_agg(CASE WHEN r = 0 THEN 'public'
-                                                   ELSE pg_get_userbyid(r) END, ',' ORDER BY 1)
-                                                   FROM unnest(p.polroles) r), '')
+                             WHEN 'd' THEN 'delete' ELSE 'all' END
+       || ' to ' || coalesce((SELECT string_agg(CASE WHEN r = 0 THEN 'public' ELSE pg_get_userbyid(r) END,
+                                                ',' ORDER BY 1)
+                              FROM unnest(p.polroles) r), '')
        || coalesce(' using (' || pg_get_expr(p.polqual, p.polrelid) || ')', '')
        || coalesce(' with check (' || pg_get_expr(p.polwithcheck, p.polrelid) || ')', '')
   FROM t JOIN pg_policy p ON p.polrelid = t.oid

@@ -303,7 +303,7 @@ class PostgresAdapter(FreezeGuard, ChangeCapture, SqlAdapter):
         distinct = [v for i, v in enumerate(values) if v is not None and (i == 0 or v != values[i - 1])]
         return [(self._from_db(col, v),) for v in distinct]
 
-    # -- native fast paths --------------------------------------------------------------------------------------------------
+    # -- native fast paths ---------------------------------------------------------------------------------------------
     def _raw(self):  # type: ignore[no-untyped-def]
         with self._errors():
             return self.engine.raw_connection()

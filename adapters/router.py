@@ -88,7 +88,7 @@ class Backend:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- the view -------------------------------------------------------------------------------------------------------
+    # -- the view ------------------------------------------------------------------------------------------------------
     def view(self, *, fresh: bool = False) -> View:
         """The pointer, routes and freezes as last read; re-read when older than router_follow_s or when asked."""
         if fresh or self._view is None or time.monotonic() - self._view.read_at >= self.follow_s:
@@ -124,7 +124,7 @@ class Backend:
                 hint="re-read the active backend (a new Backend, or GET /active from shiftover serve) and retry",
             )
 
-    # -- routing --------------------------------------------------------------------------------------------------------
+    # -- routing -------------------------------------------------------------------------------------------------------
     def _read(self, collection: str, call: Callable[[Adapter], T]) -> T:
         view = self.view()
         provider = view.provider_for(collection)

@@ -20,7 +20,6 @@ from pydantic import Field
 from adapters.base import Adapter, CollectionSchema, Column, Filter, Key, KeyRange, Record
 from adapters.errors import CollectionNotFound, InvalidRequest
 
-
 _COMPARE = {
     "eq": operator.eq, "ne": operator.ne, "lt": operator.lt, "lte": operator.le, "gt": operator.gt, "gte": operator.ge,
 }
@@ -162,7 +161,8 @@ class SqlAdapter(Adapter):
 
     def _build_table(self, schema: CollectionSchema) -> sa.Table:
         cols = [
-            sa.Column(c.name, self._sa_type(c), primary_key=c.name in schema.key, nullable=c.nullable or c.name in schema.key)
+            sa.Column(c.name, self._sa_type(c), primary_key=c.name in schema.key,
+                      nullable=c.nullable or c.name in schema.key)
             for c in schema.columns
         ]
         return sa.Table(schema.name, sa.MetaData(), *cols, schema=self.schema_name)
@@ -188,7 +188,7 @@ class SqlAdapter(Adapter):
         with self._conn() as conn:
             return conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
 
-    # -- rows -----------------------------------------------------------------------------------------------------------
+    # -- rows ----------------------------------------------------------------------------------------------------------
     def _rows(self, schema: CollectionSchema, result: sa.CursorResult[Any]) -> list[Record]:
         cols = schema.columns
         out = []
@@ -235,7 +235,8 @@ class SqlAdapter(Adapter):
 
     def scan(self, name: str, *, after: Key | None = None, until: Key | None = None, limit: int = 1000) -> list[Record]:
         table, schema = self.table(name), self.schema(name)
-        stmt = sa.select(*table.c).where(*self._range_where(name, after, until)).order_by(*self._ordered(name)).limit(limit)
+        stmt = (sa.select(*table.c).where(*self._range_where(name, after, until))
+                .order_by(*self._ordered(name)).limit(limit))
         with self._conn() as conn:
             return self._rows(schema, conn.execute(stmt))
 

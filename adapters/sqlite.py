@@ -119,7 +119,7 @@ class SqliteAdapter(SqlAdapter):
                                            hint="check the path in the provider's url", provider=self.name)
         return InvalidRequest(f"SQLite refused the statement: {text}", provider=self.name)
 
-    # -- types ------------------------------------------------------------------------------------------------------------
+    # -- types ---------------------------------------------------------------------------------------------------------
     def _column_infos(self, insp: Any, name: str) -> list[dict[str, Any]]:
         with self._conn() as conn:
             rows = conn.exec_driver_sql(f"PRAGMA table_info({self.engine.dialect.identifier_preparer.quote(name)})")
@@ -131,7 +131,7 @@ class SqliteAdapter(SqlAdapter):
             rows = conn.exec_driver_sql(f"PRAGMA table_info({self.engine.dialect.identifier_preparer.quote(name)})")
             return {str(r[1]): str(r[2] or "").upper() for r in rows}
 
-    # -- SQLite to SQLite in the engine (adapters/sqlite_native.py) -----------------------------------------------------
+    # -- SQLite to SQLite in the engine (adapters/sqlite_native.py) ----------------------------------------------------
     def copy_range_from(self, source: Any, name: str, rng: Any) -> int:
         from adapters import sqlite_native
 
@@ -281,7 +281,7 @@ class SqliteAdapter(SqlAdapter):
             return float(value)
         return self._to_db(col, value)
 
-    # -- write freeze ----------------------------------------------------------------------------------------------------
+    # -- write freeze --------------------------------------------------------------------------------------------------
     def _trigger(self, table: str, op: str) -> str:
         return f"_shiftover_freeze_{table}_{op.lower()}"
 
@@ -311,7 +311,7 @@ class SqliteAdapter(SqlAdapter):
             ).all()
         return sorted(r[0] for r in rows)
 
-    # -- change capture --------------------------------------------------------------------------------------------------
+    # -- change capture ------------------------------------------------------------------------------------------------
     # AFTER INSERT/UPDATE/DELETE triggers per captured table write (table, key, op) to `_shiftover_changes` in the
     # writer's transaction. SQLite serialises writers, so entries commit in sequence order. Entries are deleted when
     # acknowledged. Writers that bypass triggers (none in SQLite itself) would not be seen.
@@ -395,7 +395,9 @@ class SqliteAdapter(SqlAdapter):
             return self._capturing(conn)
 
     def installed(self) -> list[Installed]:
-        """Shiftover's triggers and tables in this file. SQLite has no roles: whoever can write the file can drop them."""
+        """Shiftover's triggers and tables in this file.
+
+        SQLite has no roles: whoever can write the file can drop them."""
         with self._conn() as conn:
             rows = conn.execute(sa.text("SELECT type, name, tbl_name FROM sqlite_master WHERE type IN ('trigger', "
                                         "'table') AND substr(name, 1, 10) = '_shiftover' ORDER BY 1, 3, 2")).all()

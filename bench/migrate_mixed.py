@@ -263,7 +263,8 @@ def main() -> None:
             "providers": {
                 "pg": {"kind": "postgresql", "url": db_url(pg_a, "postgresql+psycopg"), "role": "primary"},
                 "pg2": {"kind": "postgresql", "url": db_url(pg_b, "postgresql+psycopg")},
-                "fs": {"kind": "firestore", "url": f"firestore://{PROJECT}", "options": {"emulator_host": emulator.host}},
+                "fs": {"kind": "firestore", "url": f"firestore://{PROJECT}",
+                       "options": {"emulator_host": emulator.host}},
                 "mongo": mongo_provider,
                 "lite": {"kind": "sqlite", "url": f"sqlite:///{tmp}/lite.db"},
                 "lite2": {"kind": "sqlite", "url": f"sqlite:///{tmp}/lite2.db"},
@@ -278,10 +279,12 @@ def main() -> None:
               f"emulator RSS {emulator.rss_mb():,.0f} MB)", flush=True)
         emulator.reset()
         mongo_raw = raw_mongo(mongo_url or "mongomock://", f"{mongo_db}_raw", rows)
-        print(f"  MongoDB bulk_write(InsertOne)   {mongo_raw:>10,.0f} docs/s   ({'server' if mongo_url else 'mongomock'})",
+        mongo_kind = "server" if mongo_url else "mongomock"
+        print(f"  MongoDB bulk_write(InsertOne)   {mongo_raw:>10,.0f} docs/s   ({mongo_kind})",
               flush=True)
         lite_write, lite_read = raw_sqlite(tmp / "raw.db", rows)
-        print(f"  SQLite executemany (1 txn)      {lite_write:>10,.0f} rows/s   (one SELECT read {lite_read:,.0f} rows/s)",
+        print(f"  SQLite executemany (1 txn)      {lite_write:>10,.0f} rows/s   "
+              f"(one SELECT read {lite_read:,.0f} rows/s)",
               flush=True)
 
         with open_adapter(load_config(cfg_path), "pg") as pg:
@@ -303,14 +306,15 @@ def main() -> None:
             rate = args.rows / seconds
             results.append((f"{source} → {target}", rate, raw_name, raw))
             copy_s = sum(c.seconds for c in report.collections)
-            print(f"  {source:>3} → {target:<5} {rate:>10,.0f} rows/s  ({seconds:.1f} s; chunk task time {copy_s:.1f} s;"
+            print(f"  {source:>3} → {target:<5} {rate:>10,.0f} rows/s  ({seconds:.1f} s; "
+                  f"chunk task time {copy_s:.1f} s;"
                   f" digests: {report.collections[0].digest_method}) = {rate / raw:.2f} × raw {raw_name} "
                   f"{raw:,.0f}/s", flush=True)
             print("      phases: " + " · ".join(f"{k} {v:.1f} s" for k, v in report.phase_seconds.items()), flush=True)
             if target == "pg2":
                 emulator.reset()
         print("target ≥ 0.70 × the slower side's raw bulk rate for the document stores, ≥ 0.50 for SQLite:")
-        for name, rate, raw_name, raw in results:
+        for name, rate, _raw_name, raw in results:
             goal = 0.5 if "lite" in name else 0.7
             print(f"  {name:<12} {rate / raw:.2f}  {'met' if rate / raw >= goal else 'NOT met'}")
     finally:

@@ -8,8 +8,9 @@ in a fresh source database, then
 2. runs `shiftover migrate src dst --strategy immediate` in a child process (freeze, binary COPY in chunks,
    in-engine digests, GX suites, pointer switch) and samples the RSS of it and of its child processes.
 Each timed run starts after VACUUM ANALYZE and CHECKPOINT of what came before; --rounds pairs (default 3) are run
-and the median pair is printed with rows/s for both, their ratio, the flow's own time (without process start-up and imports) and the peak RSS of
-the migration process, of its GX worker and of the embedded Prefect API server, each on its own line.
+and the median pair is printed with rows/s for both, their ratio, the flow's own time (without process start-up and
+imports) and the peak RSS of the migration process, of its GX worker and of the embedded Prefect API server, each
+on its own line.
 """
 
 from __future__ import annotations
@@ -168,8 +169,10 @@ def main() -> None:
         print("flow phases: " + " · ".join(f"{k} {v:.2f} s" for k, v in report.get("phase_seconds", {}).items()))
         print(f"ratio (flow rows/s ÷ pipe rows/s): {pipe_s / flow_s:.2f}   (whole command: {pipe_s / wall:.2f})")
         print(f"peak RSS of the migration process: {rss['migration']:.0f} MB   (target ≤ 300 MB)")
-        print(f"peak RSS of its GX worker process: {rss['gx']:.0f} MB   (the suites; GX Core's import alone is ~240 MB)")
-        print(f"peak RSS of the embedded Prefect API server: {rss['api']:.0f} MB   (absent with a running Prefect server)")
+        print(f"peak RSS of its GX worker process: {rss['gx']:.0f} MB   "
+              "(the suites; GX Core's import alone is ~240 MB)")
+        print(f"peak RSS of the embedded Prefect API server: {rss['api']:.0f} MB   "
+              "(absent with a running Prefect server)")
         print(f"digests equal: {all(c['digests_equal'] for c in report['collections'])}; "
               f"method: {report['collections'][0]['digest_method']}; path: {report['collections'][0]['path']}")
     finally:

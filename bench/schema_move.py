@@ -8,8 +8,9 @@ Each round clones it into a fresh database with `pgcopydb clone --table-jobs 2 -
 package pgcopydb; schema, data, indexes, constraints, sequences, vacuum), and migrates it into another fresh database
 with `shiftover migrate --strategy immediate` (a child process; the flow reports its phases). Printed per round and
 for the median round: pgcopydb's whole clone, Shiftover's schema phases (`plan`: the source's collections and its
-`pg_dump --schema-only`; `schema`: pre-data restore; `index`: post-data restore with 2 jobs + sequences), Shiftover's whole flow (copy, digests and the gate included:
-pgcopydb validates nothing), and the ratio schema phases ÷ pgcopydb (target ≤ 1.0).
+`pg_dump --schema-only`; `schema`: pre-data restore; `index`: post-data restore with 2 jobs + sequences),
+Shiftover's whole flow (copy, digests and the gate included: pgcopydb validates nothing), and the ratio schema phases
+÷ pgcopydb (target ≤ 1.0).
 """
 
 from __future__ import annotations

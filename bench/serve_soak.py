@@ -188,8 +188,13 @@ failover: {{enabled: true, consecutive_failures: 3, monitor_interval_s: 1, sweep
 def flow_runs(api: str, deployment: str) -> list:
     """Every run of `deployment` that is no longer only scheduled (future scheduled runs are left out), page by page."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (DeploymentFilter, DeploymentFilterId, FlowRunFilter,
-                                                FlowRunFilterState, FlowRunFilterStateType)
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterId,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
     from prefect.client.schemas.objects import StateType
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -216,7 +221,7 @@ def flow_runs(api: str, deployment: str) -> list:
 def overlaps(runs: list) -> int:
     now = dt.datetime.now(dt.timezone.utc)
     spans = sorted((r.start_time, r.end_time or now) for r in runs if r.run_count > 0 and r.start_time)
-    return sum(1 for (_, end), (start, _) in zip(spans, spans[1:]) if start < end)
+    return sum(1 for (_, end), (start, _) in zip(spans, spans[1:], strict=False) if start < end)
 
 
 def trigger_migrate(api: str, config: Path, timeout_s: float = 180) -> tuple[float | None, str]:

@@ -1,8 +1,8 @@
 """The deployments `shiftover serve` serves. Add a flow here and it appears in the UI with its parameter form.
 
 `build_deployments(config_path)` returns RunnerDeployments for `prefect.serve`: health_sweep and sync on intervals
-(failover.sweep_interval_s unless overridden); failover, migrate, full_test_suite and analyze_codebase on demand. deployments/prefect.yaml describes the
-same set for a work pool and workers.
+(failover.sweep_interval_s unless overridden); failover, migrate, full_test_suite and analyze_codebase on demand.
+deployments/prefect.yaml describes the same set for a work pool and workers.
 
 The interval deployments (IN_PROCESS) run inside the serve process; the rest each in a process of their own.
 Each deployment runs at most one run at a time (a deployment concurrency limit of 1, enforced by the Prefect server

@@ -290,7 +290,8 @@ def _outcome(suite: str, r, index_cols: list[str], rows: int) -> ExpectationOutc
     elif "column" in kwargs:
         what = f"{cfg.type}({kwargs['column']})"
     if r.exception_info and r.exception_info.get("raised_exception"):
-        return ExpectationOutcome(suite, what, False, f"could not be evaluated: {r.exception_info.get('exception_message')}",
+        why = r.exception_info.get("exception_message")
+        return ExpectationOutcome(suite, what, False, f"could not be evaluated: {why}",
                                   ("(evaluation error)",))
     unexpected = r.result.get("unexpected_index_list") or []
     failures = tuple(" ".join(str(u[c]) for c in index_cols) for u in unexpected if isinstance(u, dict))

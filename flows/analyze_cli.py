@@ -10,6 +10,7 @@ import typer
 from tasks.codebase.plan import ARTIFACT_KEY
 from tasks.codebase.walk import DEFAULT_EXCLUDES, DEFAULT_MAX_BYTES
 
+
 def analyze_command(
     path: Annotated[Path, typer.Argument(help="folder holding the application's source")],
     json_out: Annotated[Path, typer.Option("--json", help="JSON report to write")] = Path("shiftover-analysis.json"),

@@ -18,6 +18,7 @@ from tasks.codebase.plan import ARTIFACT_KEY, render_markdown
 from tasks.codebase.scan import batches, check_root
 from tasks.codebase.walk import DEFAULT_EXCLUDES, DEFAULT_MAX_BYTES
 
+
 class AnalyzeParams(BaseModel):
     path: str = Field(description="folder holding the application's source, as seen by the worker")
     output: str = Field("shiftover-analysis.json", description="JSON report to write")

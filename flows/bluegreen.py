@@ -24,6 +24,7 @@ from pydantic import Field
 from adapters.config import Config
 from adapters.control import ControlStore, Pointer
 from adapters.errors import BackendError, CutoverBlocked, MigrationFailed
+from adapters.pg_schema import KEYS
 from expectations.suites import CollectionEvidence
 from flows.task_runners import dask_address, task_runner
 from tasks.capture import (
@@ -52,9 +53,8 @@ from tasks.migration import (
     run_expectations,
     unfreeze_source,
 )
-from adapters.pg_schema import KEYS
-from tasks.schema import apply_post_data, apply_pre_data, forget_dump, plan_schema
 from tasks.reporting import CollectionReport, MigrationReport, artifact_key, publish_report, start_progress
+from tasks.schema import apply_post_data, apply_pre_data, forget_dump, plan_schema
 
 
 class CutoverApproval(RunInput):
@@ -92,7 +92,8 @@ def copy_chunks(config_path: str, run_id: str, source: str, target: str, collect
 
 def run_copy(config: Config, params, run_id: str, names: list[str], workers: int,  # type: ignore[no-untyped-def]
              progress_id: str | None, total: int, limit: int | None = None) -> int:
-    runner = task_runner(params.runner, workers, dask_address(config, params.dask_address) if params.runner == "dask" else None)
+    address = dask_address(config, params.dask_address) if params.runner == "dask" else None
+    runner = task_runner(params.runner, workers, address)
     sub = copy_chunks.with_options(task_runner=runner)
     return sub(str(config.path), run_id, params.source, params.target, names,
                params.batch_size or config.migration.batch_size, progress_id, total, limit)

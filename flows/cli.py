@@ -156,7 +156,8 @@ def migrate(
         kinds = [cfg.providers[n].kind for n in (source, target) if n in cfg.providers]
         threading.Thread(target=preload, args=(kinds,), name="shiftover-preload", daemon=True).start()
     prefect_api("flows.migrate")
-    from flows.migrate import MigrateParams, migrate as migrate_flow, resolve_run_id
+    from flows.migrate import MigrateParams, resolve_run_id
+    from flows.migrate import migrate as migrate_flow
     from tasks.reporting import render_markdown
 
     quiet_backend_tracebacks()
@@ -171,7 +172,8 @@ def migrate(
     if not dry_run:
         params.run_id = resolve_run_id(control, params)
     if runner is Runner.dask and strategy is Strategy.immediate:  # live strategies pick the runner per copy
-        from flows.task_runners import dask_address as address_of, task_runner
+        from flows.task_runners import dask_address as address_of
+        from flows.task_runners import task_runner
 
         migrate_flow = migrate_flow.with_options(task_runner=task_runner("dask", workers or cfg.migration.workers,
                                                                          address_of(cfg, dask_address)))
@@ -239,8 +241,8 @@ def status(
     from adapters.config import load_config
     from adapters.control import ControlStore
     from adapters.leases import LeaseTable
-    from flows.installed import installed_rows
     from adapters.syncstate import SyncStates
+    from flows.installed import installed_rows
     from flows.runs_cli import print_leases_and_sync, runs_json
 
     cfg = load_config(config)
@@ -304,7 +306,8 @@ def rollback(
     from adapters.control import ControlStore
 
     prefect_api("flows.rollback")
-    from flows.rollback import RollbackParams, rollback as rollback_flow
+    from flows.rollback import RollbackParams
+    from flows.rollback import rollback as rollback_flow
     from tasks.reporting import render_markdown
 
     quiet_backend_tracebacks()
@@ -323,7 +326,8 @@ def release(
     from adapters.config import load_config
 
     prefect_api("flows.rollback")
-    from flows.rollback import ReleaseParams, release as release_flow
+    from flows.rollback import ReleaseParams
+    from flows.rollback import release as release_flow
 
     quiet_backend_tracebacks()
     cfg = load_config(config)
@@ -379,7 +383,8 @@ def test_suite(
     users: Annotated[int, typer.Option(help="concurrent clients in the load test")] = 4,
     duration: Annotated[float, typer.Option(help="seconds the load test runs")] = 3.0,
     partner: Annotated[Optional[str], typer.Option(help="provider to migrate to and back from")] = None,
-    output_dir: Annotated[Path, typer.Option(help="where the JSON and HTML reports go")] = Path("test-output/test-suite"),
+    output_dir: Annotated[Path, typer.Option(help="where the JSON and HTML reports go")] = Path(
+        "test-output/test-suite"),
     config: ConfigOpt = Path("backends.yaml"),
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
 ) -> None:
@@ -480,7 +485,8 @@ def failover(
     from adapters.config import load_config
 
     prefect_api("flows.failover")
-    from flows.failover import FailoverParams, failover as failover_flow, render
+    from flows.failover import FailoverParams, render
+    from flows.failover import failover as failover_flow
 
     quiet_backend_tracebacks()
     cfg = load_config(config)
@@ -505,7 +511,8 @@ def sync(
     from adapters.config import load_config
 
     prefect_api("flows.sync")
-    from flows.sync import SyncParams, sync as sync_flow
+    from flows.sync import SyncParams
+    from flows.sync import sync as sync_flow
 
     quiet_backend_tracebacks()
     cfg = load_config(config)

@@ -19,7 +19,8 @@ CUSTOMERS = CollectionSchema("customers", (
 ), ("id",))
 ORDERS = CollectionSchema("orders", (
     Column("id", "integer", False), Column("customer_id", "integer", False), Column("status", "text", False),
-    Column("total", "decimal", False, 14, 2), Column("placed_at", "timestamp", False), Column("shipped_at", "timestamp"),
+    Column("total", "decimal", False, 14, 2), Column("placed_at", "timestamp", False),
+    Column("shipped_at", "timestamp"),
     Column("note", "text"), Column("updated_at", "timestamp", False),
 ), ("id",))
 ORDER_ITEMS = CollectionSchema("order_items", (

@@ -17,14 +17,20 @@ from prefect import get_run_logger
 from adapters.config import Config
 from adapters.control import ControlStore, Pointer
 from adapters.errors import BackendError, CutoverBlocked, MigrationFailed
+from adapters.pg_schema import KEYS
 from flows.bluegreen import (
-    _finish, build_books, catch_up_all, converge_digests, copy_workers, plan_and_check, run_copy,
+    _finish,
+    build_books,
+    catch_up_all,
+    converge_digests,
+    copy_workers,
+    plan_and_check,
+    run_copy,
 )
 from tasks.capture import cutover_window, start_capture, stop_capture, switched_by
-from adapters.pg_schema import KEYS
 from tasks.migration import prepare_target, switch_pointer
-from tasks.schema import apply_post_data, apply_pre_data
 from tasks.reporting import MigrationReport, start_progress
+from tasks.schema import apply_post_data, apply_pre_data
 
 
 def gradual(params, config: Config, control: ControlStore, pointer: Pointer,  # type: ignore[no-untyped-def]

@@ -24,8 +24,10 @@ from adapters.config import load_config
 from adapters.control import ControlStore
 from adapters.errors import BackendError, CutoverBlocked, MigrationFailed
 from adapters.leases import RunLease
+from adapters.pg_schema import ENFORCEMENT, KEYS
 from adapters.syncstate import SyncStates
 from expectations.suites import CollectionEvidence, ValidationResult, prewarm
+from tasks.batches import Measurement, bundled, copy_chunks, in_bundles, measure_collections, small
 from tasks.migration import (
     BATCHED,
     ChunkPlan,
@@ -43,7 +45,13 @@ from tasks.migration import (
     switch_pointer,
     unfreeze_source,
 )
-from tasks.batches import Measurement, bundled, copy_chunks, in_bundles, measure_collections, small
+from tasks.reporting import (
+    CollectionReport,
+    ExpectationReport,
+    MigrationReport,
+    publish_report,
+    start_progress,
+)
 from tasks.schema import (
     apply_post_data,
     apply_pre_data,
@@ -52,14 +60,6 @@ from tasks.schema import (
     plan_schema,
     sync_sequences,
     with_objects,
-)
-from adapters.pg_schema import ENFORCEMENT, KEYS
-from tasks.reporting import (
-    CollectionReport,
-    ExpectationReport,
-    MigrationReport,
-    publish_report,
-    start_progress,
 )
 
 # Rough copy rates used for the dry-run estimate (rows/s), measured on a 2-core machine.

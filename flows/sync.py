@@ -50,7 +50,8 @@ def sync(params: SyncParams) -> list[SyncResult]:
         targets = [t for t in wanted if t not in held]
         if capture:  # the pass acknowledges changes: every standby in sync must get them too
             targets = sorted((set(targets) | set(live_standbys(config, control, active))) - set(held))
-        with RunLease(config, control, [active, *targets], run_id=f"sync-{uuid.uuid4().hex[:10]}", kind="sync") as lease:
+        run_id = f"sync-{uuid.uuid4().hex[:10]}"
+        with RunLease(config, control, [active, *targets], run_id=run_id, kind="sync") as lease:
             if not targets:
                 results: list[SyncResult] = []
             elif capture:

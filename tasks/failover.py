@@ -150,7 +150,7 @@ def fence_pending(config: Config, control: ControlStore) -> list[ReturnedPrimary
     return out
 
 
-# -- tasks --------------------------------------------------------------------------------------------------------------
+# -- tasks -------------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class FailoverPlan:
     pointer: Pointer
@@ -261,7 +261,7 @@ def require_healthy(plan: FailoverPlan) -> str:
     return plan.target
 
 
-# -- the monitor's policy -------------------------------------------------------------------------------------------------
+# -- the monitor's policy ----------------------------------------------------------------------------------------------
 @dataclass
 class MonitorPolicy:
     """Decides from the active provider's probes; one instance per monitor. Times are UTC datetimes."""

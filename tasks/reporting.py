@@ -44,7 +44,8 @@ class MigrationReport(BaseModel):
     active_after: str | None = None
     frozen_engine: list[str] = Field(default_factory=list)
     freeze_ms: float | None = None
-    phase_seconds: dict[str, float] = Field(default_factory=dict)  # immediate: plan, freeze, copy, index, validate, switch
+    # immediate: plan, freeze, copy, index, validate, switch
+    phase_seconds: dict[str, float] = Field(default_factory=dict)
     estimated_seconds: float | None = None
     started: dt.datetime
     seconds: float = 0.0

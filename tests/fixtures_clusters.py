@@ -52,7 +52,7 @@ class PgCluster:
         self.start()
 
     def start(self) -> None:
-        for attempt in range(20):
+        for _attempt in range(20):
             done = subprocess.run(_as_postgres(
                 str(BINDIR / "pg_ctl"), "-D", str(self.dir), "-l", str(self.log), "-w", "-t", "20", "-o",
                 f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off", "start"),

@@ -125,7 +125,7 @@ def test_round_trip_through_every_kind_ends_equal_to_the_start(tmp_path: Path, e
     with open_adapter(cfg, "postgresql") as start:
         start.create_collection(ITEMS)
         start.upsert("items", item_rows())
-    for source, target in zip(hops, hops[1:]):
+    for source, target in zip(hops, hops[1:], strict=False):
         report = migrate(_params(cfg_path, source, target))
         assert report.status == "switched", (source, target, report.error)
         assert report.collections[0].digests_equal is True
@@ -210,7 +210,9 @@ def test_mapping_mistakes_are_configuration_errors(tmp_path: Path, env: dict[str
 
 
 def test_extra_target_documents_block_the_cutover(tmp_path: Path, env: dict[str, Any]) -> None:
-    """Keys change type on the way to Firestore, so the copy upserts; a stray document already there must fail the gate."""
+    """Keys change type on the way to Firestore, so the copy upserts.
+
+    A stray document already there must fail the gate."""
     cfg_path = write_config(tmp_path, {"src": {**provider("postgresql", env), "role": "primary"},
                                        "dst": provider("firestore", env)})
     cfg = config(cfg_path)

@@ -69,7 +69,8 @@ def test_missing_environment_variable_is_a_config_error(tmp_path: Path, monkeypa
 
 def test_two_primaries_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigInvalid, match="only one provider may have role: primary"):
-        load_config(_write(tmp_path, "providers:\n  a: {kind: memory, role: primary}\n  b: {kind: memory, role: primary}\n"))
+        load_config(_write(tmp_path, "providers:\n  a: {kind: memory, role: primary}\n"
+                                     "  b: {kind: memory, role: primary}\n"))
 
 
 @pytest.mark.parametrize("template", ["development", "production", "high-availability"])

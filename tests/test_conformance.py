@@ -372,8 +372,8 @@ def test_mongo_object_ids_datetimes_and_composite_keys(request: pytest.FixtureRe
         assert isinstance(stored["k0002"]["price"], Decimal128) and stored["k0002"]["day"] == {"@date": "2024-02-03"}
         assert enc(mg.scan("items")) == enc([record(1, at=whole_ms), record(2)])
 
-        pairs = CollectionSchema("pairs", (Column("a", "text", False), Column("b", "integer", False), Column("v", "text")),
-                                 ("a", "b"))
+        pairs = CollectionSchema("pairs", (Column("a", "text", False), Column("b", "integer", False),
+                                           Column("v", "text")), ("a", "b"))
         mg.create_collection(pairs)
         mg.upsert("pairs", [{"a": a, "b": b, "v": f"{a}{b}"} for a in ("y", "x") for b in (2, 1, 3)])
         assert [(r["a"], r["b"]) for r in mg.scan("pairs", after=("x", 2), until=("y", 2))] == [

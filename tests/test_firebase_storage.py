@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from adapters.errors import CutoverBlocked, InvalidRequest, UnsupportedValue
 from adapters.registry import open_adapter
 from flows.migrate import MigrateParams, migrate

@@ -27,7 +27,7 @@ from adapters.registry import open_adapter
 from tasks.testsuite import MATRIX_KEY, REPORT_KEY
 from tasks.testsuite_categories import percentile, scratch_record, scratch_schema
 from tasks.testsuite_model import CATEGORIES, TestSuiteParams, TestSuiteReport
-from tests.fixtures_clusters import PgCluster, _as_postgres, BINDIR
+from tests.fixtures_clusters import BINDIR, PgCluster, _as_postgres
 from tests.helpers import config, write_config
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

@@ -63,8 +63,9 @@ def test_migration_copies_every_value_and_switches(tmp_path: Path, pg_url: str, 
         assert all(c.digest_method == "in-engine (postgresql, column hashes)" for c in report.collections)
         assert list(report.phase_seconds) == ["plan", "freeze", "schema", "copy", "index", "validate", "switch"]
         with sa.create_engine(providers["dst"]["url"]).connect() as conn:  # keys built after the load, markers gone
-            assert conn.exec_driver_sql("SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
-                                        "WHERE i.indisprimary AND c.relname = ANY(%(t)s)", {"t": list(TABLES)}).scalar() == 3
+            keys = conn.exec_driver_sql("SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
+                                        "WHERE i.indisprimary AND c.relname = ANY(%(t)s)", {"t": list(TABLES)})
+            assert keys.scalar() == 3
             assert conn.exec_driver_sql("SELECT count(obj_description(oid, 'pg_class')) FROM pg_class "
                                         "WHERE relname = ANY(%(t)s)", {"t": list(TABLES)}).scalar() == 0
     markdown = asyncio.run(_artifact("migrate-src-to-dst"))

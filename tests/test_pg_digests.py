@@ -24,7 +24,8 @@ DDL = [
 # One change per column, made on row 150 of the target: each must change the digest of the middle range.
 CHANGES = {
     "b": "NOT b", "v": "v || 'x'", "e": "'happy'", "d": "d + 1",
-    "f": "f + 1e-12", "r": "r * 2", "by": "'\\x00'::bytea", "u": "gen_random_uuid()", "ts": "ts + interval '1 microsecond'",
+    "f": "f + 1e-12", "r": "r * 2", "by": "'\\x00'::bytea", "u": "gen_random_uuid()",
+    "ts": "ts + interval '1 microsecond'",
     "t": "t - interval '1 microsecond'", "j": "'{\"n\": 0}'", "jb": "jb || '{\"x\": 1}'", "n": "n + 0.001",
     "arr": "arr || 0", "txt": "upper(txt)",
 }

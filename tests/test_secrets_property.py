@@ -13,7 +13,8 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, assume, example, given, settings, strategies as st
+from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from adapters.errors import BackendError, redact, url_secrets

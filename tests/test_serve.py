@@ -73,8 +73,14 @@ def _client_call(api: str, fn):
 
 def test_serve_runs_the_scheduled_sweep_and_answers_the_active_backend(prefect_server, tmp_path):
     from prefect.client.schemas.filters import (
-        ArtifactFilter, ArtifactFilterKey, FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterState,
-        FlowRunFilterStateType)
+        ArtifactFilter,
+        ArtifactFilterKey,
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
     from prefect.client.schemas.objects import StateType
 
     api, home = prefect_server
@@ -117,8 +123,9 @@ def test_serve_runs_the_scheduled_sweep_and_answers_the_active_backend(prefect_s
         assert rows["remote"]["status"] == "down"
         assert secret not in json.dumps(table) and secret not in (tmp_path / "serve.log").read_text()
 
-        from deployments.automations import AUTOMATION_NAME, create
         from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        from deployments.automations import AUTOMATION_NAME, create
 
         with temporary_settings({PREFECT_API_URL: api}):
             automation_id = create(str(config))

@@ -78,7 +78,7 @@ def test_a_slow_sweep_never_overlaps_the_next_scheduled_one(running_prefect_api,
     now = dt.datetime.now(dt.timezone.utc)
     ran = sorted(((r.start_time, r.end_time or now) for r in runs if r.run_count > 0), key=lambda x: x[0])
     assert len(ran) >= 2, [(r.name, r.state_name, r.run_count) for r in runs]
-    for (_, end), (start, _) in zip(ran, ran[1:]):
+    for (_, end), (start, _) in zip(ran, ran[1:], strict=False):
         assert start >= end, f"two health-sweep runs ran at once: {ran}"
     skipped = [r for r in runs if r.state_name == "Cancelled" and r.run_count == 0]
     # runs that would have overlapped were cancelled

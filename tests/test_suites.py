@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from adapters.base import Column, CollectionSchema, KeyRange, RangeDigest
+from adapters.base import CollectionSchema, Column, KeyRange, RangeDigest
 from expectations import suites
 from expectations.suites import CollectionEvidence, validate
 

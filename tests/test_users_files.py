@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+
 from adapters.errors import InvalidRequest
 from adapters.registry import open_adapter
 from adapters.supabase import UID_NAMESPACE

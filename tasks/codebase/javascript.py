@@ -11,8 +11,15 @@ import tree_sitter_typescript
 
 from tasks.codebase.findings import FindingSink
 from tasks.codebase.resolve import DYN, Segment, Source, State, plural_collection, run_chain, sdk_of
-from tasks.codebase.sdks import (DEFAULT_IMPORTS, KINDS, LOCAL_CLIENT_NAMES, LOCAL_FIREBASE_EXPORTS, LOCAL_MODEL_DIR,
-                                 SENTINEL_MODULES, SENTINELS)
+from tasks.codebase.sdks import (
+    DEFAULT_IMPORTS,
+    KINDS,
+    LOCAL_CLIENT_NAMES,
+    LOCAL_FIREBASE_EXPORTS,
+    LOCAL_MODEL_DIR,
+    SENTINEL_MODULES,
+    SENTINELS,
+)
 
 GRAMMARS = {".ts": "typescript", ".mts": "typescript", ".cts": "typescript", ".tsx": "tsx",
             ".js": "javascript", ".jsx": "javascript", ".mjs": "javascript", ".cjs": "javascript"}

@@ -61,7 +61,7 @@ class PyFile(Source):
 
     def option(self, node: Any, key: str) -> str | None:
         if isinstance(node, ast.Dict):
-            for k, v in zip(node.keys, node.values):
+            for k, v in zip(node.keys, node.values, strict=True):
                 if isinstance(k, ast.Constant) and k.value == key:
                     value = self.literal(v)
                     return DYN if value is None else value
