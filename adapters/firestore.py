@@ -137,6 +137,8 @@ class FirestoreAdapter(Adapter):
         commit_threads: int = Field(3, ge=1, le=16, description="WriteBatches committed at once by one upsert/delete")
         timeout_s: float = Field(10.0, gt=0)
 
+    options: Options  # the validated options of this kind (base: Adapter.Options)
+
     def __init__(self, name: str, url: str | None, options: Any) -> None:
         super().__init__(name, url, options)
         self._client: Any = None

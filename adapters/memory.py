@@ -58,6 +58,8 @@ class MemoryAdapter(Adapter):
         latency_ms: float = Field(0.0, ge=0)
         seed: int | None = None
 
+    options: Options  # the validated options of this kind (base: Adapter.Options)
+
     def __init__(self, name: str, url: str | None, options: Any) -> None:
         super().__init__(name, url, options)
         self._rng = random.Random(options.seed)

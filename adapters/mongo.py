@@ -87,6 +87,8 @@ class MongoAdapter(Adapter):
         batch_size: int = Field(1000, ge=1, le=100_000)
         timeout_s: float = Field(5.0, gt=0)
 
+    options: Options  # the validated options of this kind (base: Adapter.Options)
+
     def __init__(self, name: str, url: str | None, options: Any) -> None:
         super().__init__(name, url, options)
         self._client: Any = None

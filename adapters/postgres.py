@@ -73,6 +73,8 @@ class PostgresAdapter(FreezeGuard, ChangeCapture, SqlAdapter):
             "trigger", description="how live migrations see changes: row triggers into a change-log table, or "
             "logical decoding (test_decoding slot; needs wal_level=logical; no trigger on the app's tables)")
 
+    options: Options  # the validated options of this kind (base: Adapter.Options)
+
     def __init__(self, name: str, url: str | None, options: Any) -> None:
         super().__init__(name, url, options)
         self._methods: dict[tuple[str, tuple[str, ...]], tuple[str, ...]] = {}

@@ -31,6 +31,8 @@ class SqlAdapter(Adapter):
         pool_size: int = Field(2, ge=1)
         connect_timeout_s: float = Field(5.0, gt=0)
 
+    options: Options  # the validated options of this kind (base: Adapter.Options)
+
     def __init__(self, name: str, url: str | None, options: Any) -> None:
         super().__init__(name, url, options)
         self._engine: sa.Engine | None = None

@@ -79,6 +79,8 @@ class SupabaseAdapter(PostgresAdapter):
         api_timeout_s: float = Field(20.0, gt=0)
         page_size: int = Field(500, ge=1, le=1000, description="users or objects per API list call")
 
+    options: Options  # the validated options of this kind (base: Adapter.Options)
+
     def __init__(self, name: str, url: str | None, options: Any) -> None:
         super().__init__(name, url, options)
         api = options.api_url is not None and options.service_role_key is not None

@@ -21,7 +21,6 @@ from adapters.config import load_config
 from adapters.registry import open_adapter
 from expectations.suites import CollectionEvidence
 from tasks.migration import (
-    RETRYABLE,
     ChunkPlan,
     ChunkResult,
     CollectionPlan,
@@ -29,6 +28,7 @@ from tasks.migration import (
     copy_one,
     measure,
 )
+from tasks.retry import RETRYABLE
 
 SMALL_ROWS = 5_000  # a collection of at most this many rows, in one chunk, goes into a bundle
 BUNDLE = 25  # collections per bundle

@@ -29,7 +29,8 @@ from adapters.errors import BackendError, ConnectionTimeout, HealthCheckFailed, 
 from adapters.registry import open_adapter
 from adapters.syncstate import SyncStates
 from tasks.health import probe_with_timeout
-from tasks.migration import RETRYABLE, control_store
+from tasks.migration import control_store
+from tasks.retry import RETRYABLE
 from tasks.sync import records_at_risk
 
 

@@ -25,7 +25,8 @@ from adapters.config import Config, HealthPolicy, load_config
 from adapters.control import ControlStore
 from adapters.errors import ConnectionTimeout, redact
 from adapters.registry import open_adapter
-from tasks.migration import control_store, retry_if_transient
+from tasks.migration import control_store
+from tasks.retry import retry_if_transient
 
 STATES = ("healthy", "degraded", "down")
 

@@ -20,32 +20,16 @@ from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from prefect.tasks import exponential_backoff
 
 from adapters import canonical, mapping
 from adapters.base import Adapter, CollectionSchema, KeyRange, RangeDigest, Record, ranges_from_boundaries
 from adapters.config import Config, load_config
 from adapters.control import ControlStore
-from adapters.errors import UnsupportedValue, is_transient
+from adapters.errors import UnsupportedValue
 from adapters.registry import open_adapter
 from adapters.userfiles import FieldLimits, is_users_or_files
 from expectations.suites import CollectionEvidence, ValidationResult, validate
-
-
-def retry_if_transient(task, task_run, state) -> bool:  # type: ignore[no-untyped-def]
-    try:
-        state.result()
-    except Exception as exc:  # noqa: BLE001 - the state holds whatever the task raised
-        return is_transient(exc)
-    return False
-
-
-RETRYABLE = {
-    "retries": 4,
-    "retry_delay_seconds": exponential_backoff(backoff_factor=1),
-    "retry_condition_fn": retry_if_transient,
-    "cache_policy": NO_CACHE,
-}
+from tasks.retry import RETRYABLE
 
 
 def control_store(config: Config) -> ControlStore:

@@ -25,7 +25,8 @@ from adapters.postgres import PostgresAdapter
 from adapters.registry import open_adapter
 from adapters.userfiles import is_users_or_files
 from expectations.suites import CollectionEvidence
-from tasks.migration import RETRYABLE, control_store
+from tasks.migration import control_store
+from tasks.retry import RETRYABLE
 
 _CHECKPOINT = "(schema)"
 

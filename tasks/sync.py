@@ -25,7 +25,8 @@ from adapters.config import Config, load_config
 from adapters.control import ControlStore, now
 from adapters.registry import open_adapter
 from adapters.syncstate import SyncStates
-from tasks.migration import RETRYABLE, control_store
+from tasks.migration import control_store
+from tasks.retry import RETRYABLE
 from tasks.sync_capture import require_capture, sync_by_capture
 
 DEFAULT_OVERLAP_S = 2.0
