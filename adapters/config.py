@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from adapters import safe_yaml
 from adapters.base import CanonicalType
 from adapters.errors import BackendError, ConfigInvalid, redact, url_secrets
+from adapters.strategies import Strategy
 
 _ENV = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 
@@ -177,7 +178,7 @@ def check_dask_address(value: str) -> str:
 
 
 class MigrationDefaults(_Strict):
-    strategy: Literal["immediate", "gradual", "blue_green"] = "immediate"
+    strategy: Strategy = Strategy.immediate  # what `shiftover migrate` runs without --strategy
     batch_size: int = Field(5000, ge=1, le=100_000)
     chunk_rows: int = Field(50_000, ge=1)
     workers: int = Field(2, ge=1, le=64)

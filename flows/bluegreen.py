@@ -14,9 +14,10 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact, create_table_artifact, update_progress_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.futures import as_completed
 from prefect.input import RunInput
 from pydantic import Field
@@ -26,6 +27,7 @@ from adapters.control import ControlStore, Pointer
 from adapters.errors import BackendError, CutoverBlocked, MigrationFailed
 from adapters.pg_schema import KEYS
 from expectations.suites import CollectionEvidence
+from flows.migration_run import MigrateParams, begin_run, record_validation
 from flows.task_runners import dask_address, task_runner
 from tasks.capture import (
     CatchUp,
@@ -53,7 +55,14 @@ from tasks.migration import (
     run_expectations,
     unfreeze_source,
 )
-from tasks.reporting import CollectionReport, MigrationReport, artifact_key, publish_report, start_progress
+from tasks.reporting import (
+    CollectionReport,
+    MigrationReport,
+    advance_progress,
+    artifact_key,
+    publish_report,
+    start_progress,
+)
 from tasks.schema import apply_post_data, apply_pre_data, forget_dump, plan_schema
 
 
@@ -85,12 +94,11 @@ def copy_chunks(config_path: str, run_id: str, source: str, target: str, collect
             rows += res.rows
             done += 1
             if progress_id and total_rows:
-                update_progress_artifact(progress_id, progress=min(100.0, 100.0 * control.rows_done(run_id)
-                                                                   / total_rows))
+                advance_progress(progress_id, 100.0 * control.rows_done(run_id) / total_rows)
         return rows
 
 
-def run_copy(config: Config, params, run_id: str, names: list[str], workers: int,  # type: ignore[no-untyped-def]
+def run_copy(config: Config, params: MigrateParams, run_id: str, names: list[str], workers: int,
              progress_id: str | None, total: int, limit: int | None = None) -> int:
     address = dask_address(config, params.dask_address) if params.runner == "dask" else None
     runner = task_runner(params.runner, workers, address)
@@ -99,7 +107,7 @@ def run_copy(config: Config, params, run_id: str, names: list[str], workers: int
                params.batch_size or config.migration.batch_size, progress_id, total, limit)
 
 
-def copy_workers(config: Config, params, live: LivePlan) -> int:  # type: ignore[no-untyped-def]
+def copy_workers(config: Config, params: MigrateParams, live: LivePlan) -> int:
     from adapters.registry import adapter_class, provider_config
 
     workers = params.workers or config.migration.workers
@@ -125,7 +133,7 @@ def catch_up_all(config_path: str, run_id: str, source: str, target: str, names:
             return passes
 
 
-def converge_digests(config_path: str, run_id: str, params,  # type: ignore[no-untyped-def]
+def converge_digests(config_path: str, run_id: str, params: MigrateParams,
                      books: list[DigestBook], names: Sequence[str], dirty: dict[str, set[int]], *,
                      rounds: int = 8) -> list[CatchUp]:
     """Re-digest dirty ranges, catch up, repeat until few ranges are dirty: what is left for the freeze window is
@@ -173,7 +181,7 @@ def evidence_of(books: list[DigestBook], live: LivePlan) -> list[CollectionEvide
     return out
 
 
-def plan_and_check(params, config: Config, report: MigrationReport):  # type: ignore[no-untyped-def]
+def plan_and_check(params: MigrateParams, config: Config, report: MigrationReport) -> tuple[LivePlan, list[str]]:
     """Plan a live migration, fill the report's collections, and list what stops it (keyless tables, no capture)."""
     chunk_rows = params.chunk_rows or config.migration.chunk_rows
     live = plan_live(str(config.path), params.source, params.target, params.collections, chunk_rows)
@@ -190,24 +198,32 @@ def plan_and_check(params, config: Config, report: MigrationReport):  # type: ig
     return live, problems
 
 
-def blue_green(params, config: Config, control: ControlStore, pointer: Pointer,  # type: ignore[no-untyped-def]
-               report: MigrationReport) -> MigrationReport:
-    from flows.migrate import begin_run
+def planned_only(params: MigrateParams, report: MigrationReport, plan: list[str], problems: list[str],
+                 clock: float, strategy: str) -> bool:
+    """True on --dry-run, with the plan and its problems published in the report; MigrationFailed if something in
+    the plan stops this live strategy; False when the run goes on."""
+    if params.dry_run:
+        report.notes += plan + problems
+        report.seconds = time.perf_counter() - clock
+        publish_report(report)
+        return True
+    if problems:
+        raise MigrationFailed(f"{strategy} cannot keep these collections in sync: " + "; ".join(problems),
+                              hint="fix the named collections or leave them out with --collections")
+    return False
 
+
+def blue_green(params: MigrateParams, config: Config, control: ControlStore, pointer: Pointer,
+               report: MigrationReport) -> MigrationReport:
     logger = get_run_logger()
     config_path = str(config.path)
     clock = time.perf_counter()
     chunk_rows = params.chunk_rows or config.migration.chunk_rows
     live, problems = plan_and_check(params, config, report)
-    if params.dry_run:
-        report.notes += [f"{p.name}: {p.rows:,} rows in {len(p.ranges)} chunk(s) by {p.path}, then catch-up by "
-                         f"{live.capture or 'nothing'}" for p in live.plans] + problems
-        report.seconds = time.perf_counter() - clock
-        publish_report(report)
+    plan = [f"{p.name}: {p.rows:,} rows in {len(p.ranges)} chunk(s) by {p.path}, then catch-up by "
+            f"{live.capture or 'nothing'}" for p in live.plans]
+    if planned_only(params, report, plan, problems, clock, "blue-green"):
         return report
-    if problems:
-        raise MigrationFailed("blue-green cannot keep these collections in sync: " + "; ".join(problems),
-                              hint="fix the named collections or leave them out with --collections")
     names = [p.name for p in live.plans]
     run_id = begin_run(control, params, report, "start")
     phases: dict[str, dict[str, float]] = {}
@@ -232,7 +248,7 @@ def blue_green(params, config: Config, control: ControlStore, pointer: Pointer, 
             copied = run_copy(config, params, run_id, names, copy_workers(config, params, live), progress_id,
                               max(report.rows, 1))
             if progress_id:  # every chunk is done, whatever the writers did to the row count meanwhile
-                update_progress_artifact(progress_id, progress=100.0)
+                advance_progress(progress_id, 100.0)
             apply_post_data(config_path, run_id, params.source, params.target, [KEYS])  # catch-up upserts by key
             phases["copy"] = {"records": copied, "seconds": time.perf_counter() - t}
             t = time.perf_counter()
@@ -268,9 +284,7 @@ def blue_green(params, config: Config, control: ControlStore, pointer: Pointer, 
             report.freeze_ms = cutover.freeze_ms
             report.frozen_engine = cutover.frozen_engine
             if cutover.evidence:
-                from flows.migrate import _record_validation
-
-                _record_validation(report, cutover.evidence, run_expectations(cutover.evidence))
+                record_validation(report, cutover.evidence, run_expectations(cutover.evidence))
             report.notes.append(f"freeze window: {cutover.freeze_ms:,.0f} ms ({cutover.final_changes} final changes, "
                                 f"{cutover.redigested_ranges} key range(s) re-digested while frozen)")
             pause_point("switched")
@@ -325,7 +339,7 @@ def _finish(control: ControlStore, report: MigrationReport, run_id: str, status:
     return report
 
 
-def _ask_approval(report: MigrationReport, books: list[DigestBook], summary, params,  # type: ignore[no-untyped-def]
+def _ask_approval(report: MigrationReport, books: list[DigestBook], summary: Any, params: MigrateParams,
                   run_id: str) -> CutoverApproval | None:
     """Pause with the validation summary until a person approves or rejects in the UI; None on timeout."""
     from prefect.exceptions import FlowPauseTimeout

@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from adapters.errors import BackendError
+from adapters.strategies import Strategy, summaries
 from flows import cli_logging
 
 app = typer.Typer(help="Keep an application's backend healthy and movable.", no_args_is_help=True,
@@ -70,12 +71,6 @@ def prefect_api(*warm: str) -> str:
     return use_prefect_api(err, warm=warm)
 
 
-class Strategy(str, Enum):
-    immediate = "immediate"
-    gradual = "gradual"
-    blue_green = "blue_green"
-
-
 class Runner(str, Enum):
     threads = "threads"
     dask = "dask"
@@ -109,9 +104,9 @@ def init(
 def migrate(
     source: Annotated[str, typer.Argument(help="provider to copy from")],
     target: Annotated[str, typer.Argument(help="provider to copy to")],
-    strategy: Annotated[Strategy, typer.Option(help="immediate: freeze for the whole copy; gradual: checkpointed "
-                                                    "batches over runs, cut over collection by collection; blue_green: "
-                                                    "copy live, catch up, sub-second freeze")] = Strategy.immediate,
+    strategy: Annotated[Optional[Strategy], typer.Option(
+        help=f"{summaries()} (default: backends.yaml's migration.strategy, else immediate)",
+        show_default=False)] = None,
     collections: Annotated[Optional[str], typer.Option(help="comma-separated collections (default: all)")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the plan; change nothing")] = False,
     config: ConfigOpt = Path("backends.yaml"),
@@ -139,6 +134,7 @@ def migrate(
     from adapters.control import ControlStore
 
     cfg = load_config(config)
+    strategy = Strategy.of(strategy or cfg.migration.strategy)
     if dask_address is not None:
         from adapters.config import check_dask_address
 
@@ -162,7 +158,7 @@ def migrate(
 
     quiet_backend_tracebacks()
     params = MigrateParams(
-        source=source, target=target, strategy=strategy.value,  # type: ignore[arg-type]
+        source=source, target=target, strategy=strategy,
         collections=[c.strip() for c in collections.split(",") if c.strip()] if collections else None,
         dry_run=dry_run, config_path=str(cfg.path), batch_size=batch_size, chunk_rows=chunk_rows, workers=workers,
         switch=switch, runner=runner.value, approve_cutover=approve_cutover, approval_timeout_s=approval_timeout,
@@ -289,9 +285,9 @@ def status(
     print_leases_and_sync(out, pointer.provider, leases, synced)
     if recent:
         table = Table("run", "kind", "from → to", "strategy", "status", "started", title="Recent runs")
-        for r in recent:
-            table.add_row(r.run_id, r.kind, f"{r.source} → {r.target}", r.strategy or "-", r.status,
-                          f"{r.started:%Y-%m-%d %H:%M:%S}")
+        for run in recent:
+            table.add_row(run.run_id, run.kind, f"{run.source} → {run.target}", run.strategy or "-", run.status,
+                          f"{run.started:%Y-%m-%d %H:%M:%S}")
         out.print(table)
 
 
@@ -403,7 +399,7 @@ def test_suite(
     split = lambda text: [x.strip() for x in text.split(",") if x.strip()] if text else None  # noqa: E731
     try:
         params = TestSuiteParams(providers=split(providers), categories=split(categories) or list(TestSuiteParams(
-            ).categories), data_size=data_size, concurrent_users=users, duration_s=duration,  # type: ignore[arg-type]
+            ).categories), data_size=data_size, concurrent_users=users, duration_s=duration,
             migration_partner=partner, output_dir=str(output_dir), config_path=str(cfg.path))
     except ValidationError as exc:
         raise typer.BadParameter(exc.errors()[0]["msg"]) from None
@@ -582,7 +578,7 @@ def main() -> None:
     leave(0)
 
 
-def leave(code: object) -> None:
+def leave(code: str | int | None) -> None:
     """Exit without Python's teardown of every module once Prefect is loaded: after a flow, finalizing Prefect's,
     pydantic's and SQLAlchemy's objects took another 0.3-0.5 s. The atexit handlers still run first (Prefect
     delivers its pending events and logs, and stops a temporary server, there)."""

@@ -25,39 +25,31 @@ from flows.bluegreen import (
     converge_digests,
     copy_workers,
     plan_and_check,
+    planned_only,
     run_copy,
 )
+from flows.migration_run import MigrateParams, begin_run
 from tasks.capture import cutover_window, start_capture, stop_capture, switched_by
-from tasks.migration import prepare_target, switch_pointer
+from tasks.migration import CollectionPlan, prepare_target, switch_pointer
 from tasks.reporting import MigrationReport, start_progress
 from tasks.schema import apply_post_data, apply_pre_data
 
 
-def gradual(params, config: Config, control: ControlStore, pointer: Pointer,  # type: ignore[no-untyped-def]
+def gradual(params: MigrateParams, config: Config, control: ControlStore, pointer: Pointer,
             report: MigrationReport) -> MigrationReport:
-    from flows.migrate import begin_run
-
     logger = get_run_logger()
     config_path = str(config.path)
     clock = time.perf_counter()
     chunk_rows = params.chunk_rows or config.migration.chunk_rows
     live, problems = plan_and_check(params, config, report)
     routes = control.routes()
-    if params.dry_run:
-        per_run = params.chunks_per_run or "all"
-        report.notes += [f"{p.name}: {p.rows:,} rows in {len(p.ranges)} chunk(s) by {p.path}"
-                         + (f"; already routed to {params.target}" if routes.get(p.name) == params.target else "")
-                         for p in live.plans]
-        report.notes += [f"{per_run} chunk(s) per run; each collection is cut over when its chunks are copied"]
-        report.notes += problems
-        report.seconds = time.perf_counter() - clock
-        from tasks.reporting import publish_report
-
-        publish_report(report)
+    plan = [f"{p.name}: {p.rows:,} rows in {len(p.ranges)} chunk(s) by {p.path}"
+            + (f"; already routed to {params.target}" if routes.get(p.name) == params.target else "")
+            for p in live.plans]
+    plan.append(f"{params.chunks_per_run or 'all'} chunk(s) per run; each collection is cut over when its chunks "
+                "are copied")
+    if planned_only(params, report, plan, problems, clock, "gradual"):
         return report
-    if problems:
-        raise MigrationFailed("gradual cannot keep these collections in sync: " + "; ".join(problems),
-                              hint="fix the named collections or leave them out with --collections")
     names = [p.name for p in live.plans]
     run_id = begin_run(control, params, report, "gradual")
     switched = switched_by(control, params.target, run_id)
@@ -92,22 +84,8 @@ def gradual(params, config: Config, control: ControlStore, pointer: Pointer,  # 
                     budget -= min(budget, len(remaining))
                 if any(not c.done for c in control.chunks(run_id, name)):
                     break
-            t = time.perf_counter()
-            passes = catch_up_all(config_path, run_id, params.source, params.target, [name],
-                                  max_lag=params.max_lag, timeout_s=params.catchup_timeout_s)
-            books = build_books(config_path, params.source, [p for p in live.plans if p.name == name], chunk_rows)
-            passes += converge_digests(config_path, run_id, params, books, [name], {})
-            _add(phases, "catch-up", sum(p.applied for p in passes), time.perf_counter() - t)
-            cut = cutover_window(config_path, run_id, params.source, params.target, [name], books, pointer.epoch,
-                                 False, f"gradual {run_id}: {name}", route=True)
-            _add(phases, "final delta (frozen)", cut.final_changes, cut.final_seconds)
-            if cut.waiting:
-                report.notes.append(f"{name}: {', '.join(cut.waiting)} wait(s) for a table still to move")
-            stop_capture(config_path, params.source, [name])
-            control.set_checkpoint(run_id, name, phase="routed")
-            report.freeze_ms = max(report.freeze_ms or 0.0, cut.freeze_ms)
-            report.notes.append(f"{name} moved to {params.target} (freeze {cut.freeze_ms:,.0f} ms); the router sends "
-                                f"it there and {params.source} keeps it write-fenced")
+            _route(config_path, run_id, params, [p for p in live.plans if p.name == name], chunk_rows,
+                   pointer.epoch, phases, control, report)
             moved_now.append(name)
         routes = control.routes()
         left = [n for n in names if routes.get(n) != params.target] if switched is None else []
@@ -132,6 +110,28 @@ def gradual(params, config: Config, control: ControlStore, pointer: Pointer,  # 
         raise MigrationFailed(f"the gradual migration stopped: {exc}",
                               hint=exc.hint or "fix the cause and re-run: it resumes from its checkpoints") from None
     return _finish(control, report, run_id, "succeeded", phases, clock)
+
+
+def _route(config_path: str, run_id: str, params: MigrateParams, plans: list[CollectionPlan], chunk_rows: int,
+           epoch: int, phases: dict[str, dict[str, float]], control: ControlStore, report: MigrationReport) -> None:
+    """Catch one copied collection up, then freeze it briefly and route it to the target."""
+    name = plans[0].name
+    t = time.perf_counter()
+    passes = catch_up_all(config_path, run_id, params.source, params.target, [name],
+                          max_lag=params.max_lag, timeout_s=params.catchup_timeout_s)
+    books = build_books(config_path, params.source, plans, chunk_rows)
+    passes += converge_digests(config_path, run_id, params, books, [name], {})
+    _add(phases, "catch-up", sum(p.applied for p in passes), time.perf_counter() - t)
+    cut = cutover_window(config_path, run_id, params.source, params.target, [name], books, epoch,
+                         False, f"gradual {run_id}: {name}", route=True)
+    _add(phases, "final delta (frozen)", cut.final_changes, cut.final_seconds)
+    if cut.waiting:
+        report.notes.append(f"{name}: {', '.join(cut.waiting)} wait(s) for a table still to move")
+    stop_capture(config_path, params.source, [name])
+    control.set_checkpoint(run_id, name, phase="routed")
+    report.freeze_ms = max(report.freeze_ms or 0.0, cut.freeze_ms)
+    report.notes.append(f"{name} moved to {params.target} (freeze {cut.freeze_ms:,.0f} ms); the router sends "
+                        f"it there and {params.source} keeps it write-fenced")
 
 
 def _add(phases: dict[str, dict[str, float]], name: str, records: int, seconds: float) -> None:

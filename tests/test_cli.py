@@ -75,3 +75,23 @@ def test_unknown_provider_is_backend_001(tmp_path: Path) -> None:
     proc = _run("migrate", "a", "nowhere", "--config", str(cfg_path))
     assert proc.returncode == 1
     assert "BACKEND_001" in proc.stderr and "nowhere" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_the_strategy_defaults_to_backends_yaml_and_the_flag_overrides_it(tmp_path: Path) -> None:
+    cfg_path = write_config(tmp_path, {"a": {"kind": "sqlite", "url": "sqlite:///a.db", "role": "primary"},
+                                       "b": {"kind": "sqlite", "url": "sqlite:///b.db"}},
+                            migration={"strategy": "gradual", "chunk_rows": 200})
+    with open_adapter(config(cfg_path), "a") as src:
+        seed(src, 300)
+    planned = _run("migrate", "a", "b", "--dry-run", "--json", "--config", str(cfg_path))
+    assert planned.returncode == 0, planned.stderr
+    report = json.loads(planned.stdout)
+    assert report["strategy"] == "gradual"
+    assert any("chunk(s) per run" in n for n in report["notes"])
+    flagged = _run("migrate", "a", "b", "--dry-run", "--json", "--strategy", "immediate", "--config", str(cfg_path))
+    assert flagged.returncode == 0, flagged.stderr
+    assert json.loads(flagged.stdout)["strategy"] == "immediate"
+    cfg_path.write_text(cfg_path.read_text().replace("strategy: gradual", "strategy: sideways"), encoding="utf-8")
+    bad = _run("migrate", "a", "b", "--dry-run", "--config", str(cfg_path))
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr + bad.stdout
+    assert "BACKEND_" in bad.stderr + bad.stdout and "migration.strategy" in bad.stderr + bad.stdout
