@@ -170,7 +170,8 @@ class Adapter(abc.ABC):
     """One backend. Opened per task with `with open_adapter(provider) as a:`; never shared between threads."""
 
     kind: ClassVar[str]
-    capabilities: ClassVar[Capabilities]
+    # class data; an instance narrows it where its options leave a service out (no auth API configured, mongomock)
+    capabilities: Capabilities
     # Modules the adapter imports on first use (drivers, dialects); `registry.preload` imports them ahead of time.
     driver_modules: ClassVar[tuple[str, ...]] = ()
 

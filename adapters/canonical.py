@@ -14,7 +14,10 @@ import hashlib
 import json
 import math
 from decimal import Context, Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from adapters.base import CanonicalType
 
 UTC = dt.timezone.utc
 _HASH_HEX = 15  # 60 bits per record; sums of them cannot collide by accident on realistic tables
@@ -75,13 +78,13 @@ def type_of(value: Any) -> str:
     return "json"
 
 
-def merge_types(types: set[str]) -> str:
+def merge_types(types: set[str]) -> CanonicalType:
     """One column type for the types seen in a sample: numbers widen, anything else mixed becomes json."""
     types = types - {"null"}
     if not types:
         return "text"
     if len(types) == 1:
-        return next(iter(types))
+        return cast("CanonicalType", next(iter(types)))  # type_of() names canonical types only
     if types <= {"integer", "float"}:
         return "float"
     if types <= {"integer", "decimal", "float"}:

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import sqlalchemy as sa
 
@@ -133,7 +133,12 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+@overload
+def _aware(value: dt.datetime) -> dt.datetime: ...
+@overload
+def _aware(value: None) -> None: ...
 def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    """A timestamp read back from the store, in UTC (SQLite returns it naive)."""
     if value is None:
         return None
     return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value
@@ -468,7 +473,8 @@ class ControlStore:
                 return observed, None, 0
             if row.state == observed:
                 return observed, observed, 0
-            count = pending.count + 1 if pending is not None and pending.state == observed else 1
+            waiting, waited = pending.tuple() if pending is not None else (None, 0)
+            count = waited + 1 if waiting == observed else 1
             if count >= debounce:
                 conn.execute(sa.update(health_states_t).where(health_states_t.c.provider == provider)
                              .values(state=observed, since=now()))

@@ -81,6 +81,6 @@ class ControlView:
         return NoPointerYet(what, hint="start `shiftover serve` or run `shiftover status`: either sets the pointer "
                                        "from the configuration", provider="control")
 
-    def _text(self, exc: BaseException) -> str:
+    def _text(self, exc: BaseException | None) -> str:
         lines = str(exc).strip().splitlines()
         return redact(lines[0] if lines else type(exc).__name__, url_secrets(self._url))[:300]

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Any
 
 
 class BackendError(Exception):
@@ -49,11 +50,12 @@ class BackendError(Exception):
         hint = f" — {self.hint}" if self.hint else ""
         return f"{self.code}{where}: {self.message}{hint}"
 
-    def __reduce__(self):  # survives pickling across Prefect/Dask workers
+    def __reduce__(self) -> tuple[Any, ...]:  # survives pickling across Prefect/Dask workers
         return (_rebuild, (type(self), self.message, self.hint, self.provider, self.__dict__))
 
 
-def _rebuild(cls, message, hint, provider, state):
+def _rebuild(cls: type[BackendError], message: str, hint: str | None, provider: str | None,
+             state: dict[str, Any]) -> BackendError:
     err = cls.__new__(cls)
     err.__dict__.update(state)
     Exception.__init__(err, str(err))
@@ -93,7 +95,7 @@ class MigrationFailed(PermanentError):
 
 
 class CutoverBlocked(MigrationFailed):
-    def __init__(self, message: str, *, failures: Iterable[str] = (), **kw) -> None:
+    def __init__(self, message: str, *, failures: Iterable[str] = (), **kw: Any) -> None:
         self.failures = list(failures)
         super().__init__(message, **kw)
 

@@ -34,7 +34,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from adapters import canonical
-from adapters.base import CollectionSchema, Filter, Key, Record
+from adapters.base import Adapter, CollectionSchema, Filter, Key, Record
 from adapters.errors import (
     AuthenticationFailed,
     BackendError,
@@ -228,13 +228,13 @@ class FirebaseUsers:
             password_salt=_b64(rec["password_salt"]) if hashed and rec.get("password_salt") else None)
 
 
-def with_auth_users(cls: type) -> type:
+def with_auth_users(cls: type[Adapter]) -> type[Adapter]:
     """FirestoreAdapter with `auth.users` (when options.auth is set) beside its Firestore collections."""
 
-    class Options(cls.Options):  # type: ignore[name-defined, misc]
+    class Options(cls.Options):  # type: ignore[name-defined]
         auth: AuthOptions | None = Field(None, description="Firebase Authentication users as the collection auth.users")
 
-    class WithAuthUsers(cls):  # type: ignore[misc, valid-type]
+    class WithAuthUsers(cls):  # type: ignore[misc, valid-type]  # a class made per provider kind
         __doc__ = cls.__doc__
         capabilities = replace(cls.capabilities, auth=True)
 
@@ -312,7 +312,7 @@ def with_auth_users(cls: type) -> type:
                 not_carried=("provider links (Google, Apple ... sign-in)", "MFA factors", "tenant",
                              "tokens_valid_after"))
 
-    WithAuthUsers.Options = Options  # type: ignore[misc]
+    WithAuthUsers.Options = Options
     WithAuthUsers.__name__ = WithAuthUsers.__qualname__ = cls.__name__
     WithAuthUsers.__module__ = cls.__module__
     return WithAuthUsers

@@ -203,13 +203,13 @@ class FirebaseFiles:
         return gone
 
 
-def with_storage_files(cls: type) -> type:
+def with_storage_files(cls: type[Adapter]) -> type[Adapter]:
     """FirestoreAdapter with `storage/<bucket>` collections (when options.storage is set) beside its others."""
 
-    class Options(cls.Options):  # type: ignore[name-defined, misc]
+    class Options(cls.Options):  # type: ignore[name-defined]
         storage: StorageOptions | None = Field(None, description="Firebase Storage buckets as storage/<bucket>")
 
-    class WithStorageFiles(cls):  # type: ignore[misc, valid-type]
+    class WithStorageFiles(cls):  # type: ignore[misc, valid-type]  # a class made per provider kind
         __doc__ = cls.__doc__
         capabilities = replace(cls.capabilities, storage=True)
 
@@ -327,7 +327,7 @@ def with_storage_files(cls: type) -> type:
                 return super().field_limits(name)
             return FieldLimits(not_carried=_NOT_CARRIED)
 
-    WithStorageFiles.Options = Options  # type: ignore[misc]
+    WithStorageFiles.Options = Options
     WithStorageFiles.__name__ = WithStorageFiles.__qualname__ = cls.__name__
     WithStorageFiles.__module__ = cls.__module__
     return WithStorageFiles

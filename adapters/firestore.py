@@ -112,7 +112,7 @@ def _wire() -> Any:
                 raise AttributeError("_add_write_pbs/_prep_stream")
             _WIRE = SimpleNamespace(
                 Write=write_types.Write.pb(), Value=document_types.Value,
-                request_time=write_types.DocumentTransform.FieldTransform.ServerValue.REQUEST_TIME.value,
+                request_time=int(write_types.DocumentTransform.FieldTransform.ServerValue.REQUEST_TIME),
                 encode_value=_helpers.encode_value, decode_value=_helpers.decode_value)
         except (ImportError, AttributeError):
             _WIRE = False

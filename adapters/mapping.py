@@ -25,7 +25,7 @@ source records (to infer the types of flattened fields). Errors are ConfigInvali
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -148,28 +148,13 @@ def convert_key(value: Any, frm: str, to: str) -> Any:
     if frm == to or value is None:
         return value
     if to == "text":
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        if isinstance(value, (int, float, Decimal)):
-            return canonical.number_text(value)
-        if isinstance(value, dt.datetime):
-            return canonical.timestamp_text(value)
-        if isinstance(value, dt.date):
-            return value.isoformat()
-        return str(value)
+        return _key_text(value)
     if not isinstance(value, str):
         return value
+    parse = _KEY_PARSERS.get(to)
     try:
-        if to == "integer":
-            return int(value)
-        if to == "decimal":
-            return Decimal(value)
-        if to == "float":
-            return float(value)
-        if to == "timestamp":
-            return canonical.utc(dt.datetime.fromisoformat(value.replace("Z", "+00:00")))
-        if to == "date":
-            return dt.date.fromisoformat(value)
+        if parse is not None:
+            return parse(value)
         if to == "boolean" and value in ("true", "false"):
             return value == "true"
     except (ValueError, InvalidOperation):
@@ -182,9 +167,30 @@ def convert_key(value: Any, frm: str, to: str) -> Any:
                                 "document ids; declare it as text")
 
 
+def _key_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float, Decimal)):
+        return canonical.number_text(value)
+    if isinstance(value, dt.datetime):
+        return canonical.timestamp_text(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+_KEY_PARSERS: dict[str, Callable[[str], Any]] = {
+    "integer": int,
+    "decimal": Decimal,
+    "float": float,
+    "timestamp": lambda v: canonical.utc(dt.datetime.fromisoformat(v.replace("Z", "+00:00"))),
+    "date": dt.date.fromisoformat,
+}
+
+
 # -- building ----------------------------------------------------------------------------------------------------------
 def infer_type(values: Iterable[Any]) -> CanonicalType:
-    return canonical.merge_types({canonical.type_of(v) for v in values})  # type: ignore[return-value]
+    return canonical.merge_types({canonical.type_of(v) for v in values})
 
 
 
@@ -248,7 +254,7 @@ def build(
     if bad_types:
         raise ConfigInvalid(f"{where}.types names {', '.join(sorted(bad_types))}, which is not a column of {name}",
                             hint=f"columns of {name}: {', '.join(sorted(names))}")
-    cols = [Column(c.name, types.get(c.name, c.type), c.nullable, c.precision, c.scale,  # type: ignore[arg-type]
+    cols = [Column(c.name, types.get(c.name, c.type), c.nullable, c.precision, c.scale,
                    *((c.native, c.native_def) if c.name not in types else (None, None))) for c in cols]
     for f in flat:  # each flattened column right after the field it came from
         at = max(i for i, c in enumerate(cols) if c.name == f.path[0] or c.name.startswith(f.path[0] + "_"))

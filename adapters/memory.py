@@ -126,7 +126,7 @@ class MemoryAdapter(Adapter):
         with store.lock:
             coll = self._coll(store, name)
             start = 0 if after is None else bisect.bisect_right(coll.order, after)
-            out = []
+            out: list[Record] = []
             for key in coll.order[start:]:
                 if until is not None and key > until or len(out) >= limit:
                     break

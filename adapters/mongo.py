@@ -129,8 +129,8 @@ class MongoAdapter(Adapter):
             raise ConfigInvalid("the provider's url is not a MongoDB URL", hint="mongodb://user:password@host:27017/db",
                                 provider=self.name)
         ms = int(self.options.timeout_s * 1000)
-        client = pymongo.MongoClient(url, tz_aware=True, serverSelectionTimeoutMS=ms, connectTimeoutMS=ms,
-                                     socketTimeoutMS=ms * 6)
+        client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
+            url, tz_aware=True, serverSelectionTimeoutMS=ms, connectTimeoutMS=ms, socketTimeoutMS=ms * 6)
         return client, parse_uri(url).get("database")
 
     @property
@@ -423,7 +423,7 @@ class MongoAdapter(Adapter):
         if not tiled:
             return super().digests(name, ranges, batch=batch)
         schema = self.schema(name)
-        bounds = [r.hi for r in ordered[:-1]]
+        bounds: list[Any] = [r.hi for r in ordered[:-1]]  # tiled: none of them is None
         counts, sums = [0] * len(ordered), [0] * len(ordered)
         try:
             with self._errors():

@@ -17,12 +17,12 @@ import datetime as dt
 import json
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from adapters import canonical
-from adapters.base import Change, Column
+from adapters.base import Change, CollectionSchema, Column
 from adapters.errors import InvalidRequest
 from adapters.pg_guard import lock_down, unused_function
 
@@ -33,6 +33,19 @@ REGISTRY = "_shiftover_captured"
 
 class ChangeCapture:
     """capture_* and capturing for PostgresAdapter (which provides _raw, _errors, _conn, key_of, schema, options)."""
+
+    if TYPE_CHECKING:  # what the host class provides
+        name: str
+        url: str | None
+        options: Any
+
+        @property
+        def schema_name(self) -> str: ...
+        def _raw(self) -> Any: ...
+        def _errors(self) -> Any: ...
+        def _conn(self) -> Any: ...
+        def key_of(self, name: str) -> tuple[str, ...]: ...
+        def schema(self, name: str) -> CollectionSchema: ...
 
     def _capture_names(self):  # type: ignore[no-untyped-def]
         from psycopg import sql
@@ -99,7 +112,7 @@ class ChangeCapture:
                         "WHERE c.oid = %s::regclass", (seq,))
             lock_down(cur, "SEQUENCE", sql.Identifier(*cur.fetchone()))
 
-    def _log_exists(self, conn: sa.Connection) -> bool:  # type: ignore[no-untyped-def]
+    def _log_exists(self, conn: sa.Connection) -> bool:
         return sa.inspect(conn).has_table("_shiftover_changes", schema=self.schema_name)
 
     def capture_read(self, name: str, after_seq: int = 0, limit: int = 1000) -> list[Change]:

@@ -57,8 +57,9 @@ class TypeMapping:
         return self.engines.get(engine, (self.fidelity, self.lost))
 
 
-_DECIMAL_TEXT = ("normalized", "an unconstrained numeric loses trailing zeros (1.50 → 1.5); numeric(p,s) gets its "
-                 "scale back on PostgreSQL")
+_DECIMAL_TEXT: tuple[Fidelity, str] = (
+    "normalized", "an unconstrained numeric loses trailing zeros (1.50 → 1.5); numeric(p,s) gets its scale back on "
+    "PostgreSQL")
 _JSON_NUMBERS = ("JSON numbers travel as doubles (as psycopg reads json): beyond ~15 significant digits they are "
                  "rounded, on both sides of the digest alike")
 _NO_INPUT = "PostgreSQL accepts no input for these internal types: only NULL can be copied, to any engine"

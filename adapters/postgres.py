@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal
 
@@ -135,7 +135,7 @@ class PostgresAdapter(FreezeGuard, ChangeCapture, SqlAdapter):
         return engine
 
     @contextmanager
-    def _errors(self):
+    def _errors(self) -> Iterator[None]:
         import psycopg
 
         try:
@@ -149,7 +149,7 @@ class PostgresAdapter(FreezeGuard, ChangeCapture, SqlAdapter):
         except sa.exc.SQLAlchemyError as exc:
             raise InvalidRequest(redact(str(exc).splitlines()[0], self._password()), provider=self.name) from None
 
-    def _translate(self, exc: BaseException) -> BackendError:
+    def _translate(self, exc: BaseException | None) -> BackendError:
         import psycopg
 
         text = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, self._password())
@@ -189,7 +189,7 @@ class PostgresAdapter(FreezeGuard, ChangeCapture, SqlAdapter):
         if form is not None:
             return pg_types.Formed(col.native.split(":", 1)[1], form,  # type: ignore[union-attr]
                                    pg_types.definition_of(col.native_def).get("element"))
-        return {
+        types: dict[str, sa.types.TypeEngine[Any]] = {
             "integer": sa.BigInteger(),
             "decimal": sa.Numeric(col.precision, col.scale) if col.precision else sa.Numeric(),
             "float": pg.DOUBLE_PRECISION(),
@@ -200,7 +200,8 @@ class PostgresAdapter(FreezeGuard, ChangeCapture, SqlAdapter):
             "json": pg.JSONB(none_as_null=True),
             "bytes": pg.BYTEA(),
             "uuid": sa.Uuid(as_uuid=False),
-        }[col.type]
+        }
+        return types[col.type]
 
     def _ddl_type(self, col: Column) -> sa.types.TypeEngine:
         if col.native and col.native.startswith(FAMILY + ":"):
@@ -559,9 +560,7 @@ def _copy_out(conn: Any, query: bytes, write: Any, flush_at: int = 1 << 17) -> N
     pgconn.send_query(query)
     while pgconn.flush():
         select.select([], [fd], [])
-    res = result()
-    if res is None or res.status != pq.ExecStatus.COPY_OUT:
-        raise failed(res)
+    _expect(result(), pq.ExecStatus.COPY_OUT, failed)
     buf = bytearray()
     get = pgconn.get_copy_data
     while True:
@@ -580,8 +579,12 @@ def _copy_out(conn: Any, query: bytes, write: Any, flush_at: int = 1 << 17) -> N
             raise failed(None)
     if buf:
         write(buf)
-    res = result()
-    if res is None or res.status != pq.ExecStatus.COMMAND_OK:
-        raise failed(res)
+    _expect(result(), pq.ExecStatus.COMMAND_OK, failed)
     while result() is not None:
         pass
+
+
+def _expect(res: Any, status: Any, failed: Any) -> None:
+    """Raise what `failed` makes of `res` unless it has this status."""
+    if res is None or res.status != status:
+        raise failed(res)

@@ -42,13 +42,13 @@ class _BudgetLoader(yaml.SafeLoader):
                            "a configuration nests a few levels; remove the extra brackets")
         super().fetch_flow_collection_start(TokenClass)
 
-    def compose_node(self, parent: Node | None, index: Any) -> Node:  # type: ignore[override]
+    def compose_node(self, parent: Node | None, index: Any) -> Node:
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
                 raise _Refused(f"nested deeper than {MAX_DEPTH} levels", self.peek_event().start_mark,
                               "a configuration nests a few levels; remove the extra brackets")
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+            return super().compose_node(parent, index)
         finally:
             self._depth -= 1
 

@@ -10,7 +10,7 @@ import abc
 import datetime as dt
 import operator
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal, Self
 
@@ -20,7 +20,7 @@ from pydantic import Field
 from adapters.base import Adapter, CollectionSchema, Column, Filter, Key, KeyRange, Record
 from adapters.errors import CollectionNotFound, InvalidRequest
 
-_COMPARE = {
+_COMPARE: dict[str, Callable[[Any, Any], Any]] = {
     "eq": operator.eq, "ne": operator.ne, "lt": operator.lt, "lte": operator.le, "gt": operator.gt, "gte": operator.ge,
 }
 

@@ -84,7 +84,7 @@ class SupabaseAdapter(PostgresAdapter):
     def __init__(self, name: str, url: str | None, options: Any) -> None:
         super().__init__(name, url, options)
         api = options.api_url is not None and options.service_role_key is not None
-        self.capabilities = replace(type(self).capabilities, auth=api, storage=api)  # type: ignore[misc]
+        self.capabilities = replace(type(self).capabilities, auth=api, storage=api)
         self._api: Any = None
         self._http: Any = None
         self._users: dict[str, tuple[str, Record]] | None = None  # uid -> (Supabase id, record); reset on writes

@@ -143,4 +143,5 @@ class SyncStates:
         states = self.get(source=source, target=target)
         if not states or any(s.problem() for s in states):
             return None
-        return sum(s.pending or 0 for s in states), min(s.completed_at for s in states)  # type: ignore[type-var]
+        done = [s.completed_at for s in states if s.completed_at is not None]  # all of them: problem() says so
+        return sum(s.pending or 0 for s in states), min(done)

@@ -10,12 +10,16 @@ UI first). Automatic failover itself does not wait for this: the monitor in `shi
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING, cast
 from uuid import UUID
+
+if TYPE_CHECKING:
+    from prefect.automations import Automation
 
 AUTOMATION_NAME = "shiftover: provider down → failover dry run"
 
 
-def provider_down_automation(failover_deployment_id: UUID, config_path: str):
+def provider_down_automation(failover_deployment_id: UUID, config_path: str) -> Automation:
     from prefect.automations import Automation
     from prefect.events.actions import RunDeployment
     from prefect.events.schemas.automations import EventTrigger, Posture
@@ -43,10 +47,12 @@ def create(config_path: str, failover_deployment: str = "failover/failover") -> 
     from prefect.automations import Automation
 
     try:
-        Automation.read(name=AUTOMATION_NAME).delete()
+        Automation.read(name=AUTOMATION_NAME).delete()  # type: ignore[attr-defined]  # sync_compatible
     except ValueError:
         pass
-    automation = provider_down_automation(asyncio.run(_deployment_id(failover_deployment)), config_path).create()
+    made = provider_down_automation(asyncio.run(_deployment_id(failover_deployment)), config_path).create()
+    automation = cast("Automation", made)  # create() is sync_compatible: called from sync code it returns the object
+    assert automation.id is not None, "the API gives a created automation its id"
     return automation.id
 
 

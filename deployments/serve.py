@@ -15,14 +15,18 @@ for it).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from adapters.config import load_config
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig
 
 IN_PROCESS = frozenset({"health-sweep", "sync"})  # run inside `shiftover serve` (flows/scheduled_runs.py)
 SKIP, WAIT = "CANCEL_NEW", "ENQUEUE"  # Prefect's collision strategies: cancel the overlapping run, or queue it
 
 
-def one_at_a_time(collision: str):  # noqa: ANN201 - prefect's ConcurrencyLimitConfig, imported lazily
+def one_at_a_time(collision: str) -> ConcurrencyLimitConfig:
     from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 
     return ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy(collision))

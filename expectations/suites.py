@@ -25,6 +25,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from adapters.base import CollectionSchema, RangeDigest
 
@@ -148,7 +149,7 @@ class _Gate:
         context = gx.get_context(mode="ephemeral")
         context.variables.progress_bars = ProgressBarsConfig(globally=False)
         source = context.data_sources.add_pandas("shiftover")
-        plan = [
+        plan: list[tuple[str, list[str], list[Any]]] = [
             ("record_counts", ["collection"], [
                 gx.expectations.ExpectColumnPairValuesToBeEqual(column_A="source_rows", column_B="target_rows"),
                 gx.expectations.ExpectColumnValuesToBeUnique(column="collection"),
@@ -274,7 +275,7 @@ def _serve() -> None:
     for line in sys.stdin:
         try:
             result = validate_here(json.loads(line)["tables"])
-            reply = {"outcomes": [dataclasses.asdict(o) for o in result.outcomes]}
+            reply: dict[str, Any] = {"outcomes": [dataclasses.asdict(o) for o in result.outcomes]}
         except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it
             reply = {"error": f"{type(exc).__name__}: {exc}"}
         replies.write(json.dumps(reply) + "\n")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Literal, Optional
 
 import typer
 
 from tasks.codebase.plan import ARTIFACT_KEY
 from tasks.codebase.walk import DEFAULT_EXCLUDES, DEFAULT_MAX_BYTES
+
+if TYPE_CHECKING:
+    from tasks.codebase.model import Analysis
 
 
 def analyze_command(
@@ -49,7 +52,7 @@ def analyze_command(
     _print_summary(analysis, json_out, with_artifact=not no_prefect)
 
 
-def _print_summary(analysis, json_out: Path, *, with_artifact: bool) -> None:  # noqa: ANN001 - Analysis, lazily
+def _print_summary(analysis: Analysis, json_out: Path, *, with_artifact: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -76,8 +79,10 @@ def _print_summary(analysis, json_out: Path, *, with_artifact: bool) -> None:  #
             flags.add_row(name, str(count), FLAG_TEXT.get(name, ""))
         console.print(flags)
     steps = Table(title="Plan (least risky first)")
-    for col, justify in (("#", "right"), ("service", "left"), ("collection", "left"), ("calls", "right"),
-                         ("flagged", "right"), ("files", "right"), ("minutes", "right")):
+    columns: tuple[tuple[str, Literal["left", "right"]], ...] = (
+        ("#", "right"), ("service", "left"), ("collection", "left"), ("calls", "right"), ("flagged", "right"),
+        ("files", "right"), ("minutes", "right"))
+    for col, justify in columns:
         steps.add_column(col, justify=justify)
     for s in plan.steps[:20]:
         steps.add_row(str(s.order), s.service, s.collection or "(dynamic or none)", str(s.calls), str(s.flagged),

@@ -88,12 +88,13 @@ class RunLines(logging.Formatter):
         return fmt % record.__dict__
 
 
-class ConsoleLines(logging.StreamHandler):  # type: ignore[type-arg]
+class ConsoleLines(logging.StreamHandler):
     """The CLI's console handler. Its name does not start with `_`, so Prefect's logging set-up keeps it on the
     root logger instead of replacing it with its own console handler."""
 
 
 def _file_handler() -> tuple[logging.Handler, Path]:
+    handler: logging.Handler
     for directory in (log_dir(), Path(tempfile.gettempdir()) / "shiftover-logs"):
         try:
             directory.mkdir(parents=True, exist_ok=True)

@@ -247,7 +247,7 @@ def fail_over_first(**values: object) -> FailoverReport:
     """The monitor's `run_failover`: `fail_over` with the plain steps in this thread (no flow run, task run, API call
     or event on the path to the switch, so neither a busy machine nor a slow Prefect API delays it), then the
     `failover` flow run that records it, in a background thread. Returns the report at once."""
-    params = FailoverParams(**values)  # type: ignore[arg-type]
+    params = FailoverParams(**values)
     report = fail_over(params, TASKS.plain())
     if report.status == "switched":
         report.notes.append(f"switched by the monitor in {report.flow_s:.2f} s before this run was recorded")

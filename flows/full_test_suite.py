@@ -90,7 +90,7 @@ def full_test_suite(params: TestSuiteParams) -> TestSuiteReport:
     report = TestSuiteReport(
         id=plan.run_id, started=started, finished=dt.datetime.now(dt.timezone.utc),
         seconds=round(time.perf_counter() - clock, 2), providers=providers,
-        categories=categories,  # type: ignore[arg-type]
+        categories=categories,
         data_size=params.data_size, concurrent_users=params.concurrent_users, duration_s=params.duration_s,
         outcomes=outcomes, summary=summarize(outcomes), recommendations=recommendations, warnings=warnings,
         errors=errors)

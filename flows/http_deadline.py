@@ -29,7 +29,7 @@ def deadline_protocol(timeout_s: float) -> type[asyncio.Protocol]:
     class DeadlineH11(H11Protocol):
         _deadline: asyncio.TimerHandle | None = None
 
-        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
             self._arm()
 

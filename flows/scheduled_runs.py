@@ -29,8 +29,11 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
+
+if TYPE_CHECKING:
+    from prefect.states import State
 
 log = logging.getLogger("shiftover.serve")
 
@@ -173,7 +176,7 @@ class InProcessRunner:
         try:
             with get_client(sync_client=True) as client:
                 flow_run = client.read_flow_run(flow_run_id)  # with its Pending state and concurrency lease
-            state = run_flow(s.flow, flow_run=flow_run, return_type="state")
+            state = cast("State[Any]", run_flow(s.flow, flow_run=flow_run, return_type="state"))  # a sync flow
         except Exception:  # noqa: BLE001 - e.g. the API went away mid-run; the worker stays for the next run
             log.exception("%s: run %s could not be run", s.name, flow_run_id)
             return

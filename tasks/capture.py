@@ -105,9 +105,9 @@ def current_records(src: Adapter, name: str, keys: Sequence[Key]) -> dict[Key, R
                 found[(rec[cols[0]],)] = rec
     else:
         for k in keys:
-            rec = src.get(name, k)
-            if rec is not None:
-                found[tuple(rec[c] for c in cols)] = rec
+            current = src.get(name, k)
+            if current is not None:
+                found[tuple(current[c] for c in cols)] = current
     return found
 
 
@@ -316,9 +316,9 @@ def cutover_window(config_path: str, run_id: str, source: str, target: str, name
             freeze_ms = (time.perf_counter() - t0) * 1000
         except BaseException:
             current = control.pointer()
-            moved = (current and current.provider == target and run_id in current.reason) or (
+            switched = bool(current and current.provider == target and run_id in current.reason) or (
                 route and all(control.routes().get(n) == target for n in names))
-            if not moved:
+            if not switched:
                 src.unfreeze(names)
                 control.clear_freeze(source, names)
             raise

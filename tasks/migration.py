@@ -12,11 +12,12 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -254,7 +255,7 @@ def _copy_batches(src: Adapter, dst: Adapter, plan: ChunkPlan, shape: mapping.Co
             lo, batch = hi, following
 
 
-def _prefetched(batches: Iterator[list[Record]], depth: int = 2) -> Iterator[list[Record]]:
+def _prefetched(batches: Iterator[list[Record]], depth: int = 2) -> Generator[list[Record], None, None]:
     """The same batches, read ahead by one thread (the source adapter's only user meanwhile) while the caller writes:
     the source's read and the target's write overlap. A read error is raised where the caller would have met it."""
     out: queue.Queue[tuple[str, object]] = queue.Queue(depth)
@@ -459,7 +460,7 @@ def _bucketed_target_digests(dst: Adapter, shape: mapping.CollectionMapping, ran
                              batch: int) -> list[RangeDigest]:
     name = shape.name
     ordered = list(ranges)
-    bounds = [r.hi for r in ordered[:-1]]
+    bounds: list[Any] = [r.hi for r in ordered[:-1]]  # the inner bounds (only the last range is open above)
     counts, sums = [0] * len(ordered), [0] * len(ordered)
     stray, stray_sum = 0, 0
     key = dst.key_of(name)

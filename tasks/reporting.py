@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from uuid import UUID
 
 from prefect import task
-from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 
@@ -127,6 +133,11 @@ def publish_report(report: MigrationReport) -> None:
                              description=f"Migration {report.source} → {report.target}: {report.status}")
     create_table_artifact(key=artifact_key(report, "-table"), table=table_rows(report),
                           description="Per collection: source rows, target rows, digests equal, seconds")
+
+
+def advance_progress(progress_id: str, percent: float) -> None:
+    """Move the progress artifact `start_progress` made (its id travels between flows as text)."""
+    update_progress_artifact(UUID(progress_id), progress=min(100.0, percent))
 
 
 def start_progress(report: MigrationReport) -> str | None:

@@ -16,6 +16,7 @@ import datetime as dt
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 from prefect import task
 
@@ -83,7 +84,8 @@ def copy_changes(src: Adapter, dst: Adapter, name: str, since: dt.datetime | Non
             dst.upsert(name, batch)
             return rows + len(batch), newest
         full = len(batch) >= limit
-        page = [r for r in batch if change_time(src, r) < last] if full else batch
+        # a feed with change times has one on every record it returns
+        page = [r for r in batch if cast(dt.datetime, change_time(src, r)) < last] if full else batch
         if not page:  # a full page of one timestamp: widen the page rather than skip part of it
             limit *= 2
             continue

@@ -20,6 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
+from typing import TYPE_CHECKING
 
 from adapters.base import Adapter, Key, KeyRange, ranges_from_boundaries
 from adapters.config import Config
@@ -28,6 +29,9 @@ from adapters.errors import BackendError, StandbyNotInSync
 from adapters.registry import open_adapter
 from adapters.syncstate import SyncStates
 from tasks.capture import current_records
+
+if TYPE_CHECKING:
+    from tasks.sync import SyncResult
 
 _BATCH = 2000
 _PASS_BUDGET_S = 60.0
@@ -76,7 +80,7 @@ def full_copy(src: Adapter, dst: Adapter, name: str, *, chunk_rows: int, batch: 
 
 def sync_by_capture(config: Config, control: ControlStore, source: str, targets: Sequence[str],
                     collections: Sequence[str] | None = None, *, check: Callable[[], None] | None = None,
-                    budget_s: float = _PASS_BUDGET_S):  # type: ignore[no-untyped-def]
+                    budget_s: float = _PASS_BUDGET_S) -> list[SyncResult]:
     """One pass from `source` to every standby in `targets`; returns a SyncResult per target."""
     from tasks.sync import SyncResult
 
@@ -110,20 +114,11 @@ def sync_by_capture(config: Config, control: ControlStore, source: str, targets:
                     results[t].skipped[name] = str(exc)
                 continue
             by_target = {s.target: s for s in states.get(source=source) if s.collection == name}
-            live = []
             for t in targets:
-                if by_target.get(t) is not None and by_target[t].state == "live":
-                    live.append(t)
-                    continue
-                if name not in existing[t]:
-                    dsts[t].create_collection(src.schema(name))
-                    results[t].created.append(name)
-                states.copying(source, t, name, "capture")
-                copied = full_copy(src, dsts[t], name, chunk_rows=config.sync.chunk_rows)
-                states.live(source, t, name, method="capture", copied_at=now(), rows=copied)
-                results[t].copied[name] = copied
-                results[t].rows += copied
-                live.append(t)
+                if by_target.get(t) is None or by_target[t].state != "live":  # copied whole; capture already runs
+                    _copy_whole(src, dsts[t], name, name in existing[t], states, (source, t), config.sync.chunk_rows,
+                                results[t])
+            live = list(targets)
             drained, applied = _drain(src, dsts, name, live, states, source, results, ack=keep_log is None,
                                       deadline=time.monotonic() + budget_s, check=check)
             if keep_log is None and applied:  # acknowledged: a live standby this pass did not write missed them
@@ -147,8 +142,22 @@ def sync_by_capture(config: Config, control: ControlStore, source: str, targets:
     return list(results.values())
 
 
+def _copy_whole(src: Adapter, dst: Adapter, name: str, exists: bool, states: SyncStates, pair: tuple[str, str],
+                chunk_rows: int, result: SyncResult) -> None:
+    """Copy the whole collection into a standby that is not live, then mark it live."""
+    if not exists:
+        dst.create_collection(src.schema(name))
+        result.created.append(name)
+    source, target = pair
+    states.copying(source, target, name, "capture")
+    copied = full_copy(src, dst, name, chunk_rows=chunk_rows)
+    states.live(source, target, name, method="capture", copied_at=now(), rows=copied)
+    result.copied[name] = copied
+    result.rows += copied
+
+
 def _drain(src: Adapter, dsts: dict[str, Adapter], name: str, live: list[str], states: SyncStates, source: str,
-           results: dict, *, ack: bool, deadline: float,  # type: ignore[type-arg]
+           results: dict, *, ack: bool, deadline: float,
            check: Callable[[], None] | None) -> tuple[bool, int]:
     """Apply captured changes to every live standby; returns (every change was read, changes applied)."""
     applied, after = 0, 0

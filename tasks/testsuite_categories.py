@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from decimal import Decimal
+from functools import partial
 
 import psutil
 
@@ -349,15 +350,15 @@ def performance(adapter: Adapter, plan: SuitePlan, rec: Recorder) -> CategoryOut
         name = schema.name
         rows = [scratch_record(i) for i in range(1, n + 1)]
         steps: list[tuple[str, list[Callable[[], object]], int]] = [
-            ("insert", [lambda r=r: adapter.insert(name, [r]) for r in rows], 1),
-            ("get", [lambda r=r: adapter.get(name, key(r)) for r in rows], 1),
-            ("find", [lambda i=i: adapter.find(name, [Filter("qty", "eq", i % 10)], limit=10) for i in range(n)], 1),
-            ("update", [lambda r=r: adapter.update(name, key(r), {"qty": 99}) for r in rows], 1),
-            ("delete", [lambda r=r: adapter.delete(name, [key(r)]) for r in rows], 1),
+            ("insert", [partial(adapter.insert, name, [r]) for r in rows], 1),
+            ("get", [partial(adapter.get, name, key(r)) for r in rows], 1),
+            ("find", [partial(adapter.find, name, [Filter("qty", "eq", i % 10)], limit=10) for i in range(n)], 1),
+            ("update", [partial(adapter.update, name, key(r), {"qty": 99}) for r in rows], 1),
+            ("delete", [partial(adapter.delete, name, [key(r)]) for r in rows], 1),
         ]
         batches = [[scratch_record(i) for i in range(j, j + BATCH)] for j in range(100_000, 100_000 + plan.records,
                                                                                   BATCH)]
-        steps.append((f"batch upsert ×{BATCH}", [lambda b=b: adapter.upsert(name, b) for b in batches], BATCH))
+        steps.append((f"batch upsert ×{BATCH}", [partial(adapter.upsert, name, b) for b in batches], BATCH))
         for op, calls, per_call in steps:
             with rec.case(f"latency {op}") as d:
                 ops[op] = stats(adapter.name, op, timed(calls), per_call)

@@ -25,7 +25,7 @@ class TestSuiteParams(BaseModel):
     __test__: ClassVar[bool] = False  # not a pytest class
 
     providers: list[str] | None = Field(None, description="provider names in backends.yaml; empty means all")
-    categories: list[Category] = Field(list(CATEGORIES), description="which categories to run")
+    categories: list[Category] = Field(list(get_args(Category)), description="which categories to run")
     data_size: DataSize = Field("small", description="small: 200 records, medium: 2,000, large: 20,000")
     concurrent_users: int = Field(4, ge=1, le=64, description="clients in the load test, each with its own connection")
     duration_s: float = Field(3.0, gt=0, le=600, description="how long the load test runs, in seconds")

@@ -71,6 +71,14 @@ class _Fail(Exception):
         self.status, self.body = status, body
 
 
+def _ok(out: Any) -> tuple[int, dict, bytes]:
+    return 200, {"Content-Type": "application/json"}, json.dumps(out).encode()
+
+
+def _missing(what: str) -> _Fail:
+    return _Fail(404, {"statusCode": "404", "error": "not_found", "message": f"{what} not found"})
+
+
 class SupabaseFake:
     """State of one fake Supabase project, and the server answering for it."""
 
@@ -228,13 +236,12 @@ class SupabaseFake:
 
     # -- Storage -----------------------------------------------------------------------------------------------------
     def _storage(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict, bytes]:
-        def ok(out: Any) -> tuple[int, dict, bytes]:
-            return 200, {"Content-Type": "application/json"}, json.dumps(out).encode()
-
-        def missing(what: str) -> _Fail:
-            return _Fail(404, {"statusCode": "404", "error": "not_found", "message": f"{what} not found"})
-
         data = json.loads(body) if body and "json" in headers.get("content-type", "") else {}
+        answer = self._storage_buckets(method, path, data)
+        return answer if answer is not None else self._storage_objects(method, path, headers, body, data)
+
+    def _storage_buckets(self, method: str, path: str, data: dict) -> tuple[int, dict, bytes] | None:
+        ok, missing = _ok, _missing
         if path.rstrip("/") == "bucket":
             if method == "GET":
                 return ok(list(self.buckets.values()))
@@ -255,6 +262,11 @@ class SupabaseFake:
                                   "delete is not empty"})
             del self.buckets[match[1]], self.objects[match[1]]
             return ok({"message": "Successfully deleted"})
+        return None
+
+    def _storage_objects(self, method: str, path: str, headers: dict[str, str], body: bytes,
+                         data: dict) -> tuple[int, dict, bytes]:
+        ok, missing = _ok, _missing
         match = re.fullmatch(r"object/list/([^/]+)", path)
         if match and method == "POST":
             return ok(self._list(self._bucket(match[1]), data))

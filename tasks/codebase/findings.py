@@ -21,6 +21,7 @@ class FindingSink:
 
     def record(self, state: State, src: Source, has_sentinel: Callable[[Segment], bool]) -> None:
         seg = state.op_segment
+        assert seg is not None, "a finding is recorded at the operation's segment"
         key = _node_key(seg.node)
         if key in self._seen:
             return

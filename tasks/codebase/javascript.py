@@ -191,7 +191,7 @@ class JsFile(Source):
         for i, seg in enumerate(segs):
             if seg.kind != "attr":
                 break
-            dotted += "." + seg.name
+            dotted += f".{seg.name}"
             if dotted in self.bindings:
                 state, start = self.bindings[dotted], i + 1
         if state is None and name == "require" and segs[0].kind == "call" and segs[0].name is None and segs[0].args:

@@ -32,7 +32,8 @@ class PyFile(Source):
         if isinstance(node, ast.Constant):
             return node.value if isinstance(node.value, str) else None
         if isinstance(node, ast.JoinedStr):
-            return "".join(v.value if isinstance(v, ast.Constant) else DYN for v in node.values)
+            return "".join(v.value if isinstance(v, ast.Constant) and isinstance(v.value, str) else DYN
+                           for v in node.values)
         if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Mod)):
             left, right = self.literal(node.left), self.literal(node.right)
             if left is None:
@@ -117,7 +118,7 @@ class PyFile(Source):
         for i, seg in enumerate(segs):
             if seg.kind != "attr":
                 break
-            dotted += "." + seg.name
+            dotted += f".{seg.name}"
             if dotted in self.bindings:
                 state, start = self.bindings[dotted], i + 1
         if state is None:

@@ -87,7 +87,7 @@ def lookup(state: State, seg: Segment) -> Rule | None:
     if seg.kind == "call":
         return table.get(seg.name) or table.get("*") if seg.name is not None else table.get("()")
     if seg.kind == "attr":
-        return table.get("." + seg.name) or table.get(".*")
+        return table.get(f".{seg.name}") or table.get(".*")
     return table.get("[]")
 
 
@@ -125,23 +125,18 @@ def apply(state: State, rule: Rule, seg: Segment, src: Source) -> State | None:
         elif rule.to == "fs.ref":  # `.doc()` without an id: an auto-id document
             path = path + (DYN,)
     elif mode == "attr":
-        path = path + (seg.name,)
+        path = path + (seg.name or DYN,)
     elif mode in ("ref0", "ref0+args1"):
         base = src.evaluate(seg.args[0]) if seg.args else None
-        path = base.path if base is not None else ((DYN,) if mode == "ref0" else ())
+        path = _ref_path(base, seg, src, mode)
         if base is not None:
             flags |= base.flags
             tree = tree or base.tree
-        if mode == "ref0+args1":
-            path = path + _names(src, seg.args[1:])
     elif mode == "args1":
         path = _names(src, seg.args[1:])
     elif mode == "option:table":
-        for arg in seg.args:
-            value = src.option(arg, "table")
-            if value is not None:
-                path = (value,)
-                break
+        tables = [v for v in (src.option(arg, "table") for arg in seg.args) if v is not None]
+        path = (tables[0],) if tables else path
     elif mode == "model0":
         arg = _arg(seg, 0)
         lit = src.literal(arg) if arg is not None else None
@@ -151,29 +146,36 @@ def apply(state: State, rule: Rule, seg: Segment, src: Source) -> State | None:
         if key is None or "service" not in src.text(key).lower():
             flags.add("rls")
     elif mode in ("sql0", "sql0?"):
-        arg = _arg(seg, 0)
-        sql = src.sql(arg) if arg is not None else None
-        if sql is None:
-            if mode == "sql0?":
-                return None
-            path, operation = (DYN,), "write"
-        else:
-            classified = classify_sql(sql)
-            if classified is None:
-                if mode == "sql0?":
-                    return None
-                path, operation = (DYN,), "write"
-            else:
-                operation, table, sql_flags = classified
-                service = "realtime" if operation == "subscribe" else service
-                path = (table,) if table else ((DYN,) if DYN in sql else ())
-                flags |= sql_flags
+        read = _sql_rule(seg, src, optional=mode == "sql0?")
+        if read is None:
+            return None
+        path, operation, sql_flags = read
+        service = "realtime" if operation == "subscribe" else service
+        flags |= sql_flags
     kind = rule.to or ("done" if rule.is_op else state.kind)
     new = State(kind=kind, sdk=state.sdk, path=path, flags=frozenset(flags), service=state.service,
                 operation=state.operation, op_segment=state.op_segment, tree=tree)
     if rule.is_op and state.service is None:
         new = replace(new, service=service, operation=operation, op_segment=seg)
     return new
+
+
+def _ref_path(base: State | None, seg: Segment, src: Source, mode: str) -> tuple[str, ...]:
+    """The path of a reference passed as the first argument (`ref0`), extended by the names after it (`+args1`)."""
+    path = base.path if base is not None else ((DYN,) if mode == "ref0" else ())
+    return path + _names(src, seg.args[1:]) if mode == "ref0+args1" else path
+
+
+def _sql_rule(seg: Segment, src: Source, *, optional: bool) -> tuple[tuple[str, ...], str, set[str]] | None:
+    """(path, operation, flags) read from the SQL text in the first argument. Text that is not SQL (or not a literal)
+    is a dynamic write, or None for an optional rule: the call is not SQL after all."""
+    arg = _arg(seg, 0)
+    sql = src.sql(arg) if arg is not None else None
+    classified = classify_sql(sql) if sql is not None else None
+    if sql is None or classified is None:
+        return None if optional else ((DYN,), "write", set())
+    operation, table, sql_flags = classified
+    return ((table,) if table else ((DYN,) if DYN in sql else ())), operation, set(sql_flags)
 
 
 def run_chain(state: State, segments: list[Segment], src: Source) -> State | None:

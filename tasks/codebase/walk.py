@@ -28,6 +28,20 @@ def _matches(rel: str, name: str, patterns: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(rel, p) for p in patterns)
 
 
+def _folder_entries(directory: Path, rel_dir: str, seen: set[tuple[int, int]],
+                    result: WalkResult) -> list[os.DirEntry[str]] | None:
+    """The folder's entries by name; None when it was seen already (a loop) or cannot be read (noted)."""
+    try:
+        st = directory.stat()
+        if (st.st_dev, st.st_ino) in seen:
+            return None
+        seen.add((st.st_dev, st.st_ino))
+        return sorted(os.scandir(directory), key=lambda e: e.name)
+    except OSError as exc:
+        result.issues.append(FileIssue(file=rel_dir or ".", reason=f"unreadable folder: {exc.strerror}"))
+        return None
+
+
 def list_sources(root: Path, *, include: tuple[str, ...] = (), exclude: tuple[str, ...] = DEFAULT_EXCLUDES,
                  max_bytes: int = DEFAULT_MAX_BYTES) -> WalkResult:
     """Source files under `root`. Symlinks are followed only while they stay inside `root`; each real directory is
@@ -40,20 +54,8 @@ def list_sources(root: Path, *, include: tuple[str, ...] = (), exclude: tuple[st
     stack = [(real_root, "")]
     while stack:
         directory, rel_dir = stack.pop()
-        try:
-            st = directory.stat()
-        except OSError as exc:
-            result.issues.append(FileIssue(file=rel_dir or ".", reason=f"unreadable folder: {exc.strerror}"))
-            continue
-        if (st.st_dev, st.st_ino) in seen_dirs:
-            continue
-        seen_dirs.add((st.st_dev, st.st_ino))
-        try:
-            entries = sorted(os.scandir(directory), key=lambda e: e.name)
-        except OSError as exc:
-            result.issues.append(FileIssue(file=rel_dir or ".", reason=f"unreadable folder: {exc.strerror}"))
-            continue
-        if rel_dir and any(e.name == "pyvenv.cfg" for e in entries):
+        entries = _folder_entries(directory, rel_dir, seen_dirs, result)
+        if entries is None or (rel_dir and any(e.name == "pyvenv.cfg" for e in entries)):
             continue
         for entry in entries:
             rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
