@@ -184,6 +184,33 @@ def test_two_monitors_racing_make_exactly_one_switch(prefect_harness, memory_con
     assert control.pointer().provider == "b"
 
 
+def test_after_a_failed_probe_the_monitor_probes_again_sooner_and_still_needs_three(prefect_harness, memory_config):
+    cfg = memory_config(monitor_interval_s=1.0, retry_interval_s=0.1, cooldown_s=0)
+    control = ControlStore(cfg.control.url.get_secret_value())
+    control.ensure_pointer("a")
+    monitor = Monitor(str(cfg.path))
+    assert monitor.probe_interval() == 1.0
+    monitor.policy.failures = 1
+    assert monitor.probe_interval() == 0.1
+    monitor.policy.failures = 3  # at the threshold (a refused failover, the cool-down): the full interval again
+    assert monitor.probe_interval() == 1.0
+
+    monitor, stop = run_monitor(cfg)
+    try:
+        time.sleep(0.3)  # after one good probe
+        MemoryAdapter.store("a").down = True
+        down_at = time.monotonic()
+        wait_for(lambda: control.pointer().provider == "b", timeout=10)
+        took = time.monotonic() - down_at
+    finally:
+        stop.set()
+    failed = sorted(p.at for p in control.probes("a") if not p.ok)
+    assert len(failed) == 3 and monitor.failovers[0].status == "switched"  # three in a row, then one switch
+    gaps = [(later - earlier).total_seconds() for earlier, later in zip(failed, failed[1:])]
+    assert all(0.09 <= g < 0.6 for g in gaps), gaps  # the 2nd and 3rd probe 0.1 s apart, not 1 s
+    assert took < 2.0, f"switched {took:.2f} s after the loss: the old pacing needs at least 2 s"
+
+
 def test_failback_is_manual_by_default_and_automatic_only_after_a_stable_period(prefect_harness, memory_config):
     cfg = memory_config(cooldown_s=0, failback="manual")
     control = ControlStore(cfg.control.url.get_secret_value())
