@@ -255,8 +255,8 @@ def main() -> None:
     parser.add_argument("--before-loss", type=float, default=4.0, help="seconds of writes before the loss")
     parser.add_argument("--sweep-every", type=float, default=10.0, help="busy rounds: seconds between health sweeps")
     parser.add_argument("--retry-interval", type=float, default=None,
-                        help="failover.retry_interval_s (default: the configuration's default); 1 probes at the "
-                             "monitor's interval after a failure too, as before that setting existed")
+                        help="failover.retry_interval_s (default: the configuration's default); 1 keeps the monitor's "
+                             "1 s pace after a failure too, as before that setting existed")
     args = parser.parse_args()
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     losses = [{"kill": "kill -9"}.get(x.strip(), x.strip()) for x in args.losses.split(",") if x.strip()]
