@@ -17,7 +17,7 @@ from adapters.errors import StaleEpoch
 from adapters.memory import MemoryAdapter
 from adapters.registry import open_adapter
 from adapters.router import Backend
-from flows.failover import FailoverParams, failover
+from flows.failover import FailoverParams, failover, render
 from flows.serve import Monitor
 from tasks.sync import sync_pair
 from tests.fixtures_clusters import write_config
@@ -209,6 +209,11 @@ def test_after_a_failed_probe_the_monitor_probes_again_sooner_and_still_needs_th
     gaps = [(later - earlier).total_seconds() for earlier, later in zip(failed, failed[1:])]
     assert all(0.09 <= g < 0.6 for g in gaps), gaps  # the 2nd and 3rd probe 0.1 s apart, not 1 s
     assert took < 2.0, f"switched {took:.2f} s after the loss: the old pacing needs at least 2 s"
+    report = monitor.failovers[0]  # where the switch's time went, step by step, also in the artifact
+    assert {"plan", "lease", "fence", "unfence_target", "switch"} <= set(report.step_s)
+    assert 0 < sum(report.step_s.values()) <= report.flow_s
+    assert f"(plan {report.step_s['plan']:.2f} s, lease " in render(report)
+    assert f", switch {report.step_s['switch']:.2f} s)" in render(report)
 
 
 def test_failback_is_manual_by_default_and_automatic_only_after_a_stable_period(prefect_harness, memory_config):
