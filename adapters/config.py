@@ -129,6 +129,10 @@ class FailoverPolicy(_Strict):
     enabled: bool = True
     consecutive_failures: int = Field(3, ge=1)
     monitor_interval_s: float = Field(1.0, gt=0)
+    retry_interval_s: float = Field(0.5, gt=0, description="after a failed probe of the active provider, the next "
+                                    "one comes this soon (at most monitor_interval_s) until consecutive_failures "
+                                    "is reached: a refused connection fails at once, and need not wait a whole "
+                                    "interval to be confirmed")
     sweep_interval_s: float = Field(30, ge=10)
     cooldown_s: float = Field(60, ge=0, description="no second automatic switch within this time")
     fallback: list[str] = Field(default_factory=list, description="standby order; empty means by priority")

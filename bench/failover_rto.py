@@ -5,9 +5,16 @@ A writer upserts 100 records/s through the Backend router; after a few seconds t
 (`pg_ctl stop -m immediate`), and in a second round its postmaster is killed -9. Printed per round:
 RTO = time from the loss to the first successful write on the standby; RPO = acknowledged writes missing on the
 standby. Modes: sync-only (the sync flow's copy every --sync-every s) and mirror (the router writes each record to
-the standby before acknowledging it). Policy: the high-availability template's (monitor every 1 s, 3 consecutive
-failures, probe timeout 1.5 s). The replica completes one sync before the writer starts (failover never switches to
+the standby before acknowledging it). Policy: the high-availability template's (monitor every 1 s, after a failed
+probe the next one 0.5 s later, 3 consecutive failures, probe timeout 1.5 s; `--retry-interval 1` for the pace
+before retry_interval_s existed). The replica completes one sync before the writer starts (failover never switches to
 a standby not known to be in sync).
+
+The loss falls at a different point between two of the monitor's probes in each round ((round + 0.5) / rounds of
+the 1 s interval after one), as a real loss does, not always just before or just after a probe. Each round also
+prints where its time went: loss → the end of the first failed probe → the monitor's decision → the switch done
+(rank, lease, fence, compare-and-swap; the report's step times beside it) → the writer's router reading the new
+pointer → the first acknowledged write on the standby.
 
 Each round runs quiet and busy: busy rounds run four CPU-bound processes for the whole round and the health_sweep
 flow every --sweep-every s (10 s: the shortest interval the README allows) in this process, beside the monitor, the
@@ -17,6 +24,7 @@ acknowledged writes lost in mirror mode (the exit status checks the last and tha
 
     .venv/bin/python bench/failover_rto.py [--rate 100] [--sync-every 5] [--modes sync-only,mirror]
         [--losses stop,kill] [--loads quiet,busy] [--rounds 3] [--before-loss 4] [--sweep-every 10]
+        [--retry-interval S]
 """
 
 from __future__ import annotations
@@ -54,6 +62,7 @@ ITEMS = CollectionSchema("items", (Column("id", "integer", False), Column("v", "
 
 
 TARGET_RTO_S = {"quiet": 3.0, "busy": 5.0}
+MONITOR_S = 1.0  # failover.monitor_interval_s: the loss falls at (round + 0.5) / rounds of it after a probe
 BUSY_PROCESSES = 4
 
 
@@ -81,8 +90,58 @@ def sweeper(config_path: str, first: float, every: float, stop: threading.Event)
 swept: list[float] = []  # how long each sweep took (printed with the busy rounds)
 
 
+class Timeline:
+    """Monotonic times of one round's failover, from the loss to the first write on the standby: the monitor's
+    probes (start, end, ok), its decision and finished switch, and when the writer's router first read the new
+    pointer."""
+
+    def __init__(self) -> None:
+        self.lost = self.decided = self.switched = self.noticed = self.first_write = float("nan")
+        self.probes: list[tuple[float, float, bool]] = []
+        self.longest_call = 0.0  # the writer's longest single upsert after the loss
+        self.loss_call = float("nan")  # how long the stop or kill command took to return
+
+    def watch(self, monitor, control: ControlStore) -> None:
+        """Wrap the monitor's probe step and failover, and the writer's control store (no change in behaviour)."""
+        tick, run_failover, ensure_pointer = monitor.tick, monitor.run_failover, control.ensure_pointer
+
+        def timed_tick():
+            started, failovers = time.monotonic(), len(monitor.failovers)
+            try:
+                return tick()
+            finally:
+                ok = monitor.policy.failures == 0 and len(monitor.failovers) == failovers
+                self.probes.append((started, time.monotonic(), ok))
+
+        def timed_failover(**params):
+            self.decided = time.monotonic() if self.decided != self.decided else self.decided
+            report = run_failover(**params)
+            self.switched = time.monotonic() if self.switched != self.switched else self.switched
+            return report
+
+        def seen_pointer(*args, **kwargs):
+            pointer = ensure_pointer(*args, **kwargs)
+            if pointer.provider != "primary" and self.noticed != self.noticed:
+                self.noticed = time.monotonic()
+            return pointer
+
+        monitor.tick, monitor.run_failover, control.ensure_pointer = timed_tick, timed_failover, seen_pointer
+
+    def phases(self) -> dict[str, float]:
+        """Seconds: loss → first failed probe's end → decision → switch done → router saw it → first write."""
+        failed = [end for start, end, ok in self.probes if not ok and end >= self.lost]
+        first_failed = failed[0] if failed else float("nan")
+        return {"to_first_failed_probe": first_failed - self.lost, "to_decision": self.decided - first_failed,
+                "to_switch": self.switched - self.decided, "to_router": self.noticed - self.switched,
+                "to_first_write": self.first_write - self.noticed}
+
+
 def one_round(root: Path, a: PgCluster, b: PgCluster, *, mode: str, loss: str, rate: float, sync_every: float,
-              before_loss: float = 4.0, load: str = "quiet", sweep_every: float = 10.0):
+              before_loss: float = 4.0, load: str = "quiet", sweep_every: float = 10.0, retry_s: float | None = None,
+              phase: float = 0.0):
+    """One loss, `before_loss` s after the monitor's first probe: give it a fraction of the monitor's interval (the
+    phase of the loss against the probes) so that rounds do not all lose the primary just before, or just after, a
+    probe."""
     from flows.serve import Monitor
     from tasks.sync import sync_pair
 
@@ -94,8 +153,9 @@ def one_round(root: Path, a: PgCluster, b: PgCluster, *, mode: str, loss: str, r
                     "options": {"connect_timeout_s": 1}},
         "replica": {"kind": "postgresql", "url": b.url, "role": "standby", "priority": 2,
                     "options": {"connect_timeout_s": 1}},
-    }, health={"timeout_s": 1.5}, failover={"consecutive_failures": 3, "monitor_interval_s": 1, "cooldown_s": 120,
-                                            "router_follow_s": 2}))
+    }, health={"timeout_s": 1.5}, failover={"consecutive_failures": 3, "monitor_interval_s": MONITOR_S,
+                                            "cooldown_s": 120, "router_follow_s": 2,
+                                            **({} if retry_s is None else {"retry_interval_s": retry_s})}))
     control = ControlStore(cfg.control.url.get_secret_value())
     control.ensure_pointer("primary")
     for name in ("primary", "replica"):
@@ -106,17 +166,23 @@ def one_round(root: Path, a: PgCluster, b: PgCluster, *, mode: str, loss: str, r
     acked: list[int] = []
     after_loss: list[tuple[float, str]] = []
     lost_at: list[float] = []
+    timeline = Timeline()
+    writer_control = ControlStore(cfg.control.url.get_secret_value())
 
     def writer() -> None:
-        with Backend(cfg, mirror=(mode == "mirror"), control=ControlStore(cfg.control.url.get_secret_value())) as be:
+        with Backend(cfg, mirror=(mode == "mirror"), control=writer_control) as be:
             n, period = 0, 1 / rate
             next_at = time.monotonic()
             while not stop.is_set():
+                called = time.monotonic()
                 try:
                     be.upsert("items", [{"id": n, "v": "w", "updated_at": dt.datetime.now(dt.timezone.utc)}])
                 except BackendError:
                     time.sleep(0.02)
                     continue  # retry the same record: not acknowledged
+                finally:
+                    if lost_at and not after_loss:
+                        timeline.longest_call = max(timeline.longest_call, time.monotonic() - called)
                 acked.append(n)
                 if lost_at and not after_loss and be.active != "primary":
                     after_loss.append((time.monotonic(), be.active))
@@ -134,6 +200,7 @@ def one_round(root: Path, a: PgCluster, b: PgCluster, *, mode: str, loss: str, r
                     pass
 
     monitor = Monitor(str(cfg.path))
+    timeline.watch(monitor, writer_control)
     threads = [threading.Thread(target=writer, daemon=True), threading.Thread(target=syncer, daemon=True)]
     hogs = cpu_hogs(BUSY_PROCESSES) if load == "busy" else []
     sweeps_before = len(swept)
@@ -144,9 +211,11 @@ def one_round(root: Path, a: PgCluster, b: PgCluster, *, mode: str, loss: str, r
         for t in threads:
             t.start()
         monitor.start(stop)
-        time.sleep(before_loss)
+        time.sleep(before_loss + phase)
         lost_at.append(time.monotonic())
+        timeline.lost = lost_at[0]
         a.stop() if loss == "stop" else a.kill9()
+        timeline.loss_call = time.monotonic() - timeline.lost
         deadline = time.monotonic() + 30
         while not after_loss and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -158,6 +227,8 @@ def one_round(root: Path, a: PgCluster, b: PgCluster, *, mode: str, loss: str, r
             hog.wait()
     for t in threads:
         t.join(30)
+    writer_control.close()
+    timeline.first_write = after_loss[0][0] if after_loss else float("nan")
     held = {r[0] for r in b.execute("SELECT id FROM items")}
     missing = [i for i in acked if i not in held]
     report = monitor.failovers[0] if monitor.failovers else None
@@ -167,7 +238,8 @@ def one_round(root: Path, a: PgCluster, b: PgCluster, *, mode: str, loss: str, r
         "mode": mode, "loss": loss, "load": load, "rto_s": rto,
         "first_write_on": after_loss[0][1] if after_loss else "-",
         "detect_to_switch_s": getattr(report, "detect_to_switch_s", None), "acked": len(acked),
-        "lost_acked": len(missing),
+        "lost_acked": len(missing), "phases": timeline.phases(), "longest_call_s": timeline.longest_call,
+        "loss_call_s": timeline.loss_call, "switch_steps_s": getattr(report, "step_s", {}),
     }
 
 
@@ -182,6 +254,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds per mode, loss and load (medians printed)")
     parser.add_argument("--before-loss", type=float, default=4.0, help="seconds of writes before the loss")
     parser.add_argument("--sweep-every", type=float, default=10.0, help="busy rounds: seconds between health sweeps")
+    parser.add_argument("--retry-interval", type=float, default=None,
+                        help="failover.retry_interval_s (default: the configuration's default); 1 keeps the monitor's "
+                             "1 s pace after a failure too, as before that setting existed")
     args = parser.parse_args()
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     losses = [{"kill": "kill -9"}.get(x.strip(), x.strip()) for x in args.losses.split(",") if x.strip()]
@@ -212,13 +287,10 @@ def main() -> None:
                 for loss in losses:
                     for load in loads:
                         r = one_round(root, a, b, mode=mode, loss=loss, rate=args.rate, sync_every=args.sync_every,
-                                      before_loss=args.before_loss, load=load, sweep_every=args.sweep_every)
+                                      before_loss=args.before_loss, load=load, sweep_every=args.sweep_every,
+                                      retry_s=args.retry_interval, phase=(n + 0.5) / args.rounds * MONITOR_S)
                         rows.append(r)
-                        print(f"round {n + 1} | {r['mode']:>9} | {r['loss']:>7} | {load:>5} | RTO {r['rto_s']:5.2f} s "
-                              f"(first write on {r['first_write_on']}; first failed probe → switch "
-                              f"{r['detect_to_switch_s'] or float('nan'):.2f} s) | acknowledged {r['acked']:5d} | "
-                              f"lost acknowledged writes (RPO) {r['lost_acked']}"
-                              + (f" | health sweeps {r['sweeps']}" if load == "busy" else ""), flush=True)
+                        print_round(n, r)
     finally:
         for c in (a, b):
             c.stop()
@@ -227,6 +299,19 @@ def main() -> None:
     failed = [r for r in rows if r["first_write_on"] != "replica" or (r["mode"] == "mirror" and r["lost_acked"] > 0)]
     if failed:
         sys.exit(f"{len(failed)} round(s) did not fail over to the replica, or mirror mode lost an acknowledged write")
+
+
+def print_round(n: int, r: dict) -> None:
+    print(f"round {n + 1} | {r['mode']:>9} | {r['loss']:>7} | {r['load']:>5} | RTO {r['rto_s']:5.2f} s "
+          f"(first write on {r['first_write_on']}; first failed probe → switch "
+          f"{r['detect_to_switch_s'] or float('nan'):.2f} s) | acknowledged {r['acked']:5d} | "
+          f"lost acknowledged writes (RPO) {r['lost_acked']}"
+          + (f" | health sweeps {r['sweeps']}" if r["load"] == "busy" else ""), flush=True)
+    print("        " + " → ".join(f"{k.removeprefix('to_').replace('_', ' ')} +{v:.2f}" for k, v in r["phases"].items())
+          + f" s (each after the one before, from the loss; the {r['loss']} command took {r['loss_call_s']:.2f} s, "
+          f"the writer's longest call {r['longest_call_s']:.2f} s)"
+          + ("; the switch's steps: " + ", ".join(f"{k} {v:.2f}" for k, v in r["switch_steps_s"].items())
+             if r["switch_steps_s"] else ""), flush=True)
 
 
 def summary(rows: list[dict], loads: list[str], rounds: int) -> None:
@@ -245,8 +330,11 @@ def summary(rows: list[dict], loads: list[str], rounds: int) -> None:
             switch = med([r["detect_to_switch_s"] if r["detect_to_switch_s"] is not None else float("nan")
                           for r in these])
             verdict = "met" if rto <= TARGET_RTO_S[load] else "MISSED"
-            cells.append(f"{load} RTO {rto:5.2f} s ({verdict}; probe → switch {switch:4.2f} s; lost acknowledged "
-                         f"{max(r['lost_acked'] for r in these)})")
+            worst = max((r["rto_s"] for r in these), default=float("nan"))
+            steps = ", ".join(f"{k.removeprefix('to_').replace('_', ' ')} {med([r['phases'][k] for r in these]):.2f}"
+                              for k in these[0]["phases"]) if these else ""
+            cells.append(f"{load} RTO {rto:5.2f} s ({verdict}; worst {worst:4.2f} s; probe → switch {switch:4.2f} s; "
+                         f"lost acknowledged {max(r['lost_acked'] for r in these)}; steps {steps})")
         print(f"{key[0]:>9} | {key[1]:>7} | " + " | ".join(cells), flush=True)
 
 

@@ -77,6 +77,7 @@ class FailoverReport(BaseModel):
     switched_at: dt.datetime | None = None
     detect_to_switch_s: float | None = None
     flow_s: float = 0.0
+    step_s: dict[str, float] = Field(default_factory=dict)  # seconds each step took (a repeated step: the sum)
     candidates: list[dict[str, object]] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
 
@@ -93,7 +94,9 @@ def render(r: FailoverReport) -> str:
     lines = [f"# Failover: {r.reason}", "", head, "",
              f"- time from first failed probe to switch: "
              f"{'-' if r.detect_to_switch_s is None else f'{r.detect_to_switch_s:.2f} s'}",
-             f"- flow time: {r.flow_s:.2f} s",
+             f"- flow time: {r.flow_s:.2f} s" + (" (" + ", ".join(f"{k.replace('_', ' ')} {v:.2f} s"
+                                                                    for k, v in r.step_s.items()) + ")"
+                                                  if r.step_s else ""),
              f"- old primary fenced in its engine: {'-' if r.engine_fenced is None else r.engine_fenced}",
              f"- last delta copied: {'-' if r.synced_rows is None else r.synced_rows} record(s)",
              f"- records at risk (on the old primary, not on the new one): {risk} {r.at_risk_note}".rstrip()]
@@ -124,6 +127,19 @@ class Steps:
     def plain(self) -> Steps:
         return Steps(**{f.name: getattr(self, f.name).fn for f in fields(self)})
 
+    def timed(self, into: dict[str, float]) -> Steps:
+        """The same steps, each adding the seconds it took to `into` under its name (where the failover's time goes)."""
+        def timing(name: str, step: Callable[..., object]) -> Callable[..., object]:
+            def run(*args: object, **kwargs: object) -> object:
+                started = time.perf_counter()
+                try:
+                    return step(*args, **kwargs)
+                finally:
+                    into[name] = round(into.get(name, 0.0) + time.perf_counter() - started, 4)
+            return run
+
+        return Steps(**{f.name: timing(f.name, getattr(self, f.name)) for f in fields(self)})
+
 
 TASKS = Steps(plan=plan_failover, primary_answers=primary_answers, not_in_sync=not_in_sync, fence=fence_old_primary,
               unfence_target=unfence_target, sync_delta=sync_standby, count_at_risk=count_at_risk,
@@ -134,13 +150,15 @@ def fail_over(params: FailoverParams, steps: Steps) -> FailoverReport:
     """Decide, fence, switch: the one place the failover's order is written. Returns the report (switched, dry-run
     or superseded) with `flow_s` the time these steps took; raises HealthCheckFailed (no healthy standby) or
     StandbyNotInSync (BACKEND_017) before anything was changed."""
-    clock = time.perf_counter()
+    clock, step_s = time.perf_counter(), {}
+    steps = steps.timed(step_s)
     config = load_config(params.config_path)
     config_path = str(config.path)
     plan = steps.plan(config_path, params.to)
     old, epoch = plan.pointer.provider, plan.pointer.epoch
     report = FailoverReport(status="dry-run", reason=params.reason, old=old, new=plan.target, epoch_before=epoch,
                             first_failed_at=params.first_failed_at, candidates=[c.row() for c in plan.candidates])
+    report.step_s = step_s  # the same dict: the steps still to run add to it
     if params.expected_epoch is not None and epoch != params.expected_epoch:
         report.status, report.new = "superseded", old
         report.notes.append(f"the pointer is at epoch {epoch} on {old!r}, not at epoch {params.expected_epoch}")
@@ -163,6 +181,7 @@ def _leased_switch(params: FailoverParams, config: Config, plan: FailoverPlan, t
                      engine_locks=[], preempt=("sync",))  # no engine lock: the old primary may not answer
     with ExitStack() as stack:
         stack.callback(control.close)
+        started = time.perf_counter()
         try:
             stack.enter_context(lease)
         except LeaseHeld as exc:
@@ -173,6 +192,7 @@ def _leased_switch(params: FailoverParams, config: Config, plan: FailoverPlan, t
             return
         report.notes += lease.notes
         current = control.pointer()
+        report.step_s["lease"] = round(time.perf_counter() - started, 4)
         if current is not None and current.epoch != epoch:
             report.status, report.new = "superseded", current.provider
             report.notes.append(f"the pointer moved to epoch {current.epoch} on {current.provider!r} meanwhile")

@@ -3,10 +3,11 @@
 - Deployments (deployments/serve.py), each with its pydantic form in the UI: health_sweep and sync on intervals run
   inside this process (flows/scheduled_runs.py: no new interpreter per run); failover, migrate and the rest run on
   demand through `prefect.serve`, each run in a process of its own, picked up within `poll_s`.
-- The monitor probes the active provider every failover.monitor_interval_s and, when MonitorPolicy says so, runs
-  the `failover` flow right here, in this already-running process (a deployment triggered by an event needs several
-  seconds just to start). A second thread (the warden) fences old primaries as soon as they answer again and, with
-  failback: automatic, moves back to the preferred provider after it has been stable for failback_stable_s.
+- The monitor probes the active provider every failover.monitor_interval_s (every failover.retry_interval_s while
+  it counts consecutive failures) and, when MonitorPolicy says so, runs the `failover` flow right here, in this
+  already-running process (a deployment triggered by an event needs several seconds just to start). A second
+  thread (the warden) fences old primaries as soon as they answer again and, with failback: automatic, moves back
+  to the preferred provider after it has been stable for failback_stable_s.
 - GET /active answers `{"provider", "epoch", "since", "reason"}` from the control store, for applications not
   written in Python; GET /healthz answers `{"status": "ok"}`. Nothing else, and never a URL or key. Both only read
   (ControlView): with no pointer yet /active is 404, with an unreadable store both are 503, each with
@@ -65,6 +66,15 @@ class Monitor:
         self.failovers.append(report)
         return report
 
+    def probe_interval(self) -> float:
+        """From one probe's start to the next: monitor_interval_s, or retry_interval_s after a failed probe until
+        consecutive_failures is reached (so a refused connection is confirmed in a fraction of the interval). At
+        the threshold, and while a refused failover or the cool-down holds the switch, back to the full interval."""
+        policy = self.config.failover
+        if 0 < self.policy.failures < policy.consecutive_failures:
+            return min(policy.retry_interval_s, policy.monitor_interval_s)
+        return policy.monitor_interval_s
+
     def warden_tick(self) -> object | None:
         for returned in fence_pending(self.config, self.control):
             log.warning("old primary %s answers again: fenced in its engine; records at risk: %s",
@@ -86,7 +96,7 @@ class Monitor:
         self.failovers.append(report)
         return report
 
-    def _loop(self, step: Callable[[], object], interval: float, stop: threading.Event) -> None:
+    def _loop(self, step: Callable[[], object], interval: Callable[[], float], stop: threading.Event) -> None:
         said, said_at = "", 0.0
         while not stop.is_set():
             started = time.monotonic()
@@ -100,16 +110,16 @@ class Monitor:
                     said, said_at = str(exc), started
             except Exception:  # noqa: BLE001 - the monitor must outlive any one failed step; the error is logged
                 log.exception("monitor step failed; continuing")
-            stop.wait(max(0.0, interval - (time.monotonic() - started)))
+            stop.wait(max(0.0, interval() - (time.monotonic() - started)))
 
     def start(self, stop: threading.Event) -> list[threading.Thread]:
         if self.run_failover is run_failover_flow:  # imported now, not by the first failover on a busy machine
             import flows.failover  # noqa: F401
-        interval = self.config.failover.monitor_interval_s
+        warden_s = max(self.config.failover.monitor_interval_s, 2.0)
         threads = [
-            threading.Thread(target=self._loop, args=(self.tick, interval, stop), name="shiftover-monitor",
+            threading.Thread(target=self._loop, args=(self.tick, self.probe_interval, stop), name="shiftover-monitor",
                              daemon=True),
-            threading.Thread(target=self._loop, args=(self.warden_tick, max(interval, 2.0), stop),
+            threading.Thread(target=self._loop, args=(self.warden_tick, lambda: warden_s, stop),
                              name="shiftover-warden", daemon=True),
         ]
         for t in threads:

@@ -17,7 +17,7 @@ from adapters.errors import StaleEpoch
 from adapters.memory import MemoryAdapter
 from adapters.registry import open_adapter
 from adapters.router import Backend
-from flows.failover import FailoverParams, failover
+from flows.failover import FailoverParams, failover, render
 from flows.serve import Monitor
 from tasks.sync import sync_pair
 from tests.fixtures_clusters import write_config
@@ -182,6 +182,38 @@ def test_two_monitors_racing_make_exactly_one_switch(prefect_harness, memory_con
     assert statuses in (["superseded", "switched"], ["no action", "switched"])
     assert [p.epoch for p in control.history()] == [2, 1]
     assert control.pointer().provider == "b"
+
+
+def test_after_a_failed_probe_the_monitor_probes_again_sooner_and_still_needs_three(prefect_harness, memory_config):
+    cfg = memory_config(monitor_interval_s=1.0, retry_interval_s=0.1, cooldown_s=0)
+    control = ControlStore(cfg.control.url.get_secret_value())
+    control.ensure_pointer("a")
+    monitor = Monitor(str(cfg.path))
+    assert monitor.probe_interval() == 1.0
+    monitor.policy.failures = 1
+    assert monitor.probe_interval() == 0.1
+    monitor.policy.failures = 3  # at the threshold (a refused failover, the cool-down): the full interval again
+    assert monitor.probe_interval() == 1.0
+
+    monitor, stop = run_monitor(cfg)
+    try:
+        time.sleep(0.3)  # after one good probe
+        MemoryAdapter.store("a").down = True
+        down_at = time.monotonic()
+        wait_for(lambda: control.pointer().provider == "b", timeout=10)
+        took = time.monotonic() - down_at
+    finally:
+        stop.set()
+    failed = sorted(p.at for p in control.probes("a") if not p.ok)
+    assert len(failed) == 3 and monitor.failovers[0].status == "switched"  # three in a row, then one switch
+    gaps = [(later - earlier).total_seconds() for earlier, later in zip(failed, failed[1:])]
+    assert all(0.09 <= g < 0.6 for g in gaps), gaps  # the 2nd and 3rd probe 0.1 s apart, not 1 s
+    assert took < 2.0, f"switched {took:.2f} s after the loss: the old pacing needs at least 2 s"
+    report = monitor.failovers[0]  # where the switch's time went, step by step, also in the artifact
+    assert {"plan", "lease", "fence", "unfence_target", "switch"} <= set(report.step_s)
+    assert 0 < sum(report.step_s.values()) <= report.flow_s
+    assert f"(plan {report.step_s['plan']:.2f} s, lease " in render(report)
+    assert f", switch {report.step_s['switch']:.2f} s)" in render(report)
 
 
 def test_failback_is_manual_by_default_and_automatic_only_after_a_stable_period(prefect_harness, memory_config):

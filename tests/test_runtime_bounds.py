@@ -211,7 +211,7 @@ def test_the_monitor_says_a_refusal_it_keeps_meeting_once(caplog) -> None:
         raise refused if len(calls) != 3 else RuntimeError("a bug")
 
     with caplog.at_level(logging.WARNING, logger="shiftover.serve"):
-        Monitor._loop(object.__new__(Monitor), step, 0.0, stop)
+        Monitor._loop(object.__new__(Monitor), step, lambda: 0.0, stop)
     said = [r for r in caplog.records if "BACKEND_017" in r.getMessage()]
     assert len(calls) == 6 and len(said) == 1 and "retried at every probe" in said[0].getMessage()
     assert [r for r in caplog.records if r.exc_info and "a bug" in str(r.exc_info[1])]  # anything else: a traceback
