@@ -50,7 +50,7 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "ERROR")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 from adapters.base import CollectionSchema, Column  # noqa: E402
-from adapters.config import load_config  # noqa: E402
+from adapters.config import Config, load_config  # noqa: E402
 from adapters.control import ControlStore  # noqa: E402
 from adapters.errors import BackendError  # noqa: E402
 from adapters.registry import open_adapter  # noqa: E402
@@ -136,6 +136,18 @@ class Timeline:
                 "to_first_write": self.first_write - self.noticed}
 
 
+def syncer(cfg: Config, control: ControlStore, stop: threading.Event, sync_every: float) -> None:
+    """Sync the replica every `sync_every` s while the primary is active (what `shiftover serve` would do)."""
+    from tasks.sync import sync_pair
+
+    while not stop.wait(sync_every):
+        if control.pointer().provider == "primary":
+            try:
+                sync_pair(cfg, control, "primary", "replica", overlap_s=2)
+            except BackendError:
+                pass
+
+
 def one_round(root: Path, a: PgCluster, b: PgCluster, *, mode: str, loss: str, rate: float, sync_every: float,
               before_loss: float = 4.0, load: str = "quiet", sweep_every: float = 10.0, retry_s: float | None = None,
               phase: float = 0.0):
@@ -190,18 +202,10 @@ def one_round(root: Path, a: PgCluster, b: PgCluster, *, mode: str, loss: str, r
                 next_at += period
                 time.sleep(max(0.0, next_at - time.monotonic()))
 
-    def syncer() -> None:
-        while not stop.wait(sync_every):
-            pointer = control.pointer()
-            if pointer.provider == "primary":
-                try:
-                    sync_pair(cfg, control, "primary", "replica", overlap_s=2)
-                except BackendError:
-                    pass
-
     monitor = Monitor(str(cfg.path))
     timeline.watch(monitor, writer_control)
-    threads = [threading.Thread(target=writer, daemon=True), threading.Thread(target=syncer, daemon=True)]
+    threads = [threading.Thread(target=writer, daemon=True),
+               threading.Thread(target=syncer, args=(cfg, control, stop, sync_every), daemon=True)]
     hogs = cpu_hogs(BUSY_PROCESSES) if load == "busy" else []
     sweeps_before = len(swept)
     if load == "busy":

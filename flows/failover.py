@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, fields
+from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
@@ -125,7 +126,8 @@ class Steps:
     switch: Callable[..., tuple[int, str]]
 
     def plain(self) -> Steps:
-        return Steps(**{f.name: getattr(self, f.name).fn for f in fields(self)})
+        plain: dict[str, Any] = {f.name: getattr(self, f.name).fn for f in fields(self)}
+        return Steps(**plain)
 
     def timed(self, into: dict[str, float]) -> Steps:
         """The same steps, each adding the seconds it took to `into` under its name (where the failover's time goes)."""
@@ -138,7 +140,8 @@ class Steps:
                     into[name] = round(into.get(name, 0.0) + time.perf_counter() - started, 4)
             return run
 
-        return Steps(**{f.name: timing(f.name, getattr(self, f.name)) for f in fields(self)})
+        timed: dict[str, Any] = {f.name: timing(f.name, getattr(self, f.name)) for f in fields(self)}
+        return Steps(**timed)
 
 
 TASKS = Steps(plan=plan_failover, primary_answers=primary_answers, not_in_sync=not_in_sync, fence=fence_old_primary,
@@ -150,7 +153,7 @@ def fail_over(params: FailoverParams, steps: Steps) -> FailoverReport:
     """Decide, fence, switch: the one place the failover's order is written. Returns the report (switched, dry-run
     or superseded) with `flow_s` the time these steps took; raises HealthCheckFailed (no healthy standby) or
     StandbyNotInSync (BACKEND_017) before anything was changed."""
-    clock, step_s = time.perf_counter(), {}
+    clock, step_s = time.perf_counter(), dict[str, float]()
     steps = steps.timed(step_s)
     config = load_config(params.config_path)
     config_path = str(config.path)

@@ -206,7 +206,7 @@ def test_after_a_failed_probe_the_monitor_probes_again_sooner_and_still_needs_th
         stop.set()
     failed = sorted(p.at for p in control.probes("a") if not p.ok)
     assert len(failed) == 3 and monitor.failovers[0].status == "switched"  # three in a row, then one switch
-    gaps = [(later - earlier).total_seconds() for earlier, later in zip(failed, failed[1:])]
+    gaps = [(later - earlier).total_seconds() for earlier, later in zip(failed, failed[1:], strict=False)]
     assert all(0.09 <= g < 0.6 for g in gaps), gaps  # the 2nd and 3rd probe 0.1 s apart, not 1 s
     assert took < 2.0, f"switched {took:.2f} s after the loss: the old pacing needs at least 2 s"
     report = monitor.failovers[0]  # where the switch's time went, step by step, also in the artifact
