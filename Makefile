@@ -8,7 +8,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: venv demo test bench lock clean
+.PHONY: venv demo test lint bench lock clean
 
 venv: $(STAMP)
 
@@ -25,6 +25,10 @@ demo: venv
 
 test: venv
 	$(BIN)/python -m pytest -q
+
+lint: venv  # what .ci/run checks before the tests: ruff (style, imports, bugbear, complexity ≤ 15) and mypy
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 bench: venv
 	$(BIN)/python bench/migrate_pg.py --rows 1000000

@@ -18,11 +18,14 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel
 
 from adapters import canonical
+
+if TYPE_CHECKING:
+    from adapters.userfiles import FieldLimits
 
 Key = tuple[Any, ...]
 Record = dict[str, Any]
@@ -230,6 +233,12 @@ class Adapter(abc.ABC):
 
     def key_of(self, name: str) -> tuple[str, ...]:
         return self.schema(name).key
+
+    def field_limits(self, name: str) -> FieldLimits:
+        """What this provider cannot keep, or read back, of the collection's fields (users and files); none here."""
+        from adapters.userfiles import FieldLimits
+
+        return FieldLimits()
 
     # -- bulk data paths ----------------------------------------------------------------------------------------
     @abc.abstractmethod

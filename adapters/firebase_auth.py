@@ -16,8 +16,8 @@ user_metadata, custom claims are app_metadata, the hash parameters come from opt
 auth.import_users (1000 per call, replacing users with the same uid), with UserImportHash.scrypt for Firebase hashes
 and UserImportHash.bcrypt for bcrypt ones. Firebase keeps no other user metadata: other keys are reported dropped.
 
-`with_auth_users` hooks this into FirestoreAdapter: it returns a subclass whose calls for `auth.users` come here and
-whose other calls go to Firestore unchanged.
+`FirebaseAuthUsers` is mixed into FirestoreAdapter (adapters/firestore.py): its calls for `auth.users` come here and
+its other calls go on to Firestore unchanged.
 """
 
 from __future__ import annotations
@@ -228,94 +228,85 @@ class FirebaseUsers:
             password_salt=_b64(rec["password_salt"]) if hashed and rec.get("password_salt") else None)
 
 
-def with_auth_users(cls: type[Adapter]) -> type[Adapter]:
-    """FirestoreAdapter with `auth.users` (when options.auth is set) beside its Firestore collections."""
+class FirebaseAuthUsers(Adapter):
+    """Mixed into FirestoreAdapter: the collection `auth.users` (when options.auth is set) beside its Firestore
+    collections; every other name goes on to the next class."""
 
-    class Options(cls.Options):  # type: ignore[name-defined]
-        auth: AuthOptions | None = Field(None, description="Firebase Authentication users as the collection auth.users")
+    options: Any  # the host's Options: auth, project, credentials_file
 
-    class WithAuthUsers(cls):  # type: ignore[misc, valid-type]  # a class made per provider kind
-        __doc__ = cls.__doc__
-        capabilities = replace(cls.capabilities, auth=True)
+    def __init__(self, name: str, url: str | None, options: Any) -> None:
+        super().__init__(name, url, options)
+        self.capabilities = replace(self.capabilities, auth=options.auth is not None)
+        self._users: FirebaseUsers | None = None
 
-        def __init__(self, name: str, url: str | None, options: Any) -> None:
-            super().__init__(name, url, options)
-            self.capabilities = replace(cls.capabilities, auth=options.auth is not None)
-            self._users: FirebaseUsers | None = None
+    @property
+    def users(self) -> FirebaseUsers:
+        if self.options.auth is None:
+            raise InvalidRequest(f"{USERS!r} needs options.auth on this Firebase provider",
+                                 hint="add options.auth (emulator_host, or credentials_file, and the hash "
+                                      "parameters)", provider=self.name)
+        if self._users is None:
+            project = self.options.project or (self.url or "").removeprefix("firestore://").strip("/")
+            self._users = FirebaseUsers(self.name, project, self.options.auth, self.options.credentials_file)
+        return self._users
 
-        @property
-        def users(self) -> FirebaseUsers:
-            if self.options.auth is None:
-                raise InvalidRequest(f"{USERS!r} needs options.auth on this Firebase provider",
-                                     hint="add options.auth (emulator_host, or credentials_file, and the hash "
-                                          "parameters)", provider=self.name)
-            if self._users is None:
-                project = self.options.project or (self.url or "").removeprefix("firestore://").strip("/")
-                self._users = FirebaseUsers(self.name, project, self.options.auth, self.options.credentials_file)
-            return self._users
+    def close(self) -> None:
+        if self._users is not None:
+            self._users.close()
+            self._users = None
+        super().close()
 
-        def close(self) -> None:
-            if self._users is not None:
-                self._users.close()
-                self._users = None
-            super().close()
+    def collections(self) -> list[str]:
+        names = super().collections()
+        return [USERS, *names] if self.options.auth is not None else names
 
-        def collections(self) -> list[str]:
-            names = super().collections()
-            return [USERS, *names] if self.options.auth is not None else names
+    def schema(self, name: str) -> CollectionSchema:
+        return USERS_SCHEMA if name == USERS else super().schema(name)
 
-        def schema(self, name: str) -> CollectionSchema:
-            return USERS_SCHEMA if name == USERS else super().schema(name)
+    def create_collection(self, schema: CollectionSchema) -> None:
+        if schema.name != USERS:  # every Firebase project has its users
+            super().create_collection(schema)
 
-        def create_collection(self, schema: CollectionSchema) -> None:
-            if schema.name != USERS:  # every Firebase project has its users
-                super().create_collection(schema)
+    def drop_collection(self, name: str) -> None:
+        if name == USERS:
+            raise InvalidRequest("Shiftover does not delete every user of a Firebase project",
+                                 hint="delete users by key", provider=self.name)
+        super().drop_collection(name)
 
-        def drop_collection(self, name: str) -> None:
-            if name == USERS:
-                raise InvalidRequest("Shiftover does not delete every user of a Firebase project",
-                                     hint="delete users by key", provider=self.name)
-            super().drop_collection(name)
+    def count(self, name: str) -> int:
+        return len(self.users.all()) if name == USERS else super().count(name)
 
-        def count(self, name: str) -> int:
-            return len(self.users.all()) if name == USERS else super().count(name)
+    def scan(self, name: str, *, after: Key | None = None, until: Key | None = None,
+             limit: int = 1000) -> list[Record]:
+        if name == USERS:
+            return self.users.scan(after=after, until=until, limit=limit)
+        return super().scan(name, after=after, until=until, limit=limit)
 
-        def scan(self, name: str, *, after: Key | None = None, until: Key | None = None,
-                 limit: int = 1000) -> list[Record]:
-            if name == USERS:
-                return self.users.scan(after=after, until=until, limit=limit)
-            return super().scan(name, after=after, until=until, limit=limit)
+    def changes(self, name: str, *, since: dt.datetime | None, limit: int = 1000) -> list[Record]:
+        if name == USERS:
+            raise InvalidRequest("Firebase Auth does not tell when a user changed",
+                                 hint="migrate auth.users with --strategy immediate", provider=self.name)
+        return super().changes(name, since=since, limit=limit)
 
-        def changes(self, name: str, *, since: dt.datetime | None, limit: int = 1000) -> list[Record]:
-            if name == USERS:
-                raise InvalidRequest("Firebase Auth does not tell when a user changed",
-                                     hint="migrate auth.users with --strategy immediate", provider=self.name)
-            return super().changes(name, since=since, limit=limit)
+    def upsert(self, name: str, records: Sequence[Record]) -> int:
+        return self.users.upsert(records) if name == USERS else super().upsert(name, records)
 
-        def upsert(self, name: str, records: Sequence[Record]) -> int:
-            return self.users.upsert(records) if name == USERS else super().upsert(name, records)
+    def delete(self, name: str, keys: Sequence[Key]) -> int:
+        return self.users.delete(keys) if name == USERS else super().delete(name, keys)
 
-        def delete(self, name: str, keys: Sequence[Key]) -> int:
-            return self.users.delete(keys) if name == USERS else super().delete(name, keys)
+    def find(self, name: str, where: Sequence[Filter] = (), *,
+             order_by: Sequence[tuple[str, Literal["asc", "desc"]]] = (), limit: int | None = None) -> list[Record]:
+        if name == USERS:
+            return self.users.find(where, order_by, limit)
+        return super().find(name, where, order_by=order_by, limit=limit)
 
-        def find(self, name: str, where: Sequence[Filter] = (), *,
-                 order_by: Sequence[tuple[str, Literal["asc", "desc"]]] = (), limit: int | None = None) -> list[Record]:
-            if name == USERS:
-                return self.users.find(where, order_by, limit)
-            return super().find(name, where, order_by=order_by, limit=limit)
-
-        def field_limits(self, name: str) -> FieldLimits:
-            if name != USERS:
-                return FieldLimits()
-            return FieldLimits(
-                dropped={"user_metadata": f"Firebase keeps only {' and '.join(_KEPT_METADATA)} of it"},
-                not_carried=("provider links (Google, Apple ... sign-in)", "MFA factors", "tenant",
-                             "tokens_valid_after"))
-
-    WithAuthUsers.Options = Options
-    WithAuthUsers.__name__ = WithAuthUsers.__qualname__ = cls.__name__
-    WithAuthUsers.__module__ = cls.__module__
-    return WithAuthUsers
+    def field_limits(self, name: str) -> FieldLimits:
+        if name != USERS:
+            return FieldLimits()
+        return FieldLimits(
+            dropped={"user_metadata": f"Firebase keeps only {' and '.join(_KEPT_METADATA)} of it"},
+            not_carried=("provider links (Google, Apple ... sign-in)", "MFA factors", "tenant",
+                         "tokens_valid_after"))
 
 
 def _anonymous(credentials: Any) -> Any:

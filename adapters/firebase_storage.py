@@ -23,7 +23,7 @@ control, content disposition/encoding/language, generations, storage class and A
 Other bucket names are served too (the emulator and GCS create no bucket through this API: a missing bucket reads as
 empty and refuses writes); `drop_collection` empties such a bucket and refuses to touch a configured one.
 
-`with_storage_files` hooks this into FirestoreAdapter, as adapters.firebase_auth does for users.
+`FirebaseStorageFiles` is mixed into FirestoreAdapter, as adapters.firebase_auth's FirebaseAuthUsers is for users.
 """
 
 from __future__ import annotations
@@ -203,134 +203,125 @@ class FirebaseFiles:
         return gone
 
 
-def with_storage_files(cls: type[Adapter]) -> type[Adapter]:
-    """FirestoreAdapter with `storage/<bucket>` collections (when options.storage is set) beside its others."""
+class FirebaseStorageFiles(Adapter):
+    """Mixed into FirestoreAdapter: `storage/<bucket>` collections (when options.storage is set) beside its others;
+    every other name goes on to the next class."""
 
-    class Options(cls.Options):  # type: ignore[name-defined]
-        storage: StorageOptions | None = Field(None, description="Firebase Storage buckets as storage/<bucket>")
+    options: Any  # the host's Options: storage, project, credentials_file
 
-    class WithStorageFiles(cls):  # type: ignore[misc, valid-type]  # a class made per provider kind
-        __doc__ = cls.__doc__
-        capabilities = replace(cls.capabilities, storage=True)
+    def __init__(self, name: str, url: str | None, options: Any) -> None:
+        super().__init__(name, url, options)
+        self.capabilities = replace(self.capabilities, storage=options.storage is not None)
+        self._files: FirebaseFiles | None = None
 
-        def __init__(self, name: str, url: str | None, options: Any) -> None:
-            super().__init__(name, url, options)
-            self.capabilities = replace(self.capabilities, storage=options.storage is not None)
-            self._files: FirebaseFiles | None = None
+    @property
+    def files(self) -> FirebaseFiles:
+        if self.options.storage is None:
+            raise InvalidRequest("storage/<bucket> collections need options.storage on this Firebase provider",
+                                 hint="add options.storage.buckets (and emulator_host, or credentials_file)",
+                                 provider=self.name)
+        if self._files is None:
+            project = self.options.project or (self.url or "").removeprefix("firestore://").strip("/")
+            self._files = FirebaseFiles(self.name, project, self.options.storage, self.options.credentials_file)
+        return self._files
 
-        @property
-        def files(self) -> FirebaseFiles:
-            if self.options.storage is None:
-                raise InvalidRequest("storage/<bucket> collections need options.storage on this Firebase provider",
-                                     hint="add options.storage.buckets (and emulator_host, or credentials_file)",
-                                     provider=self.name)
-            if self._files is None:
-                project = self.options.project or (self.url or "").removeprefix("firestore://").strip("/")
-                self._files = FirebaseFiles(self.name, project, self.options.storage, self.options.credentials_file)
-            return self._files
+    def close(self) -> None:
+        if self._files is not None:
+            self._files.close()
+            self._files = None
+        super().close()
 
-        def close(self) -> None:
-            if self._files is not None:
-                self._files.close()
-                self._files = None
-            super().close()
+    def _probe(self, *, canary: bool) -> list[str]:
+        checks = super()._probe(canary=canary)
+        if self.options.storage is not None:  # one small listing: a dead Storage is a sick Firebase
+            self.files.names(self.options.storage.buckets[0], limit=1)
+            checks.append("storage")
+        return checks
 
-        def _probe(self, *, canary: bool) -> list[str]:
-            checks = super()._probe(canary=canary)
-            if self.options.storage is not None:  # one small listing: a dead Storage is a sick Firebase
-                self.files.names(self.options.storage.buckets[0], limit=1)
-                checks.append("storage")
-            return checks
+    def collections(self) -> list[str]:
+        names = super().collections()
+        return names + [f"storage/{b}" for b in self.options.storage.buckets] if self.options.storage else names
 
-        def collections(self) -> list[str]:
-            names = super().collections()
-            return names + [f"storage/{b}" for b in self.options.storage.buckets] if self.options.storage else names
+    def schema(self, name: str) -> CollectionSchema:
+        if bucket_of(name) is not None:
+            self.files  # noqa: B018 - refuses without options.storage
+            return files_schema(name)
+        return super().schema(name)
 
-        def schema(self, name: str) -> CollectionSchema:
-            if bucket_of(name) is not None:
-                self.files  # noqa: B018 - refuses without options.storage
-                return files_schema(name)
-            return super().schema(name)
+    def create_collection(self, schema: CollectionSchema) -> None:
+        if bucket_of(schema.name) is None:  # a bucket is made in the Firebase console, not through this API
+            super().create_collection(schema)
 
-        def create_collection(self, schema: CollectionSchema) -> None:
-            if bucket_of(schema.name) is None:  # a bucket is made in the Firebase console, not through this API
-                super().create_collection(schema)
+    def drop_collection(self, name: str) -> None:
+        bucket = bucket_of(name)
+        if bucket is None:
+            return super().drop_collection(name)
+        if bucket in self.files.options.buckets:
+            raise InvalidRequest(f"Shiftover does not empty the app's bucket {bucket!r}",
+                                 hint="delete objects by key", provider=self.name)
+        self.files.delete(bucket, [(p,) for p in self.files.names(bucket)])
 
-        def drop_collection(self, name: str) -> None:
-            bucket = bucket_of(name)
-            if bucket is None:
-                return super().drop_collection(name)
-            if bucket in self.files.options.buckets:
-                raise InvalidRequest(f"Shiftover does not empty the app's bucket {bucket!r}",
-                                     hint="delete objects by key", provider=self.name)
-            self.files.delete(bucket, [(p,) for p in self.files.names(bucket)])
+    def count(self, name: str) -> int:
+        bucket = bucket_of(name)
+        return len(self.files.names(bucket)) if bucket is not None else super().count(name)
 
-        def count(self, name: str) -> int:
-            bucket = bucket_of(name)
-            return len(self.files.names(bucket)) if bucket is not None else super().count(name)
+    def scan(self, name: str, *, after: Key | None = None, until: Key | None = None,
+             limit: int = 1000) -> list[Record]:
+        bucket = bucket_of(name)
+        if bucket is not None:
+            return self.files.scan(bucket, after=after, until=until, limit=limit)
+        return super().scan(name, after=after, until=until, limit=limit)
 
-        def scan(self, name: str, *, after: Key | None = None, until: Key | None = None,
-                 limit: int = 1000) -> list[Record]:
-            bucket = bucket_of(name)
-            if bucket is not None:
-                return self.files.scan(bucket, after=after, until=until, limit=limit)
-            return super().scan(name, after=after, until=until, limit=limit)
+    def key_boundaries(self, name: str, every: int) -> list[Key]:
+        bucket = bucket_of(name)
+        if bucket is not None:  # from the listing: a scan would download every object
+            return [(p,) for p in self.files.names(bucket)[every - 1::every]]
+        return super().key_boundaries(name, every)
 
-        def key_boundaries(self, name: str, every: int) -> list[Key]:
-            bucket = bucket_of(name)
-            if bucket is not None:  # from the listing: a scan would download every object
-                return [(p,) for p in self.files.names(bucket)[every - 1::every]]
-            return super().key_boundaries(name, every)
+    def replace_range(self, name: str, rng: KeyRange, records: Sequence[Record]) -> int:
+        bucket = bucket_of(name)
+        if bucket is None:
+            return super().replace_range(name, rng, records)
+        wanted = {str(r["path"]) for r in records}
+        stale = [(p,) for p in self.files.names(bucket, after=_path(rng.lo), until=_path(rng.hi))
+                 if p not in wanted]
+        if stale:
+            self.files.delete(bucket, stale)
+        return self.files.upsert(bucket, records)
 
-        def replace_range(self, name: str, rng: KeyRange, records: Sequence[Record]) -> int:
-            bucket = bucket_of(name)
-            if bucket is None:
-                return super().replace_range(name, rng, records)
-            wanted = {str(r["path"]) for r in records}
-            stale = [(p,) for p in self.files.names(bucket, after=_path(rng.lo), until=_path(rng.hi))
-                     if p not in wanted]
-            if stale:
-                self.files.delete(bucket, stale)
-            return self.files.upsert(bucket, records)
+    def changes(self, name: str, *, since: dt.datetime | None, limit: int = 1000) -> list[Record]:
+        if bucket_of(name) is not None:
+            raise InvalidRequest("Shiftover does not list Firebase Storage objects by change time",
+                                 hint="migrate files with --strategy immediate", provider=self.name)
+        return super().changes(name, since=since, limit=limit)
 
-        def changes(self, name: str, *, since: dt.datetime | None, limit: int = 1000) -> list[Record]:
-            if bucket_of(name) is not None:
-                raise InvalidRequest("Shiftover does not list Firebase Storage objects by change time",
-                                     hint="migrate files with --strategy immediate", provider=self.name)
-            return super().changes(name, since=since, limit=limit)
+    def upsert(self, name: str, records: Sequence[Record]) -> int:
+        bucket = bucket_of(name)
+        return self.files.upsert(bucket, records) if bucket is not None else super().upsert(name, records)
 
-        def upsert(self, name: str, records: Sequence[Record]) -> int:
-            bucket = bucket_of(name)
-            return self.files.upsert(bucket, records) if bucket is not None else super().upsert(name, records)
+    def delete(self, name: str, keys: Sequence[Key]) -> int:
+        bucket = bucket_of(name)
+        return self.files.delete(bucket, keys) if bucket is not None else super().delete(name, keys)
 
-        def delete(self, name: str, keys: Sequence[Key]) -> int:
-            bucket = bucket_of(name)
-            return self.files.delete(bucket, keys) if bucket is not None else super().delete(name, keys)
+    def find(self, name: str, where: Sequence[Filter] = (), *,
+             order_by: Sequence[tuple[str, Literal["asc", "desc"]]] = (), limit: int | None = None) -> list[Record]:
+        bucket = bucket_of(name)
+        if bucket is None:
+            return super().find(name, where, order_by=order_by, limit=limit)
+        keys = [f for f in where if f.field == "path" and f.op == "eq"]
+        paths = [str(keys[0].value)] if keys else self.files.names(bucket)
+        rows = [r for r in (self.files.read(bucket, p) for p in paths) if r is not None]
+        return select(rows, where, order_by, limit)
 
-        def find(self, name: str, where: Sequence[Filter] = (), *,
-                 order_by: Sequence[tuple[str, Literal["asc", "desc"]]] = (), limit: int | None = None) -> list[Record]:
-            bucket = bucket_of(name)
-            if bucket is None:
-                return super().find(name, where, order_by=order_by, limit=limit)
-            keys = [f for f in where if f.field == "path" and f.op == "eq"]
-            paths = [str(keys[0].value)] if keys else self.files.names(bucket)
-            rows = [r for r in (self.files.read(bucket, p) for p in paths) if r is not None]
-            return select(rows, where, order_by, limit)
+    def capture_start(self, names: Sequence[str]) -> None:
+        if any(bucket_of(n) is not None for n in names):
+            return Adapter.capture_start(self, names)
+        super().capture_start(names)
 
-        def capture_start(self, names: Sequence[str]) -> None:
-            if any(bucket_of(n) is not None for n in names):
-                return Adapter.capture_start(self, names)
-            super().capture_start(names)
-
-        def field_limits(self, name: str) -> FieldLimits:
-            if bucket_of(name) is None:
-                return super().field_limits(name)
-            return FieldLimits(not_carried=_NOT_CARRIED)
-
-    WithStorageFiles.Options = Options
-    WithStorageFiles.__name__ = WithStorageFiles.__qualname__ = cls.__name__
-    WithStorageFiles.__module__ = cls.__module__
-    return WithStorageFiles
+    def field_limits(self, name: str) -> FieldLimits:
+        if bucket_of(name) is None:
+            return super().field_limits(name)
+        return FieldLimits(not_carried=_NOT_CARRIED)
 
 
 def _path(key: Key | None) -> str | None:

@@ -35,6 +35,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any, Literal, Self
 from urllib.parse import quote
@@ -66,8 +67,8 @@ from adapters.errors import (
     UnsupportedValue,
     redact,
 )
-from adapters.firebase_auth import with_auth_users  # Firebase Auth users as `auth.users` (options.auth)
-from adapters.firebase_storage import with_storage_files  # Storage objects as `storage/<bucket>` (options.storage)
+from adapters.firebase_auth import AuthOptions, FirebaseAuthUsers
+from adapters.firebase_storage import FirebaseStorageFiles, StorageOptions
 
 STAMP = "_shiftover_updated_at"
 SCHEMAS = "_shiftover_schemas"
@@ -119,9 +120,9 @@ def _wire() -> Any:
     return _WIRE or None
 
 
-@with_storage_files
-@with_auth_users
-class FirestoreAdapter(Adapter):
+class FirestoreDocuments(Adapter):
+    """Firestore's own collections of documents; FirestoreAdapter (below) adds users and files to it."""
+
     kind = "firestore"
     capabilities = Capabilities(transactions=True, change_feed="update stamp (server commit time)")
 
@@ -751,4 +752,15 @@ class FirestoreAdapter(Adapter):
         self._commit(ops)
 
 
+class FirestoreAdapter(FirebaseStorageFiles, FirebaseAuthUsers, FirestoreDocuments):
+    """Firestore, with Firebase Authentication users as the collection `auth.users` (options.auth) and Storage
+    objects as `storage/<bucket>` collections (options.storage). The first two classes serve those names and pass
+    every other one on to FirestoreDocuments."""
 
+    capabilities = replace(FirestoreDocuments.capabilities, auth=True, storage=True)  # narrowed per instance
+
+    class Options(FirestoreDocuments.Options):
+        auth: AuthOptions | None = Field(None, description="Firebase Authentication users as the collection auth.users")
+        storage: StorageOptions | None = Field(None, description="Firebase Storage buckets as storage/<bucket>")
+
+    options: Options

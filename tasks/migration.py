@@ -28,7 +28,7 @@ from adapters.config import Config, load_config
 from adapters.control import ControlStore
 from adapters.errors import UnsupportedValue
 from adapters.registry import open_adapter
-from adapters.userfiles import FieldLimits, is_users_or_files
+from adapters.userfiles import is_users_or_files
 from expectations.suites import CollectionEvidence, ValidationResult, validate
 from tasks.retry import RETRYABLE
 
@@ -416,8 +416,7 @@ def field_limits(src: Adapter, dst: Adapter, name: str, exists: bool) -> tuple[t
     """The fields the digests leave out (the target drops them or never gives them back) and the report's notes saying
     exactly what was dropped. Adapters with users and files, or with policies to warn about, declare these."""
     notes: list[str] = []
-    target_limits = dst.field_limits(name) if hasattr(dst, "field_limits") else FieldLimits()
-    source_limits = src.field_limits(name) if hasattr(src, "field_limits") else FieldLimits()
+    target_limits, source_limits = dst.field_limits(name), src.field_limits(name)
     if target_limits.dropped:
         notes.append(f"{name}: dropped by {dst.name} (cannot keep them): " + "; ".join(
             f"{f} — {why}" for f, why in sorted(target_limits.dropped.items())))
