@@ -21,10 +21,7 @@ into Supabase creates tables without policies; the report lists the tables that 
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import json
-import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -48,8 +45,8 @@ from adapters.errors import (
     redact,
 )
 from adapters.postgres import PostgresAdapter
+from adapters.supabase_auth import user_attrs, user_record
 from adapters.userfiles import (
-    FIREBASE_SCRYPT,
     PASSWORD_FIELDS,
     USERS,
     USERS_SCHEMA,
@@ -59,13 +56,8 @@ from adapters.userfiles import (
     files_schema,
     is_users_or_files,
     page,
-    secret_text,
     select,
 )
-
-UID_NAMESPACE = uuid.UUID("5c6d2a4e-1f1b-4c55-9a57-7368696674ed")
-_GOTRUE_APP_KEYS = ("provider", "providers")  # app_metadata keys GoTrue maintains itself
-_BANNED = "876000h"  # GoTrue's way to disable a user: a ban of 100 years
 
 
 class SupabaseAdapter(PostgresAdapter):
@@ -410,7 +402,7 @@ class SupabaseAdapter(PostgresAdapter):
                 while True:
                     batch = self.api.auth.admin.list_users(page=number, per_page=self.options.page_size)
                     for u in batch:
-                        rec = _user_record(u.model_dump(mode="json"))
+                        rec = user_record(u.model_dump(mode="json"))
                         out[rec["uid"]] = (u.id, rec)
                     if len(batch) < self.options.page_size:
                         break
@@ -432,7 +424,7 @@ class SupabaseAdapter(PostgresAdapter):
                 if rec.get("uid") in (None, ""):
                     raise InvalidRequest("a user record lacks its uid", provider=self.name)
                 uid = str(rec["uid"])
-                attrs = self._user_attrs(rec)
+                attrs = user_attrs(rec, self.name)
                 if uid not in present:
                     self.api.auth.admin.create_user(attrs)
                     continue
@@ -443,52 +435,6 @@ class SupabaseAdapter(PostgresAdapter):
                         attrs[field][gone] = None
                 self.api.auth.admin.update_user_by_id(user_id, attrs)
         return len(records)
-
-    def _user_attrs(self, rec: Record) -> dict[str, Any]:
-        uid = str(rec["uid"])
-        app = dict(canonical.jsonable(rec.get("app_metadata") or {}))
-        if _is_uuid(uid):
-            user_id = uid
-        else:
-            user_id = str(uuid.uuid5(UID_NAMESPACE, uid))
-            app["firebase_uid"] = uid
-        attrs: dict[str, Any] = {
-            "id": user_id, "email_confirm": bool(rec.get("email_verified")), "app_metadata": app,
-            "user_metadata": dict(canonical.jsonable(rec.get("user_metadata") or {})),
-            "ban_duration": _BANNED if rec.get("disabled") else "none",
-        }
-        if rec.get("email"):
-            attrs["email"] = rec["email"]
-        if rec.get("phone"):
-            attrs["phone"], attrs["phone_confirm"] = str(rec["phone"]).lstrip("+"), True
-        hashed = self._password_hash(rec)
-        if hashed:
-            attrs["password_hash"] = hashed
-        return attrs
-
-    def _password_hash(self, rec: Record) -> str | None:
-        digest, hasher = rec.get("password_hash"), rec.get("password_hasher") or {}
-        if not digest:
-            return None
-        algorithm = str(hasher.get("algorithm", "")).upper()
-        if algorithm == FIREBASE_SCRYPT:
-            missing = [k for k in ("rounds", "mem_cost", "salt_separator", "signer_key") if hasher.get(k) in (None, "")]
-            if missing or not rec.get("password_salt"):
-                raise InvalidRequest(
-                    f"user {rec['uid']!r} has a Firebase scrypt hash but the hash parameters lack "
-                    f"{', '.join(missing) or 'the salt'}",
-                    hint="set options.auth.hash_key, salt_separator, rounds and mem_cost on the Firebase provider "
-                         "(Firebase console → Authentication → Users → ⋮ → Password hash parameters)",
-                    provider=self.name)
-            return (f"$fbscrypt$v=1,n={int(hasher['mem_cost'])},r={int(hasher['rounds'])},p=1,"
-                    f"ss={_std_b64(hasher['salt_separator'])},sk={_std_b64(secret_text(hasher['signer_key']))}"
-                    f"${_std_b64(rec['password_salt'])}${_std_b64(digest)}")
-        if algorithm in ("BCRYPT", "ARGON2") or str(digest).startswith(("$2", "$argon2")):
-            return str(digest)
-        raise UnsupportedValue(f"user {rec['uid']!r} has a {algorithm or 'unknown'} password hash, which Supabase Auth "
-                               "cannot verify (it takes bcrypt, argon2 and Firebase scrypt)",
-                               hint="leave auth.users out with --collections, or reset those passwords",
-                               provider=self.name)
 
     # -- files ---------------------------------------------------------------------------------------------------------
     def _object_paths(self, bucket: str) -> list[str]:
@@ -527,40 +473,8 @@ def _uid_key(rec: Record) -> Key:
     return (rec["uid"],)
 
 
-def _is_uuid(text: str) -> bool:
-    try:
-        return str(uuid.UUID(text)) == text
-    except ValueError:
-        return False
-
-
 def _object_path(rec: Record) -> str:
     path = str(rec.get("path") or "")
     if not path or path.startswith("/") or path.endswith("/"):
         raise UnsupportedValue(f"{path!r} cannot be a Storage object path")
     return path
-
-
-def _std_b64(text: Any) -> str:
-    """Base64 in the standard alphabet with padding (Firebase exports the web-safe one)."""
-    raw = str(text).strip()
-    return base64.b64encode(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))).decode()
-
-
-def _timestamp(value: Any) -> dt.datetime | None:
-    return canonical.utc(dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))) if value else None
-
-
-def _user_record(u: dict[str, Any]) -> Record:
-    app = {k: v for k, v in (u.get("app_metadata") or {}).items() if k not in _GOTRUE_APP_KEYS}
-    uid = app.pop("firebase_uid", None) or u["id"]
-    banned = _timestamp(u.get("banned_until"))
-    return {
-        "uid": uid, "email": u.get("email") or None,
-        "email_verified": u.get("email_confirmed_at") is not None,
-        "phone": ("+" + str(u["phone"]).lstrip("+")) if u.get("phone") else None,
-        "disabled": banned is not None and banned > dt.datetime.now(dt.timezone.utc),
-        "created_at": _timestamp(u.get("created_at")), "last_sign_in_at": _timestamp(u.get("last_sign_in_at")),
-        "user_metadata": json.loads(json.dumps(u.get("user_metadata") or {})), "app_metadata": app,
-        "password_hash": None, "password_salt": None, "password_hasher": None,
-    }

@@ -14,7 +14,8 @@ from pydantic import SecretStr
 from adapters.base import CollectionSchema, Column, Filter, KeyRange
 from adapters.errors import AuthenticationFailed, BackendError, InvalidRequest, ProviderUnavailable
 from adapters.registry import open_adapter
-from adapters.supabase import UID_NAMESPACE, SupabaseAdapter
+from adapters.supabase import SupabaseAdapter
+from adapters.supabase_auth import UID_NAMESPACE
 from adapters.userfiles import USERS, files_schema
 from flows.migrate import MigrateParams, migrate
 from tests.fixtures_supabase import SupabaseFake

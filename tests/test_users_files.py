@@ -19,7 +19,7 @@ import pytest
 
 from adapters.errors import InvalidRequest
 from adapters.registry import open_adapter
-from adapters.supabase import UID_NAMESPACE
+from adapters.supabase_auth import UID_NAMESPACE
 from adapters.userfiles import USERS
 from flows.migrate import MigrateParams, migrate
 from tests.fixtures_supabase import FirebaseAuthEmulator, SupabaseFake
