@@ -31,7 +31,7 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
@@ -88,19 +88,6 @@ class Requirements:
         if self.missing_roles:
             parts.append("role(s) missing on the target: " + ", ".join(self.missing_roles))
         return "; ".join(parts) or None
-
-
-@dataclass(frozen=True)
-class SchemaObject:
-    """One application-visible object of a table, as both sides must show it."""
-
-    kind: str  # column, constraint, index, trigger, policy, rls, grant, sequence, view, type
-    name: str
-    definition: str
-
-    @property
-    def label(self) -> str:
-        return f"{self.kind} {self.name}"
 
 
 # -- tools and connections ---------------------------------------------------------------------------------------------
@@ -227,7 +214,7 @@ def select(pg: PostgresAdapter, entries: Sequence[TocEntry], tables: Sequence[st
         owner = _owning_tables(conn, pg.schema_name)
         rows = conn.execute(sa.text(
             "SELECT c.relname, c.oid FROM pg_class c WHERE c.relnamespace = to_regnamespace(:s) "
-            "AND c.relkind IN ('r', 'p')"), {"s": _ident(pg.schema_name)}).all()
+            "AND c.relkind IN ('r', 'p')"), {"s": ident(pg.schema_name)}).all()
     table_oids = {r[0]: int(r[1]) for r in rows if r[0] in wanted}
     chosen: dict[str, list[TocEntry]] = {PRE: [], KEYS: [], ENFORCEMENT: []}
     tables_of: dict[str, frozenset[str]] = {}
@@ -295,11 +282,12 @@ def _owning_tables(conn: sa.Connection, schema: str) -> dict[tuple[int, int], fr
             LEFT JOIN pg_depend d ON d.classid = 2618 AND d.objid = r.oid AND d.refclassid = 1259
             LEFT JOIN tbl t ON t.oid = d.refobjid
             WHERE v.relkind IN ('v', 'm') GROUP BY v.oid
-    """), {"s": _ident(schema)}).all()
+    """), {"s": ident(schema)}).all()
     return {(int(c), int(o)): frozenset(t) for c, o, t in rows}
 
 
-def _ident(name: str) -> str:
+def ident(name: str) -> str:
+    """A name as a quoted identifier, for catalog functions that take text (to_regclass, to_regnamespace)."""
     return '"' + name.replace('"', '""') + '"'
 
 
@@ -356,7 +344,7 @@ def existing_tables(dst: PostgresAdapter, tables: Iterable[str]) -> list[str]:
     with dst._conn() as conn:
         have = {r[0] for r in conn.execute(sa.text(
             "SELECT relname FROM pg_class WHERE relnamespace = to_regnamespace(:s) AND relkind IN ('r', 'p')"),
-            {"s": _ident(dst.schema_name)})}
+            {"s": ident(dst.schema_name)})}
     return sorted(set(tables) & have)
 
 
@@ -369,7 +357,7 @@ def apply_pre_data(src: PostgresAdapter, dst: PostgresAdapter, path: Path, sel: 
     try:
         with dst._errors(), raw.driver_connection.cursor() as cur:
             for schema in sorted({dst.schema_name} | {s for _, s in req.extensions}):
-                cur.execute("SELECT to_regnamespace(%s) IS NULL", (_ident(schema),))
+                cur.execute("SELECT to_regnamespace(%s) IS NULL", (ident(schema),))
                 if cur.fetchone()[0]:  # CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when it exists
                     cur.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
             for name, schema in req.extensions:
@@ -413,7 +401,7 @@ _EXISTING = sa.text("""
 def _existing(dst: PostgresAdapter) -> set[tuple[str, str, str]]:
     """(kind, table or index, name) of the post-data objects the target has: one catalog read for any number."""
     with dst._conn() as conn:
-        return {(str(k), str(t), str(n)) for k, t, n in conn.execute(_EXISTING, {"s": _ident(dst.schema_name)})}
+        return {(str(k), str(t), str(n)) for k, t, n in conn.execute(_EXISTING, {"s": ident(dst.schema_name)})}
 
 
 def _exists(have: set[tuple[str, str, str]], e: TocEntry) -> bool:
@@ -475,219 +463,8 @@ def _grantees(pg: PostgresAdapter, tables: Sequence[str]) -> dict[tuple[str, str
             "SELECT c.relname, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END, "
             "a.privilege_type FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a "
             "WHERE c.relnamespace = to_regnamespace(:s) AND c.relname = ANY(:t) AND a.grantee <> c.relowner"),
-            {"s": _ident(pg.schema_name), "t": list(tables)}).all()
+            {"s": ident(pg.schema_name), "t": list(tables)}).all()
     out: dict[tuple[str, str], set[str]] = {}
     for table, grantee, privilege in rows:
         out.setdefault((table, grantee), set()).add(privilege)
     return out
-
-
-# -- sequences ---------------------------------------------------------------------------------------------------------
-_SEQUENCES = sa.text("""
-    SELECT DISTINCT s.relname, t.relname, a.attname
-      FROM pg_class s JOIN pg_depend d ON (d.classid = 1259 AND d.objid = s.oid AND d.deptype IN ('a', 'i'))
-      JOIN pg_class t ON t.oid = d.refobjid JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid
-     WHERE s.relkind = 'S' AND t.relnamespace = to_regnamespace(:s) AND t.relname = ANY(:t)
-    UNION
-    SELECT DISTINCT s.relname, t.relname, a.attname
-      FROM pg_attrdef ad JOIN pg_depend d ON d.classid = 2604 AND d.objid = ad.oid AND d.refclassid = 1259
-      JOIN pg_class s ON s.oid = d.refobjid AND s.relkind = 'S'
-      JOIN pg_class t ON t.oid = ad.adrelid JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = ad.adnum
-     WHERE t.relnamespace = to_regnamespace(:s) AND t.relname = ANY(:t)
-    ORDER BY 1, 2, 3""")
-
-
-def sequences(pg: PostgresAdapter, tables: Sequence[str]) -> list[tuple[str, str, str]]:
-    """(sequence, table, column) of every sequence that hands out values to the tables' columns (serial, identity,
-    or a default calling nextval)."""
-    with pg._conn() as conn:
-        return [(str(a), str(b), str(c)) for a, b, c in conn.execute(
-            _SEQUENCES, {"s": _ident(pg.schema_name), "t": list(tables)})]
-
-
-def sync_sequences(src: PostgresAdapter, dst: PostgresAdapter, tables: Sequence[str]) -> dict[str, int]:
-    """Set each target sequence past every value the source handed out and past every value its column holds on the
-    target (an app may insert explicit keys). Returns the next value per sequence."""
-    from psycopg import sql
-
-    out: dict[str, int] = {}
-    src_raw, dst_raw = src._raw(), dst._raw()
-    try:
-        with src._errors(), dst._errors(), src_raw.driver_connection.cursor() as scur, \
-                dst_raw.driver_connection.cursor() as dcur:
-            for seq, table, column in sequences(src, tables):
-                scur.execute(sql.SQL("SELECT last_value, is_called FROM {}").format(
-                    sql.Identifier(src.schema_name, seq)))
-                last, called = scur.fetchone()
-                handed = int(last) if called else int(last) - 1
-                dcur.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{_ident(dst.schema_name)}.{_ident(seq)}",))
-                if not dcur.fetchone()[0]:
-                    continue
-                dcur.execute(sql.SQL("SELECT max({})::bigint FROM {}").format(
-                    sql.Identifier(column), sql.Identifier(dst.schema_name, table)))
-                top = dcur.fetchone()[0]
-                value = max(handed, int(top) if top is not None else handed)
-                dcur.execute(sql.SQL("SELECT pg_catalog.setval({}, %s, %s)").format(
-                    sql.Literal(f"{_ident(dst.schema_name)}.{_ident(seq)}")),
-                    (max(value, 1), value >= 1))
-                out[seq] = value + 1
-            dst_raw.driver_connection.commit()
-            src_raw.driver_connection.rollback()
-    finally:
-        src_raw.close()
-        dst_raw.close()
-    return out
-
-
-# -- what the application sees -----------------------------------------------------------------------------------------
-_DESCRIBE = """
-WITH t AS (SELECT c.oid, c.relname, c.relowner, c.relrowsecurity, c.relforcerowsecurity, c.relacl FROM pg_class c
-           WHERE c.relnamespace = to_regnamespace(:s) AND c.relname = ANY(:t) AND c.relkind IN ('r', 'p'))
-SELECT t.relname, 'column', a.attname, format_type(a.atttypid, a.atttypmod)
-       || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
-       || coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), '')
-       || CASE a.attidentity WHEN 'a' THEN ' generated always as identity'
-                             WHEN 'd' THEN ' generated by default as identity' ELSE '' END
-       || CASE WHEN a.attgenerated = 's' THEN ' stored' ELSE '' END
-       || CASE WHEN a.attcollation <> 0 AND a.attcollation <> ty.typcollation
-               THEN ' collate ' || (SELECT collname FROM pg_collation WHERE oid = a.attcollation) ELSE '' END
-  FROM t JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped
-  JOIN pg_type ty ON ty.oid = a.atttypid LEFT JOIN pg_attrdef d ON d.adrelid = t.oid AND d.adnum = a.attnum
-UNION ALL
-SELECT t.relname, 'constraint', c.conname, replace(pg_get_constraintdef(c.oid), ' NOT VALID', '')
-  FROM t JOIN pg_constraint c ON c.conrelid = t.oid
-UNION ALL
-SELECT t.relname, 'index', i.relname, pg_get_indexdef(i.oid)
-  FROM t JOIN pg_index x ON x.indrelid = t.oid JOIN pg_class i ON i.oid = x.indexrelid
-UNION ALL
-SELECT t.relname, 'trigger', g.tgname, pg_get_triggerdef(g.oid)
-     || CASE g.tgenabled WHEN 'D' THEN ' (disabled)' WHEN 'A' THEN ' (always)' WHEN 'R' THEN ' (replica)' ELSE '' END
-  FROM t JOIN pg_trigger g ON g.tgrelid = t.oid WHERE NOT g.tgisinternal AND g.tgname NOT LIKE '\\_shiftover%'
-UNION ALL
-SELECT t.relname, 'policy', p.polname, CASE WHEN p.polpermissive THEN 'permissive' ELSE 'restrictive' END
-       || ' for ' || CASE p.polcmd WHEN 'r' THEN 'select' WHEN 'a' THEN 'insert' WHEN 'w' THEN 'update'
-                             WHEN 'd' THEN 'delete' ELSE 'all' END
-       || ' to ' || coalesce((SELECT string_agg(CASE WHEN r = 0 THEN 'public' ELSE pg_get_userbyid(r) END,
-                                                ',' ORDER BY 1)
-                              FROM unnest(p.polroles) r), '')
-       || coalesce(' using (' || pg_get_expr(p.polqual, p.polrelid) || ')', '')
-       || coalesce(' with check (' || pg_get_expr(p.polwithcheck, p.polrelid) || ')', '')
-  FROM t JOIN pg_policy p ON p.polrelid = t.oid
-UNION ALL
-SELECT t.relname, 'rls', 'row level security', CASE WHEN t.relrowsecurity THEN 'enabled' ELSE 'disabled' END
-       || CASE WHEN t.relforcerowsecurity THEN ', forced' ELSE '' END FROM t
-UNION ALL
-SELECT t.relname, 'grant', CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END,
-       string_agg(a.privilege_type, ',' ORDER BY a.privilege_type)
-  FROM t CROSS JOIN LATERAL aclexplode(t.relacl) a WHERE a.grantee <> t.relowner GROUP BY 1, 2, 3
-UNION ALL
-SELECT DISTINCT t.relname, 'view', v.relname, pg_get_viewdef(v.oid)
-  FROM t JOIN pg_depend d ON d.refclassid = 1259 AND d.refobjid = t.oid AND d.classid = 2618
-  JOIN pg_rewrite r ON r.oid = d.objid JOIN pg_class v ON v.oid = r.ev_class AND v.oid <> t.oid
-UNION ALL
-SELECT DISTINCT t.relname, 'type', format_type(ty.oid, NULL), CASE ty.typtype
-       WHEN 'e' THEN 'enum (' || (SELECT string_agg(quote_literal(e.enumlabel), ', ' ORDER BY e.enumsortorder)
-                                  FROM pg_enum e WHERE e.enumtypid = ty.oid) || ')'
-       WHEN 'd' THEN 'domain over ' || format_type(ty.typbasetype, ty.typtypmod)
-            || coalesce((SELECT ' ' || string_agg(pg_get_constraintdef(c.oid), ' ' ORDER BY c.conname)
-                         FROM pg_constraint c WHERE c.contypid = ty.oid), '')
-       ELSE 'composite (' || (SELECT string_agg(quote_ident(ca.attname) || ' '
-                                   || format_type(ca.atttypid, ca.atttypmod), ', ' ORDER BY ca.attnum)
-                              FROM pg_attribute ca WHERE ca.attrelid = ty.typrelid AND ca.attnum > 0) || ')' END
-  FROM t JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped
-  JOIN pg_type ty ON ty.oid IN (a.atttypid, (SELECT typelem FROM pg_type WHERE oid = a.atttypid))
- WHERE ty.typtype IN ('e', 'd') OR (ty.typtype = 'c' AND ty.typrelid <> 0
-       AND (SELECT relkind FROM pg_class WHERE oid = ty.typrelid) = 'c')
-"""
-
-
-def describe(pg: PostgresAdapter, tables: Sequence[str]) -> dict[str, list[SchemaObject]]:
-    """Each table's application-visible schema, object by object, sorted; Shiftover's own triggers left out."""
-    out: dict[str, list[SchemaObject]] = {t: [] for t in tables}
-    with pg._conn() as conn:
-        for table, kind, name, definition in conn.execute(sa.text(_DESCRIBE),
-                                                          {"s": _ident(pg.schema_name), "t": list(tables)}):
-            out[str(table)].append(SchemaObject(str(kind), str(name), str(definition)))
-        for seq, table, column in sequences(pg, tables):
-            out[table].append(SchemaObject("sequence", seq, _sequence_state(conn, pg.schema_name, seq, table,
-                                                                             column)))
-    return {t: sorted(objs, key=lambda o: (o.kind, o.name)) for t, objs in out.items()}
-
-
-def _sequence_state(conn: sa.Connection, schema: str, seq: str, table: str, column: str) -> str:
-    """A sequence's definition and whether its next value lies past every value of its column: the same words on
-    both sides when the target is ready for the app's next insert."""
-    info = conn.execute(sa.text(
-        "SELECT format_type(seqtypid, NULL), seqincrement, seqmin, seqmax, seqcycle FROM pg_sequence "
-        "WHERE seqrelid = to_regclass(:q)"), {"q": f"{_ident(schema)}.{_ident(seq)}"}).first()
-    seq_t = sa.table(seq, sa.column("last_value"), sa.column("is_called"), schema=schema)
-    last, called = conn.execute(sa.select(seq_t.c.last_value, seq_t.c.is_called)).one()
-    col_t = sa.table(table, sa.column(column), schema=schema)
-    top = conn.execute(sa.select(sa.func.max(col_t.c[column]))).scalar()
-    step = int(info[1]) if info is not None else 1
-    next_value = int(last) + step if called else int(last)
-    ready = "past every key" if top is None or not isinstance(top, int) or next_value > top else \
-        f"behind: next value {next_value} <= max({column}) {top}"
-    if info is None:
-        return ready
-    return f"{info[0]} increment {info[1]} min {info[2]} max {info[3]}{' cycle' if info[4] else ''}; {ready}"
-
-
-# -- the application's next insert -------------------------------------------------------------------------------------
-_SMOKE_COLUMNS = sa.text("""
-    SELECT a.attname, a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> ''
-      FROM pg_attribute a WHERE a.attrelid = to_regclass(:q) AND a.attnum > 0 AND NOT a.attisdropped
-     ORDER BY a.attnum""")
-
-
-def smoke_insert(pg: PostgresAdapter, table: str, *, role: str | None = None, bypass: bool = False) -> str:
-    """Insert a row as the application would — its own values for columns without a default (taken from an existing
-    row), defaults, identities and sequences for the rest — in a transaction that is always rolled back, optionally
-    as `role`. Returns the outcome as words: "inserted", or the error's kind and the object it names. `bypass`
-    passes Shiftover's own write freeze (a frozen source is tried the same way)."""
-    from psycopg import errors, sql
-
-    qualified = f"{_ident(pg.schema_name)}.{_ident(table)}"
-    raw = pg._raw()
-    try:
-        conn = raw.driver_connection
-        with pg._errors(), conn.cursor() as cur:
-            cur.execute(_SMOKE_COLUMNS.text.replace(":q", "%(q)s"), {"q": qualified})
-            columns = cur.fetchall()
-            own = [c for c, has_default in columns if not has_default]
-            target = sql.Identifier(pg.schema_name, table)
-            cur.execute(sql.SQL("SELECT EXISTS (SELECT FROM {})").format(target))
-            if not cur.fetchone()[0]:
-                stmt = sql.SQL("INSERT INTO {} DEFAULT VALUES").format(target)
-            else:
-                cols = sql.SQL(", ").join(sql.Identifier(c) for c in own)
-                stmt = sql.SQL("INSERT INTO {t} ({c}) SELECT {c} FROM {t} LIMIT 1").format(t=target, c=cols) if own \
-                    else sql.SQL("INSERT INTO {} DEFAULT VALUES").format(target)
-            if bypass:
-                pg.bypass_session(cur)
-            if role:
-                cur.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
-            try:
-                cur.execute(stmt)
-                outcome = "inserted"
-            except errors.Error as exc:
-                outcome = _outcome(exc)
-            conn.rollback()
-    finally:
-        raw.close()
-    return outcome
-
-
-def _outcome(exc: Any) -> str:
-    diag = getattr(exc, "diag", None)
-    constraint = getattr(diag, "constraint_name", None)
-    column = getattr(diag, "column_name", None)
-    state = getattr(exc, "sqlstate", "") or ""
-    kinds = {"23502": "refused: null value", "23505": "refused: duplicate key", "23514": "refused: check",
-             "23503": "refused: foreign key", "42501": "refused: permission or policy", "55000": "refused: frozen"}
-    kind = kinds.get(state, f"refused: {type(exc).__name__} ({state})")
-    where = constraint or column
-    if state == "42501":
-        text = str(exc).splitlines()[0] if str(exc) else ""
-        where = "row level security" if "row-level security" in text else "privileges"
-    return f"{kind} ({where})" if where else kind

@@ -17,7 +17,7 @@ from typing import cast
 
 from prefect import task
 
-from adapters import pg_schema
+from adapters import pg_objects, pg_schema
 from adapters.base import Adapter
 from adapters.config import load_config
 from adapters.errors import SchemaRefused
@@ -183,7 +183,7 @@ def sync_sequences(config_path: str, source: str, target: str, names: Sequence[s
     with open_adapter(config, source) as src, open_adapter(config, target) as dst:
         if not pg_pair(src, dst):
             return {}
-        return pg_schema.sync_sequences(cast(PostgresAdapter, src), cast(PostgresAdapter, dst), names)
+        return pg_objects.sync_sequences(cast(PostgresAdapter, src), cast(PostgresAdapter, dst), names)
 
 
 Objects = dict[str, tuple[list[tuple[str, str]], list[tuple[str, str]]]]
@@ -208,10 +208,10 @@ def objects(src: Adapter, dst: Adapter, names: Sequence[str], waiting: Sequence[
     sides = []
     role = dst.options.app_role or src.options.app_role  # the same insert, as the same role, on both sides
     for pg, bypass in ((src, True), (dst, False)):
-        found = pg_schema.describe(pg, names)
+        found = pg_objects.describe(pg, names)
         for name in names:
-            outcome = pg_schema.smoke_insert(pg, name, role=role, bypass=bypass)
-            found[name].append(pg_schema.SchemaObject(
+            outcome = pg_objects.smoke_insert(pg, name, role=role, bypass=bypass)
+            found[name].append(pg_objects.SchemaObject(
                 "smoke", f"insert with defaults{f' as {role}' if role else ''}", outcome))
         sides.append(found)
     for name in names:  # what the target must show is what the app needs, even where the source falls short of it
@@ -221,7 +221,7 @@ def objects(src: Adapter, dst: Adapter, names: Sequence[str], waiting: Sequence[
                 [(o.label, o.definition) for o in sides[1][n] if o.label not in skip]) for n in names}
 
 
-def _required(obj: pg_schema.SchemaObject, siblings: Sequence[pg_schema.SchemaObject]) -> pg_schema.SchemaObject:
+def _required(obj: pg_objects.SchemaObject, siblings: Sequence[pg_objects.SchemaObject]) -> pg_objects.SchemaObject:
     """The source's object as the target must show it. A sequence must end past every key, whatever the source's
     sequence says (an app that inserted explicit keys leaves it behind; the move sets the target's past them); so the
     app's next insert, refused on the source by a duplicate key only because such a sequence lags, must go in."""
@@ -241,7 +241,7 @@ def finish_in_freeze(config_path: str, run_id: str, src: Adapter, dst: Adapter, 
     names = tables(names)
     _, waiting = post_data(config_path, run_id, src, dst, [pg_schema.ENFORCEMENT], list(moved))
     if pg_pair(src, dst):
-        pg_schema.sync_sequences(cast(PostgresAdapter, src), cast(PostgresAdapter, dst), names)
+        pg_objects.sync_sequences(cast(PostgresAdapter, src), cast(PostgresAdapter, dst), names)
     return objects(src, dst, names, waiting), waiting
 
 
