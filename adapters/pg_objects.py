@@ -138,7 +138,7 @@ SELECT DISTINCT t.relname, 'type', format_type(ty.oid, NULL), CASE ty.typtype
        WHEN 'd' THEN 'domain over ' || format_type(ty.typbasetype, ty.typtypmod)
             || coalesce((SELECT ' ' || string_agg(pg_get_constraintdef(c.oid), ' ' ORDER BY c.conname)
                          FROM pg_constraint c WHERE c.contypid = ty.oid), '')
-       ELSE 'composite (' || (SELECT string_agg(quoteident(ca.attname) || ' '
+       ELSE 'composite (' || (SELECT string_agg(quote_ident(ca.attname) || ' '
                                    || format_type(ca.atttypid, ca.atttypmod), ', ' ORDER BY ca.attnum)
                               FROM pg_attribute ca WHERE ca.attrelid = ty.typrelid AND ca.attnum > 0) || ')' END
   FROM t JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped
