@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -213,112 +214,159 @@ def planned_only(params: MigrateParams, report: MigrationReport, plan: list[str]
     return False
 
 
+@dataclass
+class _Run:
+    """One blue-green run: what its steps share."""
+
+    params: MigrateParams
+    config: Config
+    control: ControlStore
+    report: MigrationReport
+    live: LivePlan
+    run_id: str
+    phases: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def config_path(self) -> str:
+        return str(self.config.path)
+
+    @property
+    def names(self) -> list[str]:
+        return [p.name for p in self.live.plans]
+
+    def timed(self, phase: str, started: float, passes: Sequence[CatchUp]) -> None:
+        self.phases[phase] = {"records": sum(p.applied for p in passes), "seconds": time.perf_counter() - started,
+                              "passes": len(passes)}
+
+
 def blue_green(params: MigrateParams, config: Config, control: ControlStore, pointer: Pointer,
                report: MigrationReport) -> MigrationReport:
+    """Copy while the source stays live (change capture), catch up, validate, freeze briefly, switch; the old
+    primary stays fenced for `shiftover rollback` unless released."""
     logger = get_run_logger()
-    config_path = str(config.path)
     clock = time.perf_counter()
-    chunk_rows = params.chunk_rows or config.migration.chunk_rows
     live, problems = plan_and_check(params, config, report)
     plan = [f"{p.name}: {p.rows:,} rows in {len(p.ranges)} chunk(s) by {p.path}, then catch-up by "
             f"{live.capture or 'nothing'}" for p in live.plans]
     if planned_only(params, report, plan, problems, clock, "blue-green"):
         return report
-    names = [p.name for p in live.plans]
-    run_id = begin_run(control, params, report, "start")
-    phases: dict[str, dict[str, float]] = {}
-    already = switched_by(control, params.target, run_id)
+    run = _Run(params, config, control, report, live, begin_run(control, params, report, "start"))
+    already = switched_by(control, params.target, run.run_id)
     if already is None and pointer.provider != params.source and params.switch:
         raise MigrationFailed(f"the active backend is {pointer.provider!r}, not the source {params.source!r}",
                               hint="migrate from the active backend, or pass --no-switch")
-    cutover = None
     try:
         if already is None:
-            if any(f.run_id == run_id for f in control.freezes(params.source)):
-                unfreeze_source(config_path, params.source, names)  # left by a crash inside the freeze window
-                report.notes.append("lifted the write freeze a crashed attempt of this run left on the source")
-            start_capture(config_path, params.source, names)
-            apply_pre_data(config_path, run_id, params.source, params.target, names)
-            prepare_target(config_path, params.target, [p.schema for p in live.plans])
-            for p in live.plans:
-                control.save_chunks(run_id, p.name, p.ranges)
-                control.set_checkpoint(run_id, p.name, phase="copy")
-            t = time.perf_counter()
-            progress_id = start_progress(report)
-            copied = run_copy(config, params, run_id, names, copy_workers(config, params, live), progress_id,
-                              max(report.rows, 1))
-            if progress_id:  # every chunk is done, whatever the writers did to the row count meanwhile
-                advance_progress(progress_id, 100.0)
-            apply_post_data(config_path, run_id, params.source, params.target, [KEYS])  # catch-up upserts by key
-            phases["copy"] = {"records": copied, "seconds": time.perf_counter() - t}
-            t = time.perf_counter()
-            passes = catch_up_all(config_path, run_id, params.source, params.target, names, max_lag=params.max_lag,
-                                  timeout_s=params.catchup_timeout_s)
-            phases["catch-up"] = {"records": sum(p.applied for p in passes), "seconds": time.perf_counter() - t,
-                                  "passes": len(passes)}
-            t = time.perf_counter()
-            books = build_books(config_path, params.source, live.plans, chunk_rows)
-            passes = converge_digests(config_path, run_id, params, books, names, {})
-            phases["validate-live"] = {"records": sum(p.applied for p in passes), "seconds": time.perf_counter() - t,
-                                       "passes": len(passes)}
-            summary = run_expectations(evidence_of(books, live))
-            if params.approve_cutover:
-                decision = _ask_approval(report, books, summary, params, run_id)
-                if decision is None or not decision.approve:
-                    report.status = "blocked"
-                    report.error = (f"no approval within {params.approval_timeout_s:.0f} s" if decision is None else
-                                    "cutover rejected" + (f": {decision.comment}" if decision.comment else ""))
-                    stop_capture(config_path, params.source, names)
-                    return _finish(control, report, run_id, "rejected", phases, clock)
-                report.notes.append("cutover approved" + (f": {decision.comment}" if decision.comment else ""))
-            t = time.perf_counter()  # what was written while the suites ran (or the approval waited)
-            passes = converge_digests(config_path, run_id, params, books, names, {})
-            phases["catch-up before freeze"] = {"records": sum(p.applied for p in passes),
-                                                "seconds": time.perf_counter() - t, "passes": len(passes)}
-            control.set_summary(run_id, {"planned_rows": report.rows, "phase": "freeze"})
-            epoch_now = control.pointer().epoch  # type: ignore[union-attr]
-            cutover = cutover_window(config_path, run_id, params.source, params.target, names, books,
-                                     epoch_now, params.switch,
-                                     f"migration {run_id} from {params.source} (blue_green)")
-            phases["final delta (frozen)"] = {"records": cutover.final_changes, "seconds": cutover.final_seconds}
-            report.freeze_ms = cutover.freeze_ms
-            report.frozen_engine = cutover.frozen_engine
-            if cutover.evidence:
-                record_validation(report, cutover.evidence, run_expectations(cutover.evidence))
-            report.notes.append(f"freeze window: {cutover.freeze_ms:,.0f} ms ({cutover.final_changes} final changes, "
-                                f"{cutover.redigested_ranges} key range(s) re-digested while frozen)")
-            pause_point("switched")
+            _copy_live(run)
+            books = _validate_live(run)
+            if params.approve_cutover and not _approved(run, books):
+                return _finish(control, report, run.run_id, "rejected", run.phases, clock)
+            _cut_over(run, books)
         else:
             report.notes.append(f"resumed after the pointer switch (epoch {already}); finishing the cutover")
-        if params.switch:
-            current = control.pointer()
-            report.epoch_after, report.active_after = current.epoch, current.provider  # type: ignore[union-attr]
-            stop_capture(config_path, params.source, names)
-            if params.release_source:
-                lift_fence(config_path, params.source, names)
-                stop_capture(config_path, params.target, names)
-                report.notes.append(f"{params.source} released: its write fence is lifted; no rollback possible")
-            else:
-                fence(config_path, params.source, names, run_id,
-                      f"old primary after blue-green {run_id}; shiftover rollback or shiftover release")
-                report.notes.append(f"{params.source} stays write-fenced and {params.target} captures its changes "
-                                    f"for `shiftover rollback`; `shiftover release {params.source}` ends that")
-        else:
-            stop_capture(config_path, params.source, names)
-            report.notes.append("copied and validated; the pointer was left where it was (--no-switch)")
+        _after_switch(run)
         report.status = "switched" if params.switch else "validated"
         logger.info("blue-green %s → %s done", params.source, params.target)
     except BackendError as exc:
         report.status = "blocked" if isinstance(exc, CutoverBlocked) else "failed"
         report.error = str(exc)
-        if switched_by(control, params.target, run_id) is None:
-            unfreeze_source(config_path, params.source, names)
-        _finish(control, report, run_id, "failed", phases, clock)
+        if switched_by(control, params.target, run.run_id) is None:
+            unfreeze_source(run.config_path, params.source, run.names)
+        _finish(control, report, run.run_id, "failed", run.phases, clock)
         if isinstance(exc, MigrationFailed):
             raise
         raise MigrationFailed(f"the blue-green migration stopped: {exc}",
                               hint=exc.hint or "fix the cause and re-run: it resumes from its checkpoints") from None
-    return _finish(control, report, run_id, "succeeded", phases, clock)
+    return _finish(control, report, run.run_id, "succeeded", run.phases, clock)
+
+
+def _copy_live(run: _Run) -> None:
+    """Capture on, schema, then every chunk copied while the source stays writable; keys before the catch-up."""
+    params, control, names, path = run.params, run.control, run.names, run.config_path
+    if any(f.run_id == run.run_id for f in control.freezes(params.source)):
+        unfreeze_source(path, params.source, names)  # left by a crash inside the freeze window
+        run.report.notes.append("lifted the write freeze a crashed attempt of this run left on the source")
+    start_capture(path, params.source, names)
+    apply_pre_data(path, run.run_id, params.source, params.target, names)
+    prepare_target(path, params.target, [p.schema for p in run.live.plans])
+    for p in run.live.plans:
+        control.save_chunks(run.run_id, p.name, p.ranges)
+        control.set_checkpoint(run.run_id, p.name, phase="copy")
+    t = time.perf_counter()
+    progress_id = start_progress(run.report)
+    copied = run_copy(run.config, params, run.run_id, names, copy_workers(run.config, params, run.live), progress_id,
+                      max(run.report.rows, 1))
+    if progress_id:  # every chunk is done, whatever the writers did to the row count meanwhile
+        advance_progress(progress_id, 100.0)
+    apply_post_data(path, run.run_id, params.source, params.target, [KEYS])  # catch-up upserts by key
+    run.phases["copy"] = {"records": copied, "seconds": time.perf_counter() - t}
+
+
+def _validate_live(run: _Run) -> list[DigestBook]:
+    """Catch up to max_lag, then converge the digests of both sides while writes go on; the digest books."""
+    params = run.params
+    t = time.perf_counter()
+    run.timed("catch-up", t, catch_up_all(run.config_path, run.run_id, params.source, params.target, run.names,
+                                          max_lag=params.max_lag, timeout_s=params.catchup_timeout_s))
+    t = time.perf_counter()
+    chunk_rows = params.chunk_rows or run.config.migration.chunk_rows
+    books = build_books(run.config_path, params.source, run.live.plans, chunk_rows)
+    run.timed("validate-live", t, converge_digests(run.config_path, run.run_id, params, books, run.names, {}))
+    return books
+
+
+def _approved(run: _Run, books: list[DigestBook]) -> bool:
+    """Pause for a person's decision in the UI; False (the run ends, the pointer stays) on rejection or timeout."""
+    params, report = run.params, run.report
+    decision = _ask_approval(report, books, run_expectations(evidence_of(books, run.live)), params, run.run_id)
+    if decision is None or not decision.approve:
+        report.status = "blocked"
+        report.error = (f"no approval within {params.approval_timeout_s:.0f} s" if decision is None else
+                        "cutover rejected" + (f": {decision.comment}" if decision.comment else ""))
+        stop_capture(run.config_path, params.source, run.names)
+        return False
+    report.notes.append("cutover approved" + (f": {decision.comment}" if decision.comment else ""))
+    return True
+
+
+def _cut_over(run: _Run, books: list[DigestBook]) -> None:
+    """A last catch-up while live, then the freeze window: final delta, digests, suites, the pointer switch."""
+    params, control, report = run.params, run.control, run.report
+    t = time.perf_counter()  # what was written while the suites ran (or the approval waited)
+    run.timed("catch-up before freeze", t, converge_digests(run.config_path, run.run_id, params, books, run.names, {}))
+    control.set_summary(run.run_id, {"planned_rows": report.rows, "phase": "freeze"})
+    epoch_now = control.pointer().epoch  # type: ignore[union-attr]
+    cutover = cutover_window(run.config_path, run.run_id, params.source, params.target, run.names, books,
+                             epoch_now, params.switch, f"migration {run.run_id} from {params.source} (blue_green)")
+    run.phases["final delta (frozen)"] = {"records": cutover.final_changes, "seconds": cutover.final_seconds}
+    report.freeze_ms = cutover.freeze_ms
+    report.frozen_engine = cutover.frozen_engine
+    if cutover.evidence:
+        record_validation(report, cutover.evidence, run_expectations(cutover.evidence))
+    report.notes.append(f"freeze window: {cutover.freeze_ms:,.0f} ms ({cutover.final_changes} final changes, "
+                        f"{cutover.redigested_ranges} key range(s) re-digested while frozen)")
+    pause_point("switched")
+
+
+def _after_switch(run: _Run) -> None:
+    """The old primary fenced (rollback possible, the target capturing) or released; or, with --no-switch, left."""
+    params, report, path, names = run.params, run.report, run.config_path, run.names
+    if not params.switch:
+        stop_capture(path, params.source, names)
+        report.notes.append("copied and validated; the pointer was left where it was (--no-switch)")
+        return
+    current = run.control.pointer()
+    report.epoch_after, report.active_after = current.epoch, current.provider  # type: ignore[union-attr]
+    stop_capture(path, params.source, names)
+    if params.release_source:
+        lift_fence(path, params.source, names)
+        stop_capture(path, params.target, names)
+        report.notes.append(f"{params.source} released: its write fence is lifted; no rollback possible")
+    else:
+        fence(path, params.source, names, run.run_id,
+              f"old primary after blue-green {run.run_id}; shiftover rollback or shiftover release")
+        report.notes.append(f"{params.source} stays write-fenced and {params.target} captures its changes "
+                            f"for `shiftover rollback`; `shiftover release {params.source}` ends that")
 
 
 def _finish(control: ControlStore, report: MigrationReport, run_id: str, status: str,
