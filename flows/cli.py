@@ -12,10 +12,9 @@ import time
 from enum import Enum
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
@@ -23,13 +22,13 @@ from rich.table import Table
 from adapters.errors import BackendError
 from adapters.strategies import Strategy, summaries
 from flows import cli_logging
+from flows.cli_common import ConfigOpt, Markdown, err, out, prefect_api, quiet_backend_tracebacks
+
+if TYPE_CHECKING:
+    from adapters.config import Config
 
 app = typer.Typer(help="Keep an application's backend healthy and movable.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
-out = Console()
-err = Console(stderr=True)
-
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="backends.yaml to read")]
 
 
 def _version(value: bool) -> None:
@@ -47,28 +46,6 @@ def _version(value: bool) -> None:
 def _main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                                 help="print the version and exit")] = False) -> None:
     """Keep an application's backend healthy and movable."""
-
-
-def Markdown(text: str):  # type: ignore[no-untyped-def]  # noqa: N802 - rich's class, imported when printed
-    from rich.markdown import Markdown as RichMarkdown
-
-    return RichMarkdown(text)
-
-
-def short_run():  # type: ignore[no-untyped-def]
-    """Around a flow run of a few seconds in this process: no heartbeat thread. Prefect's stops only at its next
-    1 s tick, which added 0.5-1 s to every such command; heartbeats serve runs long enough to crash unseen."""
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-
-    return temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
-
-
-def prefect_api(*warm: str) -> str:
-    """Reuse a running Prefect API, else start the temporary one with a spinner (flows/prefect_api.py). Call it before
-    importing a flow; `warm` modules are imported while a temporary server starts."""
-    from flows.prefect_api import use_prefect_api
-
-    return use_prefect_api(err, warm=warm)
 
 
 class Runner(str, Enum):
@@ -136,21 +113,9 @@ def migrate(
     cfg = load_config(config)
     strategy = Strategy.of(strategy or cfg.migration.strategy)
     if dask_address is not None:
-        from adapters.config import check_dask_address
-
-        try:
-            dask_address = check_dask_address(dask_address)
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc), param_hint="--dask-address") from None
-        runner = Runner.dask
+        dask_address, runner = _checked_dask_address(dask_address), Runner.dask
     if not dry_run:
-        from expectations.suites import prewarm
-
-        prewarm(yield_cpu=False)  # GX's import (seconds) overlaps the Prefect API's start-up instead of the copy
-        from adapters.registry import preload  # and so do the drivers' imports
-
-        kinds = [cfg.providers[n].kind for n in (source, target) if n in cfg.providers]
-        threading.Thread(target=preload, args=(kinds,), name="shiftover-preload", daemon=True).start()
+        _warm_up(cfg, source, target)
     prefect_api("flows.migrate")
     from flows.migrate import MigrateParams, resolve_run_id
     from flows.migrate import migrate as migrate_flow
@@ -171,8 +136,8 @@ def migrate(
         from flows.task_runners import dask_address as address_of
         from flows.task_runners import task_runner
 
-        migrate_flow = migrate_flow.with_options(task_runner=task_runner("dask", workers or cfg.migration.workers,
-                                                                         address_of(cfg, dask_address)))
+        on_dask = task_runner("dask", workers or cfg.migration.workers, address_of(cfg, dask_address))
+        migrate_flow = migrate_flow.with_options(task_runner=on_dask)
     with _progress(control, params.run_id, enabled=not dry_run and not as_json):
         report = migrate_flow(params)
     if as_json:
@@ -183,6 +148,25 @@ def migrate(
             _print_pointer(control)
     if report.status in ("blocked", "failed"):
         raise typer.Exit(1)
+
+
+def _checked_dask_address(value: str) -> str:
+    from adapters.config import check_dask_address
+
+    try:
+        return check_dask_address(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--dask-address") from None
+
+
+def _warm_up(cfg: Config, source: str, target: str) -> None:
+    """GX's import (seconds) and the drivers' imports overlap the Prefect API's start-up instead of the copy."""
+    from adapters.registry import preload
+    from expectations.suites import prewarm
+
+    prewarm(yield_cpu=False)
+    kinds = [cfg.providers[n].kind for n in (source, target) if n in cfg.providers]
+    threading.Thread(target=preload, args=(kinds,), name="shiftover-preload", daemon=True).start()
 
 
 class _progress:
@@ -239,7 +223,7 @@ def status(
     from adapters.leases import LeaseTable
     from adapters.syncstate import SyncStates
     from flows.installed import installed_rows
-    from flows.runs_cli import print_leases_and_sync, runs_json
+    from flows.runs_cli import print_leases_and_sync, status_json
 
     cfg = load_config(config)
     control = ControlStore(cfg.control.url.get_secret_value())
@@ -250,20 +234,7 @@ def status(
     leases = LeaseTable(control).all()
     synced = SyncStates(control).get(source=pointer.provider)
     if as_json:
-        out.print_json(json.dumps({
-            "active": pointer.provider, "epoch": pointer.epoch, "since": pointer.since.isoformat(),
-            "reason": pointer.reason,
-            **runs_json(leases, synced),
-            "freezes": [{"provider": f.provider, "collection": f.collection, "run_id": f.run_id,
-                         "since": f.since.isoformat(), "reason": f.reason} for f in freezes],
-            "installed": [{"provider": r.provider, "what": r.item.what if r.item else None,
-                           "name": r.item.name if r.item else None,
-                           "collection": r.item.collection if r.item else None, "remove": r.remove}
-                          for r in installed],
-            "runs": [{"run_id": r.run_id, "kind": r.kind, "source": r.source, "target": r.target,
-                      "strategy": r.strategy, "status": r.status, "started": r.started.isoformat(),
-                      "finished": r.finished.isoformat() if r.finished else None} for r in recent],
-        }))
+        out.print_json(json.dumps(status_json(pointer, leases, synced, freezes, installed, recent)))
         return
     _print_pointer(control)
     providers = Table("provider", "kind", "role", "priority", "url", title="Providers")
@@ -370,57 +341,6 @@ def demo(
               f"Status any time: .venv/bin/shiftover status --config {config_file}")
 
 
-@app.command("test-suite")
-def test_suite(
-    providers: Annotated[Optional[str], typer.Option(help="comma-separated provider names (default: all)")] = None,
-    categories: Annotated[Optional[str], typer.Option(
-        help="comma-separated: connection,crud,auth,storage,performance,load,migration (default: all)")] = None,
-    data_size: Annotated[str, typer.Option(help="small (200 records), medium (2,000) or large (20,000)")] = "small",
-    users: Annotated[int, typer.Option(help="concurrent clients in the load test")] = 4,
-    duration: Annotated[float, typer.Option(help="seconds the load test runs")] = 3.0,
-    partner: Annotated[Optional[str], typer.Option(help="provider to migrate to and back from")] = None,
-    output_dir: Annotated[Path, typer.Option(help="where the JSON and HTML reports go")] = Path(
-        "test-output/test-suite"),
-    config: ConfigOpt = Path("backends.yaml"),
-    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
-) -> None:
-    """Run the cross-provider test suite in scratch collections. Exit 1 when any test failed."""
-    from pydantic import ValidationError
-
-    from adapters.config import load_config
-
-    prefect_api("flows.full_test_suite")
-    from flows.full_test_suite import full_test_suite
-    from tasks.testsuite_model import TestSuiteParams
-    from tasks.testsuite_render import table_rows
-
-    quiet_backend_tracebacks()
-    cfg = load_config(config)
-    split = lambda text: [x.strip() for x in text.split(",") if x.strip()] if text else None  # noqa: E731
-    try:
-        params = TestSuiteParams(providers=split(providers), categories=split(categories) or list(TestSuiteParams(
-            ).categories), data_size=data_size, concurrent_users=users, duration_s=duration,
-            migration_partner=partner, output_dir=str(output_dir), config_path=str(cfg.path))
-    except ValidationError as exc:
-        raise typer.BadParameter(exc.errors()[0]["msg"]) from None
-    report = full_test_suite(params)
-    if as_json:
-        out.print_json(report.model_dump_json())
-    else:
-        rows = table_rows(report)
-        table = Table(*rows[0].keys(), title=f"Test suite {report.id}") if rows else Table("provider")
-        for row in rows:
-            table.add_row(*(escape(str(v)) for v in row.values()))
-        out.print(table)
-        for line in report.errors:
-            out.print(f"[red]failed[/] {escape(line)}", highlight=False)
-        s = report.summary
-        out.print(f"[bold]{s.passed} passed, {s.failed} failed, {s.skipped} skipped[/] (success rate "
-                  f"{s.success_rate:.1%}). Report: {report.files.get('html')} and {report.files.get('json')}")
-    if report.summary.failed:
-        raise typer.Exit(1)
-
-
 from flows.analyze_cli import analyze_command  # noqa: E402 - light: Prefect is imported inside the command
 from flows.runs_cli import unfreeze_command  # noqa: E402 - light as well
 
@@ -432,130 +352,13 @@ app.command("analyze", help="List every direct provider-SDK call under PATH by s
                             "and write a migration plan with an effort estimate (JSON file + Prefect artifact).")(
     analyze_command)
 
+from flows.ops_cli import failover, health, serve, sync, test_suite  # noqa: E402 - light as well
 
-@app.command()
-def health(
-    config: ConfigOpt = Path("backends.yaml"),
-    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
-    canary: Annotated[Optional[bool], typer.Option("--canary/--no-canary",
-                                                   help="write/read/delete a canary (default: health.canary)")] = None,
-) -> None:
-    """Probe every provider now (the health_sweep flow) and print status, latency, error and uptime."""
-    from adapters.config import load_config
-
-    prefect_api("flows.health_sweep")
-    from flows.health_sweep import HealthSweepParams, health_sweep
-
-    quiet_backend_tracebacks()
-    cfg = load_config(config)
-    with short_run():
-        result = health_sweep(HealthSweepParams(config_path=str(cfg.path), canary=canary))
-    if as_json:
-        print(json.dumps([{"provider": h.provider, "kind": h.kind, "active": h.active, "status": h.status,
-                           "latency_ms": round(h.latency_ms, 1), "error": h.error, "uptime": h.uptime,
-                           "probes": h.probes} for h in result]))
-    else:
-        colour = {"healthy": "green", "degraded": "yellow", "down": "red"}
-        table = Table("provider", "kind", "status", "latency ms", "error", "uptime", "probes", title="Health")
-        for h in result:
-            row = h.row()
-            table.add_row(escape(str(row["provider"])), h.kind, f"[{colour[h.status]}]{h.status}[/]",
-                          str(row["latency_ms"]), escape(str(row["error"])), str(row["uptime"]), str(h.probes))
-        out.print(table)
-    if any(h.status == "down" for h in result):
-        raise typer.Exit(1)
-
-
-@app.command()
-def failover(
-    to: Annotated[Optional[str], typer.Option("--to", help="provider to switch to (default: the best standby)")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="say what would happen; change nothing")] = False,
-    reason: Annotated[str, typer.Option(help="recorded with the switch")] = "manual failover",
-    config: ConfigOpt = Path("backends.yaml"),
-    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
-    force: Annotated[bool, typer.Option("--force", help="switch even to a standby whose sync never completed or whose "
-                                        "lag is unknown (records may be lost, deleted ones may come back)")] = False,
-) -> None:
-    """Fence the active provider and switch to the best healthy standby (or --to NAME). A standby that is not known
-    to be in sync is refused (BACKEND_017) unless the old primary answers for the final delta, or --force."""
-    from adapters.config import load_config
-
-    prefect_api("flows.failover")
-    from flows.failover import FailoverParams, render
-    from flows.failover import failover as failover_flow
-
-    quiet_backend_tracebacks()
-    cfg = load_config(config)
-    with short_run():
-        report = failover_flow(FailoverParams(config_path=str(cfg.path), to=to, dry_run=dry_run, reason=reason,
-                                              force=force))
-    if as_json:
-        print(report.model_dump_json())
-    else:
-        out.print(Markdown(render(report)))
-    if report.status == "superseded":
-        raise typer.Exit(1)
-
-
-@app.command()
-def sync(
-    to: Annotated[Optional[str], typer.Option("--to", help="comma-separated standbys (default: every standby)")] = None,
-    config: ConfigOpt = Path("backends.yaml"),
-    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
-) -> None:
-    """Copy the changes on the active provider to each standby now (the sync flow)."""
-    from adapters.config import load_config
-
-    prefect_api("flows.sync")
-    from flows.sync import SyncParams
-    from flows.sync import sync as sync_flow
-
-    quiet_backend_tracebacks()
-    cfg = load_config(config)
-    targets = [t.strip() for t in to.split(",") if t.strip()] if to else None
-    results = sync_flow(SyncParams(config_path=str(cfg.path), targets=targets))
-    if as_json:
-        print(json.dumps([r.row() for r in results]))
-        return
-    table = Table("source", "target", "rows copied", "created", "lag s", "seconds", title="Sync")
-    for r in results:
-        row = r.row()
-        table.add_row(r.source, r.target, str(r.rows), str(row["created"]), str(row["lag_s"]), str(row["seconds"]))
-    out.print(table)
-
-
-@app.command()
-def serve(
-    config: ConfigOpt = Path("backends.yaml"),
-    host: Annotated[str, typer.Option(help="address of the read-only HTTP endpoint")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="port of the read-only HTTP endpoint (GET /active)")] = 8765,
-    sweep_interval: Annotated[Optional[float], typer.Option(help="seconds between health sweeps "
-                                                                 "(default failover.sweep_interval_s)")] = None,
-    sync_interval: Annotated[Optional[float], typer.Option(help="seconds between syncs (default: sweep)")] = None,
-    monitor: Annotated[bool, typer.Option(help="probe the active provider and fail over automatically")] = True,
-    api_port: Annotated[int, typer.Option(help="port of the Prefect server started when none runs (a free one if "
-                                               "taken); commands reuse it")] = 4200,
-    poll_interval: Annotated[float, typer.Option(min=0.2, help="seconds between polls for runs to start (a run "
-                                                              "triggered in the UI starts within this)")] = 2.0,
-) -> None:
-    """Serve the deployments (health sweep, sync, failover, migrate), the failover monitor and GET /active. Uses
-    PREFECT_API_URL or a registered server, else starts `prefect server start` and registers it for the commands."""
-    from adapters.config import load_config
-    from flows.prefect_api import serve_api
-
-    quiet_backend_tracebacks()
-    cfg = load_config(config)
-    with serve_api(api_port, status=err) as api_url:
-        err.print(f"Prefect API: {api_url} (UI: {api_url.removesuffix('/api')})", highlight=False)
-        from flows.serve import serve as serve_all
-
-        serve_all(str(cfg.path), host=host, port=port, monitor=monitor, sweep_interval_s=sweep_interval,
-                  sync_interval_s=sync_interval, poll_s=poll_interval)
-
-
-def quiet_backend_tracebacks() -> None:
-    """Call after Prefect is imported: its console handlers print one line per record, never a traceback."""
-    cli_logging.install()
+app.command("test-suite")(test_suite)
+app.command()(health)
+app.command()(failover)
+app.command()(sync)
+app.command()(serve)
 
 
 def _say(line: str) -> None:

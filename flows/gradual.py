@@ -29,7 +29,7 @@ from flows.bluegreen import (
     run_copy,
 )
 from flows.migration_run import MigrateParams, begin_run
-from tasks.capture import cutover_window, start_capture, stop_capture, switched_by
+from tasks.capture import LivePlan, cutover_window, start_capture, stop_capture, switched_by
 from tasks.migration import CollectionPlan, prepare_target, switch_pointer
 from tasks.reporting import MigrationReport, start_progress
 from tasks.schema import apply_post_data, apply_pre_data
@@ -57,36 +57,20 @@ def gradual(params: MigrateParams, config: Config, control: ControlStore, pointe
         raise MigrationFailed(f"the active backend is {pointer.provider!r}, not the source {params.source!r}",
                               hint="migrate from the active backend")
     phases: dict[str, dict[str, float]] = {}
-    moved_now: list[str] = []
     try:
         todo = [n for n in names if routes.get(n) != params.target] if switched is None else []
         if todo:
-            start_capture(config_path, params.source, todo)
-            apply_pre_data(config_path, run_id, params.source, params.target, names)
-            # every table has its key before any copy: a run reads the keys of collections it moves later
-            apply_post_data(config_path, run_id, params.source, params.target, [KEYS])
-            prepare_target(config_path, params.target, [p.schema for p in live.plans if p.name in todo])
-            for p in live.plans:
-                control.save_chunks(run_id, p.name, p.ranges)
-        budget = params.chunks_per_run
+            _prepare(config_path, run_id, params, live, todo, control)
         progress_id = start_progress(report) if todo else None
         workers = copy_workers(config, params, live)
+        budget = params.chunks_per_run
         for name in todo:
-            remaining = [c for c in control.chunks(run_id, name) if not c.done]
-            if remaining:
-                if budget == 0:
-                    break
-                t = time.perf_counter()
-                copied = run_copy(config, params, run_id, [name], workers, progress_id, max(report.rows, 1),
-                                  limit=budget)
-                _add(phases, "copy", copied, time.perf_counter() - t)
-                if budget is not None:
-                    budget -= min(budget, len(remaining))
-                if any(not c.done for c in control.chunks(run_id, name)):
-                    break
+            budget, copied_all = _copy_some(config, run_id, params, name, workers, progress_id, budget, phases,
+                                            control, report)
+            if not copied_all:
+                break
             _route(config_path, run_id, params, [p for p in live.plans if p.name == name], chunk_rows,
                    pointer.epoch, phases, control, report)
-            moved_now.append(name)
         routes = control.routes()
         left = [n for n in names if routes.get(n) != params.target] if switched is None else []
         if left:
@@ -110,6 +94,37 @@ def gradual(params: MigrateParams, config: Config, control: ControlStore, pointe
         raise MigrationFailed(f"the gradual migration stopped: {exc}",
                               hint=exc.hint or "fix the cause and re-run: it resumes from its checkpoints") from None
     return _finish(control, report, run_id, "succeeded", phases, clock)
+
+
+def _prepare(config_path: str, run_id: str, params: MigrateParams, live: LivePlan, todo: list[str],
+             control: ControlStore) -> None:
+    """Capture on the collections still to move; the schema, and every table's key before any copy (a run reads the
+    keys of collections it moves later); the chunks planned once."""
+    names = [p.name for p in live.plans]
+    start_capture(config_path, params.source, todo)
+    apply_pre_data(config_path, run_id, params.source, params.target, names)
+    apply_post_data(config_path, run_id, params.source, params.target, [KEYS])
+    prepare_target(config_path, params.target, [p.schema for p in live.plans if p.name in todo])
+    for p in live.plans:
+        control.save_chunks(run_id, p.name, p.ranges)
+
+
+def _copy_some(config: Config, run_id: str, params: MigrateParams, name: str, workers: int, progress_id: str | None,
+               budget: int | None, phases: dict[str, dict[str, float]], control: ControlStore,
+               report: MigrationReport) -> tuple[int | None, bool]:
+    """Copy the collection's chunks not yet done, within this run's chunk budget; (the budget left, every chunk of the
+    collection is copied)."""
+    remaining = [c for c in control.chunks(run_id, name) if not c.done]
+    if not remaining:
+        return budget, True
+    if budget == 0:
+        return budget, False
+    t = time.perf_counter()
+    copied = run_copy(config, params, run_id, [name], workers, progress_id, max(report.rows, 1), limit=budget)
+    _add(phases, "copy", copied, time.perf_counter() - t)
+    if budget is not None:
+        budget -= min(budget, len(remaining))
+    return budget, not any(not c.done for c in control.chunks(run_id, name))
 
 
 def _route(config_path: str, run_id: str, params: MigrateParams, plans: list[CollectionPlan], chunk_rows: int,

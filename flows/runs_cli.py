@@ -76,3 +76,21 @@ def print_leases_and_sync(console: Console, active: str, leases: list[Any], sync
                           f"{x.completed_at:%Y-%m-%d %H:%M:%S}" if x.completed_at else "never",
                           "unknown" if x.pending is None else str(x.pending))
         console.print(table)
+
+
+def status_json(pointer: Any, leases: Any, synced: Any, freezes: Any, installed: Any, recent: Any) -> dict[str, Any]:
+    """What `shiftover status --json` prints."""
+    return {
+        "active": pointer.provider, "epoch": pointer.epoch, "since": pointer.since.isoformat(),
+        "reason": pointer.reason,
+        **runs_json(leases, synced),
+        "freezes": [{"provider": f.provider, "collection": f.collection, "run_id": f.run_id,
+                     "since": f.since.isoformat(), "reason": f.reason} for f in freezes],
+        "installed": [{"provider": r.provider, "what": r.item.what if r.item else None,
+                       "name": r.item.name if r.item else None,
+                       "collection": r.item.collection if r.item else None, "remove": r.remove}
+                      for r in installed],
+        "runs": [{"run_id": r.run_id, "kind": r.kind, "source": r.source, "target": r.target,
+                  "strategy": r.strategy, "status": r.status, "started": r.started.isoformat(),
+                  "finished": r.finished.isoformat() if r.finished else None} for r in recent],
+    }
