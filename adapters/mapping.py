@@ -203,6 +203,26 @@ def _nested(rec: Record, path: tuple[str, ...]) -> Any:
     return node
 
 
+def _flattened(dotted: str, name: str, cols: list[Column], names: set[str], columns: Mapping[str, str],
+               types: Mapping[str, CanonicalType], sample: Sequence[Record]) -> Flattened:
+    """The column `dotted` (a path into a JSON field) becomes; its name is added to `names`."""
+    where = f"migration.mappings.{name}"
+    path = tuple(dotted.split("."))
+    if path[0] not in names:
+        raise ConfigInvalid(f"{where}.flatten: {name!r} has no field {path[0]!r} (in {dotted!r})",
+                            hint=f"fields of {name}: {', '.join(sorted(names))}")
+    parent = next(c for c in cols if c.name == path[0])
+    if parent.type != "json":
+        raise ConfigInvalid(f"{where}.flatten: {path[0]!r} is {parent.type}, not a nested map (in {dotted!r})",
+                            hint="flatten only fields inside JSON/map fields")
+    column = columns.get(dotted, "_".join(path))
+    if column in names:
+        raise ConfigInvalid(f"{where}.flatten: column {column!r} for {dotted!r} already exists",
+                            hint=f"name another column under {where}.columns")
+    names.add(column)
+    return Flattened(path, column, types.get(column) or infer_type(_nested(r, path) for r in sample))
+
+
 def build(
     name: str,
     source: CollectionSchema,
@@ -229,23 +249,7 @@ def build(
                 else c for c in cols]
         key = ["id"]
     names = {c.name for c in cols}
-    flat: list[Flattened] = []
-    for dotted in flatten:
-        path = tuple(dotted.split("."))
-        if path[0] not in names:
-            raise ConfigInvalid(f"{where}.flatten: {name!r} has no field {path[0]!r} (in {dotted!r})",
-                                hint=f"fields of {name}: {', '.join(sorted(names))}")
-        parent = next(c for c in cols if c.name == path[0])
-        if parent.type != "json":
-            raise ConfigInvalid(f"{where}.flatten: {path[0]!r} is {parent.type}, not a nested map (in {dotted!r})",
-                                hint="flatten only fields inside JSON/map fields")
-        column = columns.get(dotted, "_".join(path))
-        if column in names:
-            raise ConfigInvalid(f"{where}.flatten: column {column!r} for {dotted!r} already exists",
-                                hint=f"name another column under {where}.columns")
-        ctype = types.get(column) or infer_type(_nested(r, path) for r in sample)
-        names.add(column)
-        flat.append(Flattened(path, column, ctype))
+    flat = [_flattened(dotted, name, cols, names, columns, types, sample) for dotted in flatten]
     unknown = set(columns) - set(flatten)
     if unknown:
         raise ConfigInvalid(f"{where}.columns names {', '.join(sorted(unknown))}, which is not under flatten",

@@ -12,7 +12,7 @@ import time
 from enum import Enum
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.markup import escape
@@ -119,7 +119,6 @@ def migrate(
     prefect_api("flows.migrate")
     from flows.migrate import MigrateParams, resolve_run_id
     from flows.migrate import migrate as migrate_flow
-    from tasks.reporting import render_markdown
 
     quiet_backend_tracebacks()
     params = MigrateParams(
@@ -127,27 +126,35 @@ def migrate(
         collections=[c.strip() for c in collections.split(",") if c.strip()] if collections else None,
         dry_run=dry_run, config_path=str(cfg.path), batch_size=batch_size, chunk_rows=chunk_rows, workers=workers,
         switch=switch, runner=runner.value, approve_cutover=approve_cutover, approval_timeout_s=approval_timeout,
-        max_lag=max_lag, chunks_per_run=chunks_per_run, release_source=release_source,
-        dask_address=dask_address)
+        max_lag=max_lag, chunks_per_run=chunks_per_run, release_source=release_source, dask_address=dask_address)
     control = ControlStore(cfg.control.url.get_secret_value())
     if not dry_run:
         params.run_id = resolve_run_id(control, params)
     if runner is Runner.dask and strategy is Strategy.immediate:  # live strategies pick the runner per copy
-        from flows.task_runners import dask_address as address_of
-        from flows.task_runners import task_runner
-
-        on_dask = task_runner("dask", workers or cfg.migration.workers, address_of(cfg, dask_address))
-        migrate_flow = migrate_flow.with_options(task_runner=on_dask)
+        migrate_flow = migrate_flow.with_options(task_runner=_dask_runner(cfg, workers, dask_address))
     with _progress(control, params.run_id, enabled=not dry_run and not as_json):
         report = migrate_flow(params)
+    _print_report(report, control, as_json=as_json)
+
+
+def _print_report(report: Any, control: Any, *, as_json: bool) -> None:
+    """The migration report (markdown or JSON), then the pointer after a run; exit 1 when it was blocked or failed."""
+    from tasks.reporting import render_markdown
+
     if as_json:
         out.print_json(report.model_dump_json())
     else:
         out.print(Markdown(render_markdown(report)))
-        if not dry_run:
+        if not report.dry_run:
             _print_pointer(control)
     if report.status in ("blocked", "failed"):
         raise typer.Exit(1)
+
+
+def _dask_runner(cfg: Config, workers: int | None, address: str | None) -> Any:
+    from flows.task_runners import dask_address, task_runner
+
+    return task_runner("dask", workers or cfg.migration.workers, dask_address(cfg, address))
 
 
 def _checked_dask_address(value: str) -> str:

@@ -18,7 +18,7 @@ from prefect import flow, get_run_logger
 from pydantic import BaseModel, Field
 
 from adapters.base import ranges_from_boundaries
-from adapters.config import load_config
+from adapters.config import Config, load_config
 from adapters.control import ControlStore, Run
 from adapters.errors import BackendError, CutoverBlocked, MigrationFailed
 from adapters.leases import RunLease
@@ -70,8 +70,7 @@ def rollback(params: RollbackParams) -> MigrationReport:
         return _rollback(params, config, control, run)
 
 
-def _rollback(params: RollbackParams, config, control: ControlStore,  # type: ignore[no-untyped-def]
-              run: Run) -> MigrationReport:
+def _rollback(params: RollbackParams, config: Config, control: ControlStore, run: Run) -> MigrationReport:
     logger = get_run_logger()
     config_path = str(config.path)
     blue, green = run.source or "", run.target or ""
@@ -87,21 +86,9 @@ def _rollback(params: RollbackParams, config, control: ControlStore,  # type: ig
                                   f"{run.run_id})", hint="a rollback moves the pointer back from green only")
         t0 = time.perf_counter()
         report.frozen_engine = fence(config_path, green, names, run.run_id, f"rollback of {run.run_id} to {blue}")
-        captured = set(capturing(config_path, green))
-        moved = 0
-        for name in names:
-            if name in captured:
-                moved += catch_up(config_path, run.run_id, green, blue, name, bypass_target=True,
-                                  phase="rollback").applied
-            else:
-                bounds = digest_boundaries(config_path, green, name, params.chunk_rows)
-                for rng in ranges_from_boundaries(bounds):
-                    moved += copy_back(config_path, green, blue, name, rng, params.batch_size)
-                report.notes.append(f"{name}: {green} had no change capture, so every record was copied back")
-        evidence = []
-        for name in names:
-            bounds = digest_boundaries(config_path, green, name, params.chunk_rows)
-            evidence.append(measure_collection(config_path, green, blue, name, ranges_from_boundaries(bounds)))
+        moved = _copy_back(params, config_path, run, names, report)
+        evidence = [measure_collection(config_path, green, blue, name, ranges_from_boundaries(
+            digest_boundaries(config_path, green, name, params.chunk_rows))) for name in names]
         result = run_expectations(evidence)
         report.collections = [CollectionReport(name=e.collection, source_rows=e.source_rows,
                                                target_rows=e.target_rows, chunks=len(e.source_digests),
@@ -133,6 +120,23 @@ def _rollback(params: RollbackParams, config, control: ControlStore,  # type: ig
         report.seconds = time.perf_counter() - clock
         publish_report(report)
     return report
+
+
+def _copy_back(params: RollbackParams, config_path: str, run: Run, names: list[str], report: MigrationReport) -> int:
+    """Green's writes since the cutover back to blue: the captured changes, or every record where green captured
+    nothing. Returns the records written."""
+    blue, green = run.source or "", run.target or ""
+    captured = set(capturing(config_path, green))
+    moved = 0
+    for name in names:
+        if name in captured:
+            moved += catch_up(config_path, run.run_id, green, blue, name, bypass_target=True,
+                              phase="rollback").applied
+            continue
+        for rng in ranges_from_boundaries(digest_boundaries(config_path, green, name, params.chunk_rows)):
+            moved += copy_back(config_path, green, blue, name, rng, params.batch_size)
+        report.notes.append(f"{name}: {green} had no change capture, so every record was copied back")
+    return moved
 
 
 @flow(name="release", log_prints=False, validate_parameters=True)

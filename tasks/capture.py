@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -23,6 +24,10 @@ from adapters.config import load_config
 from adapters.registry import open_adapter
 from tasks.migration import CollectionPlan, control_store, copy_path, pause_point, pushdown_function
 from tasks.retry import RETRYABLE
+
+if TYPE_CHECKING:
+    from adapters.control import ControlStore
+    from expectations.suites import CollectionEvidence
 
 
 @dataclass(frozen=True)
@@ -263,7 +268,7 @@ def cutover_window(config_path: str, run_id: str, source: str, target: str, name
     to the target instead and the source keeps them frozen: they live on the target from now on. On a failed suite
     the freeze is lifted and CutoverBlocked raised; nothing moves unless the suites pass."""
     from adapters.errors import CutoverBlocked
-    from expectations.suites import CollectionEvidence, validate
+    from expectations.suites import validate
     from tasks.schema import finish_in_freeze, with_objects
 
     config = load_config(config_path)
@@ -280,22 +285,7 @@ def cutover_window(config_path: str, run_id: str, source: str, target: str, name
         frozen = src.frozen()
         pause_point("frozen")
         try:
-            final, redigested, evidence = 0, 0, []
-            for book in books:
-                applied, _, _, last_seq, keys = apply_changes(src, dst, book.name, max_changes=None, track=True)
-                final += applied
-                if applied:
-                    control.set_checkpoint(run_id, book.name, watermark=str(last_seq), phase="final-delta")
-                dirty = sorted(book.dirty_of(keys) | set(book.differing()) | book.missing())
-                ranges = book.ranges
-                if dirty:
-                    s, t, method = digest_pair(src, dst, book.name, [ranges[i] for i in dirty])
-                    book.update(dirty, s, t, method)
-                    redigested += len(dirty)
-                order = range(len(ranges))
-                evidence.append(CollectionEvidence(
-                    book.name, src.count(book.name), dst.count(book.name), [book.source[i] for i in order],
-                    [book.target[i] for i in order], src.schema(book.name), dst.schema(book.name), book.method))
+            final, redigested, evidence = _final_delta(src, dst, books, control, run_id)
             moved = sorted(set(names) | {n for n, p in control.routes().items() if p == target})
             found, waiting = finish_in_freeze(config_path, run_id, src, dst, names, moved if route else names)
             evidence = with_objects(evidence, found)
@@ -327,6 +317,31 @@ def cutover_window(config_path: str, run_id: str, source: str, target: str, name
             control.clear_freeze(source, names)
         return CutoverResult(switch, epoch, freeze_ms, final, final_s, evidence, books, frozen, redigested,
                              tuple(waiting))
+
+
+def _final_delta(src: Adapter, dst: Adapter, books: list[DigestBook], control: ControlStore,
+                 run_id: str) -> tuple[int, int, list[CollectionEvidence]]:
+    """Inside the freeze: apply the last captured changes and re-digest the ranges they (or an earlier difference)
+    touched; (changes applied, ranges re-digested, the evidence for the suites)."""
+    from expectations.suites import CollectionEvidence
+
+    final, redigested, evidence = 0, 0, []
+    for book in books:
+        applied, _, _, last_seq, keys = apply_changes(src, dst, book.name, max_changes=None, track=True)
+        final += applied
+        if applied:
+            control.set_checkpoint(run_id, book.name, watermark=str(last_seq), phase="final-delta")
+        dirty = sorted(book.dirty_of(keys) | set(book.differing()) | book.missing())
+        ranges = book.ranges
+        if dirty:
+            s, t, method = digest_pair(src, dst, book.name, [ranges[i] for i in dirty])
+            book.update(dirty, s, t, method)
+            redigested += len(dirty)
+        order = range(len(ranges))
+        evidence.append(CollectionEvidence(
+            book.name, src.count(book.name), dst.count(book.name), [book.source[i] for i in order],
+            [book.target[i] for i in order], src.schema(book.name), dst.schema(book.name), book.method))
+    return final, redigested, evidence
 
 
 @task(**RETRYABLE)

@@ -102,16 +102,7 @@ def sync_by_capture(config: Config, control: ControlStore, source: str, targets:
             if name not in captured and any(s.state == "live" for s in known):
                 states.invalidate(source=source, collections=[name],
                                   why="the primary's change capture was stopped since the last sync")
-            try:
-                if not src.key_of(name):
-                    raise StandbyNotInSync(f"{name!r} has no primary key, so its changes cannot be matched to "
-                                           "records", provider=source, hint="add a primary key to sync it")
-                src.capture_start([name])
-            except BackendError as exc:
-                for t in targets:
-                    states.copying(source, t, name, "capture")
-                    states.invalidate(source=source, target=t, collections=[name], why=f"cannot be captured: {exc}")
-                    results[t].skipped[name] = str(exc)
+            if not _capturing(src, name, source, targets, states, results):
                 continue
             by_target = {s.target: s for s in states.get(source=source) if s.collection == name}
             for t in targets:
@@ -140,6 +131,23 @@ def sync_by_capture(config: Config, control: ControlStore, source: str, targets:
             r.notes.append(f"run {keep_log} still needs the change log (a live migration or a rollback window): it "
                            "was read, not consumed")
     return list(results.values())
+
+
+def _capturing(src: Adapter, name: str, source: str, targets: Sequence[str], states: SyncStates,
+               results: dict[str, SyncResult]) -> bool:
+    """Capture on for the collection; False (each standby told why, and to re-copy it later) when it cannot be."""
+    try:
+        if not src.key_of(name):
+            raise StandbyNotInSync(f"{name!r} has no primary key, so its changes cannot be matched to "
+                                   "records", provider=source, hint="add a primary key to sync it")
+        src.capture_start([name])
+        return True
+    except BackendError as exc:
+        for t in targets:
+            states.copying(source, t, name, "capture")
+            states.invalidate(source=source, target=t, collections=[name], why=f"cannot be captured: {exc}")
+            results[t].skipped[name] = str(exc)
+        return False
 
 
 def _copy_whole(src: Adapter, dst: Adapter, name: str, exists: bool, states: SyncStates, pair: tuple[str, str],
