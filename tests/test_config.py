@@ -100,3 +100,19 @@ def test_cli_reports_bad_config_without_traceback(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "BACKEND_002" in proc.stderr and "providers.a.role" in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_a_changed_file_or_variable_is_read_again_and_callers_get_their_own_copy(tmp_path: Path,
+                                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _write(tmp_path, "providers:\n  a: {kind: memory, role: primary}\n"
+                            "  b: {kind: postgresql, url: 'postgresql+psycopg://u:${PW_T:-one}@h/db'}\n")
+    first = load_config(path)
+    assert first.providers["b"].url.get_secret_value().endswith("u:one@h/db")
+    first.providers["a"].priority = 7  # a caller's change stays with that caller
+    assert load_config(path).providers["a"].priority != 7
+    monkeypatch.setenv("PW_T", "two")
+    assert load_config(path).providers["b"].url.get_secret_value().endswith("u:two@h/db")
+    path.write_text(path.read_text(encoding="utf-8").replace("a: {kind: memory, role: primary}",
+                                                             "a: {kind: memory, role: primary, priority: 3}"),
+                    encoding="utf-8")
+    assert load_config(path).providers["a"].priority == 3
