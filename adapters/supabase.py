@@ -21,17 +21,15 @@ into Supabase creates tables without policies; the report lists the tables that 
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Any
 
 import sqlalchemy as sa
 from pydantic import Field, HttpUrl, SecretStr
 
-from adapters import canonical
-from adapters.base import Adapter, CollectionSchema, Filter, Key, KeyRange, Record
+from adapters.base import Adapter, CollectionSchema, KeyRange
 from adapters.errors import (
     AuthenticationFailed,
     BackendError,
@@ -45,22 +43,17 @@ from adapters.errors import (
     redact,
 )
 from adapters.postgres import PostgresAdapter
-from adapters.supabase_auth import user_attrs, user_record
+from adapters.supabase_auth import SupabaseAuthUsers
+from adapters.supabase_storage import SupabaseStorageFiles
 from adapters.userfiles import (
-    PASSWORD_FIELDS,
-    USERS,
-    USERS_SCHEMA,
-    FieldLimits,
-    bucket_of,
-    file_record,
-    files_schema,
     is_users_or_files,
-    page,
-    select,
 )
 
 
-class SupabaseAdapter(PostgresAdapter):
+class SupabaseDatabase(PostgresAdapter):
+    """The project's PostgreSQL, its API client, and what it says about RLS; SupabaseAdapter (below) adds users and
+    files."""
+
     kind = "supabase"
     capabilities = replace(PostgresAdapter.capabilities, auth=True, storage=True)
 
@@ -79,9 +72,6 @@ class SupabaseAdapter(PostgresAdapter):
         self.capabilities = replace(type(self).capabilities, auth=api, storage=api)
         self._api: Any = None
         self._http: Any = None
-        self._users: dict[str, tuple[str, Record]] | None = None  # uid -> (Supabase id, record); reset on writes
-        self._bucket_ids: list[str] | None = None
-        self._paths: dict[str, list[str]] = {}
         self._rls_checked: set[str] = set()
 
     # -- API client and errors ---------------------------------------------------------------------------------------
@@ -171,28 +161,7 @@ class SupabaseAdapter(PostgresAdapter):
         return checks
 
     # -- catalogue ----------------------------------------------------------------------------------------------------
-    def collections(self) -> list[str]:
-        names = super().collections()
-        if self.capabilities.auth:
-            names += [USERS, *(f"storage/{b}" for b in self._buckets())]
-        return names
-
-    def _buckets(self) -> list[str]:
-        if self._bucket_ids is None:
-            with self._errors():
-                self._bucket_ids = sorted(b.id for b in self.api.storage.list_buckets())
-        existing, wanted = self._bucket_ids, self.options.buckets
-        return existing if wanted is None else [b for b in existing if b in wanted]
-
     def schema(self, name: str) -> CollectionSchema:
-        if name == USERS:
-            return USERS_SCHEMA
-        bucket = bucket_of(name)
-        if bucket is not None:
-            if bucket not in self._buckets():
-                raise CollectionNotFound(f"no Storage bucket {bucket!r}", hint="check options.buckets and the name",
-                                         provider=self.name)
-            return files_schema(name)
         result = super().schema(name)
         self._check_rls(name)
         return result
@@ -215,123 +184,8 @@ class SupabaseAdapter(PostgresAdapter):
                      "BYPASSRLS; Shiftover never disables policies", provider=self.name)
         self._rls_checked.add(name)
 
-    def create_collection(self, schema: CollectionSchema) -> None:
-        if schema.name == USERS:
-            return  # every Supabase project has its users
-        bucket = bucket_of(schema.name)
-        if bucket is None:
-            return super().create_collection(schema)
-        if bucket not in self._buckets():
-            with self._errors():
-                self.api.storage.create_bucket(bucket, bucket, {"public": False})
-            self._bucket_ids = None
-
-    def create_for_bulk_copy(self, schema: CollectionSchema) -> None:
-        if is_users_or_files(schema.name):  # Auth and Storage are filled through their APIs, never by COPY
-            return self.create_collection(schema)
-        return super().create_for_bulk_copy(schema)
-
-    def drop_collection(self, name: str) -> None:
-        if name == USERS:
-            raise InvalidRequest("Shiftover does not delete every user of a Supabase project",
-                                 hint="delete users by key, or in the dashboard", provider=self.name)
-        bucket = bucket_of(name)
-        if bucket is None:
-            return super().drop_collection(name)
-        if bucket in self._buckets():
-            self.delete(name, [(p,) for p in self._object_paths(bucket)])
-            with self._errors():
-                self.api.storage.delete_bucket(bucket)
-        self._paths.pop(bucket, None)
-        self._bucket_ids = None
-
-    def count(self, name: str) -> int:
-        if name == USERS:
-            return len(self._list_users())
-        bucket = bucket_of(name)
-        return len(self._object_paths(bucket)) if bucket is not None else super().count(name)
-
-    # -- data ----------------------------------------------------------------------------------------------------------
-    def scan(self, name: str, *, after: Key | None = None, until: Key | None = None, limit: int = 1000) -> list[Record]:
-        if name == USERS:
-            return page(self._list_users(), _uid_key, after=after, until=until, limit=limit)
-        bucket = bucket_of(name)
-        if bucket is None:
-            return super().scan(name, after=after, until=until, limit=limit)
-        paths = [p for p in self._object_paths(bucket)
-                 if (after is None or (p,) > after) and (until is None or (p,) <= until)][:limit]
-        return [self._read_object(bucket, p) for p in paths]
-
-    def key_boundaries(self, name: str, every: int) -> list[Key]:
-        if name == USERS:
-            return sorted(_uid_key(r) for r in self._list_users())[every - 1::every]
-        bucket = bucket_of(name)
-        if bucket is not None:  # from the listing: a scan would download every object
-            return [(p,) for p in self._object_paths(bucket)[every - 1::every]]
-        return super().key_boundaries(name, every)
-
-    def replace_range(self, name: str, rng: KeyRange, records: Sequence[Record]) -> int:
-        if is_users_or_files(name):
-            return Adapter.replace_range(self, name, rng, records)
-        return super().replace_range(name, rng, records)
-
-    def changes(self, name: str, *, since: dt.datetime | None, limit: int = 1000) -> list[Record]:
-        if is_users_or_files(name):
-            raise InvalidRequest(f"Supabase does not list {name!r} by change time",
-                                 hint="migrate users and files with --strategy immediate", provider=self.name)
-        return super().changes(name, since=since, limit=limit)
-
-    def upsert(self, name: str, records: Sequence[Record]) -> int:
-        if name == USERS:
-            return self._upsert_users(records)
-        bucket = bucket_of(name)
-        if bucket is None:
-            return super().upsert(name, records)
-        self._paths.pop(bucket, None)
-        with self._errors():
-            files = self.api.storage.from_(bucket)
-            for rec in records:
-                content = bytes(rec.get("content") or b"")
-                opts = {"upsert": "true", "content-type": rec.get("content_type") or "application/octet-stream",
-                        "metadata": canonical.jsonable(rec.get("metadata") or {})}
-                files.upload(_object_path(rec), content, opts)
-        return len(records)
-
-    def delete(self, name: str, keys: Sequence[Key]) -> int:
-        if name == USERS:
-            ids = self._user_ids()
-            gone = [ids[str(k[0])] for k in keys if str(k[0]) in ids]
-            self._users = None
-            with self._errors():
-                for user_id in gone:
-                    self.api.auth.admin.delete_user(user_id)
-            return len(gone)
-        bucket = bucket_of(name)
-        if bucket is None:
-            return super().delete(name, keys)
-        present = set(self._object_paths(bucket))
-        paths = [str(k[0]) for k in keys if str(k[0]) in present]
-        with self._errors():
-            for start in range(0, len(paths), 1000):
-                self.api.storage.from_(bucket).remove(paths[start:start + 1000])
-        self._paths.pop(bucket, None)
-        return len(paths)
-
-    def find(self, name: str, where: Sequence[Filter] = (), *,
-             order_by: Sequence[tuple[str, Literal["asc", "desc"]]] = (), limit: int | None = None) -> list[Record]:
-        if name == USERS:
-            return select(self.scan(name, limit=10**9), where, order_by, limit)
-        bucket = bucket_of(name)
-        if bucket is None:
-            return super().find(name, where, order_by=order_by, limit=limit)
-        keys = [f for f in where if f.field == "path" and f.op == "eq"]
-        paths = [str(keys[0].value)] if keys else self._object_paths(bucket)
-        present = set(self._object_paths(bucket))
-        return select([self._read_object(bucket, p) for p in paths if p in present], where, order_by, limit)
-
-    def copy_range_from(self, source: Adapter, name: str, rng: KeyRange) -> int:
-        if not is_users_or_files(name):
-            return super().copy_range_from(source, name, rng)
+    def _copy_through_api(self, source: Adapter, name: str, rng: KeyRange) -> int:
+        """copy_range_from for users and files: batches through the APIs, each replacing its sub-range."""
         rows, lo = 0, rng.lo  # Auth and Storage have no COPY: batches through the APIs, each replacing its sub-range
         batches = source.scan_range(name, rng, batch=self.options.page_size)
         batch = next(batches, [])
@@ -344,31 +198,7 @@ class SupabaseAdapter(PostgresAdapter):
                 return rows
             lo, batch = hi, following
 
-    # -- freezes and capture cover the data plane only -----------------------------------------------------------------
-    def freeze(self, names: Sequence[str], *, reason: str) -> None:
-        super().freeze([n for n in names if not is_users_or_files(n)], reason=reason)
-
-    def unfreeze(self, names: Sequence[str]) -> None:
-        super().unfreeze([n for n in names if not is_users_or_files(n)])
-
-    def capture_start(self, names: Sequence[str]) -> None:
-        if any(is_users_or_files(n) for n in names):
-            return Adapter.capture_start(self, names)
-        super().capture_start(names)
-
     # -- what a migration must say -------------------------------------------------------------------------------------
-    def field_limits(self, name: str) -> FieldLimits:
-        if name == USERS:
-            return FieldLimits(
-                dropped={"created_at": "Supabase Auth sets a user's creation time itself",
-                         "last_sign_in_at": "Supabase Auth sets it at the next sign-in"},
-                unverifiable={f: "Supabase Auth keeps password hashes but its API never returns them"
-                              for f in PASSWORD_FIELDS},
-                not_carried=("identities (OAuth links)", "MFA factors", "sessions", "role", "banned_until date"))
-        if bucket_of(name) is not None:
-            return FieldLimits(not_carried=("cache_control", "object owner", "version"))
-        return FieldLimits()
-
     def migration_notes(self, names: Sequence[str], *, as_target: bool, exists: bool = True,
                         source: Adapter | None = None) -> list[str]:
         """As the target: tables that will have no RLS policies here (Shiftover never disables any). A table created by
@@ -394,87 +224,7 @@ class SupabaseAdapter(PostgresAdapter):
                 f"RLS: {t!r} {how} row level security on and no policies: only the service role can use it"
                 for t, on in rows]
 
-    # -- users ---------------------------------------------------------------------------------------------------------
-    def _listed_users(self) -> dict[str, tuple[str, Record]]:
-        if self._users is None:
-            out, number = {}, 1
-            with self._errors():
-                while True:
-                    batch = self.api.auth.admin.list_users(page=number, per_page=self.options.page_size)
-                    for u in batch:
-                        rec = user_record(u.model_dump(mode="json"))
-                        out[rec["uid"]] = (u.id, rec)
-                    if len(batch) < self.options.page_size:
-                        break
-                    number += 1
-            self._users = out
-        return self._users
 
-    def _list_users(self) -> list[Record]:
-        return [dict(rec) for _, rec in self._listed_users().values()]
-
-    def _user_ids(self) -> dict[str, str]:
-        return {uid: user_id for uid, (user_id, _) in self._listed_users().items()}
-
-    def _upsert_users(self, records: Sequence[Record]) -> int:
-        present = self._listed_users()
-        self._users = None
-        with self._errors():
-            for rec in records:
-                if rec.get("uid") in (None, ""):
-                    raise InvalidRequest("a user record lacks its uid", provider=self.name)
-                uid = str(rec["uid"])
-                attrs = user_attrs(rec, self.name)
-                if uid not in present:
-                    self.api.auth.admin.create_user(attrs)
-                    continue
-                user_id, current = present[uid]
-                attrs.pop("id")
-                for field in ("user_metadata", "app_metadata"):  # GoTrue merges these: null removes a key
-                    for gone in set(current.get(field) or {}) - set(attrs[field]):
-                        attrs[field][gone] = None
-                self.api.auth.admin.update_user_by_id(user_id, attrs)
-        return len(records)
-
-    # -- files ---------------------------------------------------------------------------------------------------------
-    def _object_paths(self, bucket: str) -> list[str]:
-        """Every object path in the bucket, in key order (Storage lists one folder level per call)."""
-        if bucket not in self._paths:
-            out: list[str] = []
-            folders = [""]
-            with self._errors():
-                files = self.api.storage.from_(bucket)
-                while folders:
-                    prefix, offset = folders.pop(), 0
-                    while True:
-                        entries = files.list(prefix.rstrip("/") or None,
-                                             {"limit": self.options.page_size, "offset": offset})
-                        for e in entries:
-                            if e.get("id") is None:
-                                folders.append(f"{prefix}{e['name']}/")
-                            else:
-                                out.append(f"{prefix}{e['name']}")
-                        if len(entries) < self.options.page_size:
-                            break
-                        offset += len(entries)
-            self._paths[bucket] = sorted(out)
-        return self._paths[bucket]
-
-    def _read_object(self, bucket: str, path: str) -> Record:
-        with self._errors():
-            files = self.api.storage.from_(bucket)
-            info = files.info(path)
-            content = files.download(path)
-        ctype = info.get("content_type") or info.get("contentType") or (info.get("metadata") or {}).get("mimetype")
-        return file_record(path, content, ctype, info.get("user_metadata", info.get("metadata")))
-
-
-def _uid_key(rec: Record) -> Key:
-    return (rec["uid"],)
-
-
-def _object_path(rec: Record) -> str:
-    path = str(rec.get("path") or "")
-    if not path or path.startswith("/") or path.endswith("/"):
-        raise UnsupportedValue(f"{path!r} cannot be a Storage object path")
-    return path
+class SupabaseAdapter(SupabaseStorageFiles, SupabaseAuthUsers, SupabaseDatabase):
+    """Supabase: the tables of its PostgreSQL, `auth.users` (adapters/supabase_auth.py) and `storage/<bucket>`
+    (adapters/supabase_storage.py); the first two classes serve those names and pass every other one on."""

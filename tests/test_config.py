@@ -102,8 +102,8 @@ def test_cli_reports_bad_config_without_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr + proc.stdout
 
 
-def test_a_changed_file_or_variable_is_read_again_and_callers_get_their_own_copy(tmp_path: Path,
-                                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_changed_file_or_variable_is_read_again_and_callers_get_their_own_copy(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = _write(tmp_path, "providers:\n  a: {kind: memory, role: primary}\n"
                             "  b: {kind: postgresql, url: 'postgresql+psycopg://u:${PW_T:-one}@h/db'}\n")
     first = load_config(path)
