@@ -46,9 +46,14 @@ class BackendError(Exception):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        where = f" [{self.provider}]" if self.provider else ""
         hint = f" — {self.hint}" if self.hint else ""
-        return f"{self.code}{where}: {self.message}{hint}"
+        return f"{self.headline}{hint}"
+
+    @property
+    def headline(self) -> str:
+        """Code, provider and message without the hint: for a wrapper that gives the hint once, as its own."""
+        where = f" [{self.provider}]" if self.provider else ""
+        return f"{self.code}{where}: {self.message}"
 
     def __reduce__(self) -> tuple[Any, ...]:  # survives pickling across Prefect/Dask workers
         return (_rebuild, (type(self), self.message, self.hint, self.provider, self.__dict__))

@@ -275,7 +275,7 @@ def blue_green(params: MigrateParams, config: Config, control: ControlStore, poi
         _finish(control, report, run.run_id, "failed", run.phases, clock)
         if isinstance(exc, MigrationFailed):
             raise
-        raise MigrationFailed(f"the blue-green migration stopped: {exc}",
+        raise MigrationFailed(f"the blue-green migration stopped: {exc.headline}",
                               hint=exc.hint or "fix the cause and re-run: it resumes from its checkpoints") from None
     return _finish(control, report, run.run_id, "succeeded", run.phases, clock)
 

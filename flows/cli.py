@@ -22,7 +22,7 @@ from rich.table import Table
 from adapters.errors import BackendError
 from adapters.strategies import Strategy, summaries
 from flows import cli_logging
-from flows.cli_common import ConfigOpt, Markdown, err, out, prefect_api, quiet_backend_tracebacks
+from flows.cli_common import ConfigOpt, Markdown, err, known_providers, out, prefect_api, quiet_backend_tracebacks
 
 if TYPE_CHECKING:
     from adapters.config import Config
@@ -111,6 +111,7 @@ def migrate(
     from adapters.control import ControlStore
 
     cfg = load_config(config)
+    known_providers(cfg, source, target)
     strategy = Strategy.of(strategy or cfg.migration.strategy)
     if dask_address is not None:
         dask_address, runner = _checked_dask_address(dask_address), Runner.dask
@@ -299,12 +300,13 @@ def release(
     """End a blue-green cutover for good: lift the old primary's write fence and stop change capture (no rollback)."""
     from adapters.config import load_config
 
+    cfg = load_config(config)
+    known_providers(cfg, provider)
     prefect_api("flows.rollback")
     from flows.rollback import ReleaseParams
     from flows.rollback import release as release_flow
 
     quiet_backend_tracebacks()
-    cfg = load_config(config)
     names = release_flow(ReleaseParams(provider=provider, config_path=str(cfg.path)))
     out.print(f"Released {provider}: {', '.join(names) or 'nothing was fenced'}; it takes writes again and "
               "rollback is no longer possible.")

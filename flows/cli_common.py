@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
 from flows import cli_logging
+
+if TYPE_CHECKING:
+    from adapters.config import Config
 
 out = Console()
 err = Console(stderr=True)
@@ -41,3 +44,12 @@ def prefect_api(*warm: str) -> str:
 def quiet_backend_tracebacks() -> None:
     """Call after Prefect is imported: its console handlers print one line per record, never a traceback."""
     cli_logging.install()
+
+
+def known_providers(cfg: Config, *names: str | None) -> None:
+    """BACKEND_001, with the configured names, before any flow (or Prefect) starts when a name is not in the file."""
+    from adapters.registry import provider_config
+
+    for name in names:
+        if name is not None:
+            provider_config(cfg, name)

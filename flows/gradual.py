@@ -91,7 +91,7 @@ def gradual(params: MigrateParams, config: Config, control: ControlStore, pointe
         _finish(control, report, run_id, "failed", phases, clock)
         if isinstance(exc, MigrationFailed):
             raise
-        raise MigrationFailed(f"the gradual migration stopped: {exc}",
+        raise MigrationFailed(f"the gradual migration stopped: {exc.headline}",
                               hint=exc.hint or "fix the cause and re-run: it resumes from its checkpoints") from None
     return _finish(control, report, run_id, "succeeded", phases, clock)
 

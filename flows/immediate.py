@@ -94,7 +94,7 @@ def immediate(params: MigrateParams, config: Config, control: ControlStore, poin
         report.error = str(exc)
         if isinstance(exc, MigrationFailed):
             raise
-        raise MigrationFailed(f"the migration stopped: {exc}", hint=exc.hint or "fix the cause and re-run: "
+        raise MigrationFailed(f"the migration stopped: {exc.headline}", hint=exc.hint or "fix the cause and re-run: "
                               "the run resumes from its checkpoints") from None
     finally:
         if run.frozen:

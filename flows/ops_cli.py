@@ -11,7 +11,16 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from flows.cli_common import ConfigOpt, Markdown, err, out, prefect_api, quiet_backend_tracebacks, short_run
+from flows.cli_common import (
+    ConfigOpt,
+    Markdown,
+    err,
+    known_providers,
+    out,
+    prefect_api,
+    quiet_backend_tracebacks,
+    short_run,
+)
 
 
 def test_suite(
@@ -109,12 +118,13 @@ def failover(
     to be in sync is refused (BACKEND_017) unless the old primary answers for the final delta, or --force."""
     from adapters.config import load_config
 
+    cfg = load_config(config)
+    known_providers(cfg, to)
     prefect_api("flows.failover")
     from flows.failover import FailoverParams, render
     from flows.failover import failover as failover_flow
 
     quiet_backend_tracebacks()
-    cfg = load_config(config)
     with short_run():
         report = failover_flow(FailoverParams(config_path=str(cfg.path), to=to, dry_run=dry_run, reason=reason,
                                               force=force))
@@ -134,13 +144,14 @@ def sync(
     """Copy the changes on the active provider to each standby now (the sync flow)."""
     from adapters.config import load_config
 
+    cfg = load_config(config)
+    targets = [t.strip() for t in to.split(",") if t.strip()] if to else None
+    known_providers(cfg, *(targets or []))
     prefect_api("flows.sync")
     from flows.sync import SyncParams
     from flows.sync import sync as sync_flow
 
     quiet_backend_tracebacks()
-    cfg = load_config(config)
-    targets = [t.strip() for t in to.split(",") if t.strip()] if to else None
     results = sync_flow(SyncParams(config_path=str(cfg.path), targets=targets))
     if as_json:
         print(json.dumps([r.row() for r in results]))

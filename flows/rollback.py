@@ -115,7 +115,8 @@ def _rollback(params: RollbackParams, config: Config, control: ControlStore, run
             lift_fence(config_path, green, names)
         if isinstance(exc, MigrationFailed):
             raise
-        raise MigrationFailed(f"the rollback stopped: {exc}", hint=exc.hint or "fix the cause and re-run") from None
+        raise MigrationFailed(f"the rollback stopped: {exc.headline}",
+                              hint=exc.hint or "fix the cause and re-run") from None
     finally:
         report.seconds = time.perf_counter() - clock
         publish_report(report)

@@ -95,3 +95,14 @@ def test_the_strategy_defaults_to_backends_yaml_and_the_flag_overrides_it(tmp_pa
     bad = _run("migrate", "a", "b", "--dry-run", "--config", str(cfg_path))
     assert bad.returncode != 0 and "Traceback" not in bad.stderr + bad.stdout
     assert "BACKEND_" in bad.stderr + bad.stdout and "migration.strategy" in bad.stderr + bad.stdout
+
+
+def test_a_provider_name_typo_is_one_line_before_any_flow_starts(tmp_path: Path) -> None:
+    cfg_path = _setup(tmp_path, rows=10)
+    for args in (["migrate", "a", "bb", "--dry-run"], ["sync", "--to", "bb"], ["failover", "--to", "bb", "--dry-run"],
+                 ["release", "bb"]):
+        done = _run(*args, "--config", str(cfg_path))
+        output = done.stdout + done.stderr
+        assert done.returncode == 1, output
+        assert output.count("BACKEND_001") == 1 and output.count("configured providers: a, b") == 1, output
+        assert "Traceback" not in output and "Flow run" not in output and "flow run" not in output, output
