@@ -98,16 +98,22 @@ def render(r: FailoverReport) -> str:
              f"- flow time: {r.flow_s:.2f} s" + (" (" + ", ".join(f"{k.replace('_', ' ')} {v:.2f} s"
                                                                     for k, v in r.step_s.items()) + ")"
                                                   if r.step_s else ""),
-             f"- old primary fenced in its engine: {'-' if r.engine_fenced is None else r.engine_fenced}",
+             f"- old primary fenced in its engine: {_word(r.engine_fenced)}",
              f"- last delta copied: {'-' if r.synced_rows is None else r.synced_rows} record(s)",
              f"- records at risk (on the old primary, not on the new one): {risk} {r.at_risk_note}".rstrip()]
     lines += [f"- {n}" for n in r.notes]
     if r.candidates:
         lines += ["", "| provider | rank | healthy | in sync | latency ms | lag s | error |",
                   "|---|---|---|---|---|---|---|"]
-        lines += [f"| {c['provider']} | {c['rank']} | {c['healthy']} | {c.get('in_sync', '-')} | {c['latency_ms']} | "
-                  f"{c['lag_s']} | {str(c['error']).replace('|', '/')} |" for c in r.candidates]
+        lines += [f"| {c['provider']} | {c['rank']} | {_word(c['healthy'])} | {_word(c.get('in_sync'))} | "
+                  f"{c['latency_ms']} | {c['lag_s']} | {str(c['error'] or '-').replace('|', '/')} |"
+                  for c in r.candidates]
     return "\n".join(lines)
+
+
+def _word(value: object) -> str:
+    """Booleans as words in a report: yes, no, or - when not known."""
+    return "-" if value is None else ("yes" if value is True else "no" if value is False else str(value))
 
 
 @dataclass(frozen=True)

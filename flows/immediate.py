@@ -78,6 +78,7 @@ def immediate(params: MigrateParams, config: Config, control: ControlStore, poin
             report.notes += [f"{p.name}: {p.rows:,} rows in {len(p.ranges)} chunk(s) by {p.path}; target table "
                              f"{'exists' if p.target_exists else 'will be created'}" for p in plans]
             report.notes += [f"mapping {line}" for p in plans for line in p.mapping]  # adapters/mapping.py
+            report.notes += _empty_source_warnings(params, plans)
             return report
         if not plans:
             raise MigrationFailed(f"{params.source!r} has no collections to migrate",
@@ -133,6 +134,18 @@ class _Lap:
         now = time.perf_counter()
         self.report.phase_seconds[phase] = now - self.last
         self.last = now
+
+
+def _empty_source_warnings(params: MigrateParams, plans: list[CollectionPlan]) -> list[str]:
+    """What a dry run says when the source holds nothing to move (the run itself stops on no collections)."""
+    if not plans:
+        return [f"warning: {params.source!r} has no collections: the run would stop here (check the source's url, "
+                "or name the collections with --collections)"]
+    empty = [p.name for p in plans if p.rows == 0]
+    if empty and len(empty) == len(plans):
+        return [f"warning: every collection on {params.source!r} is empty: the run would copy no rows "
+                "(is this the right source?)"]
+    return [f"warning: empty on {params.source!r}: {', '.join(empty)}"] if empty else []
 
 
 def _run(control: ControlStore, config_path: str, params: MigrateParams, run: _RunState,

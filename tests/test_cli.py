@@ -106,3 +106,12 @@ def test_a_provider_name_typo_is_one_line_before_any_flow_starts(tmp_path: Path)
         assert done.returncode == 1, output
         assert output.count("BACKEND_001") == 1 and output.count("configured providers: a, b") == 1, output
         assert "Traceback" not in output and "Flow run" not in output and "flow run" not in output, output
+
+
+def test_a_dry_run_from_a_source_with_nothing_in_it_says_so(tmp_path: Path) -> None:
+    cfg_path = write_config(tmp_path, {"a": {"kind": "sqlite", "url": "sqlite:///a.db", "role": "primary"},
+                                       "b": {"kind": "sqlite", "url": "sqlite:///b.db"}})
+    planned = _run("migrate", "a", "b", "--dry-run", "--json", "--config", str(cfg_path))
+    assert planned.returncode == 0, planned.stderr
+    notes = json.loads(planned.stdout)["notes"]
+    assert any(n.startswith("warning: 'a' has no collections") for n in notes), notes
