@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from adapters.config import Config
 
 app = typer.Typer(help="Keep an application's backend healthy and movable.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, add_completion=False)
+                  pretty_exceptions_enable=False, add_completion=True)
 
 
 def _version(value: bool) -> None:

@@ -115,3 +115,20 @@ def test_a_dry_run_from_a_source_with_nothing_in_it_says_so(tmp_path: Path) -> N
     assert planned.returncode == 0, planned.stderr
     notes = json.loads(planned.stdout)["notes"]
     assert any(n.startswith("warning: 'a' has no collections") for n in notes), notes
+
+
+def test_shell_completion_offers_commands_and_strategies() -> None:
+    shiftover = Path(sys.executable).with_name("shiftover")
+
+    def complete(words: str) -> list[str]:
+        env = {**os.environ, "_SHIFTOVER_COMPLETE": "complete_bash", "COMP_WORDS": words,
+               "COMP_CWORD": str(len(words.split()) - (0 if words.endswith(" ") else 1))}
+        done = subprocess.run([str(shiftover)], capture_output=True, text=True, env=env, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.split()
+
+    assert complete("shiftover mig") == ["migrate"]
+    assert complete("shiftover migrate a b --strategy ") == ["immediate", "gradual", "blue_green"]
+    script = subprocess.run([str(shiftover), "--show-completion", "bash"], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "SHELL": "/bin/bash"})
+    assert script.returncode == 0 and "_shiftover_completion" in script.stdout
