@@ -49,7 +49,7 @@ from adapters.errors import (
     UnsupportedValue,
     redact,
 )
-from adapters.userfiles import FieldLimits, bucket_of, file_record, files_schema, select
+from adapters.userfiles import FieldLimits, bucket_of, file_record, files_schema, find_files
 
 DOWNLOAD_TOKENS = "firebaseStorageDownloadTokens"
 _NOT_CARRIED = (f"download tokens ({DOWNLOAD_TOKENS}: getDownloadURL() links)", "cache_control",
@@ -308,10 +308,8 @@ class FirebaseStorageFiles(Adapter):
         bucket = bucket_of(name)
         if bucket is None:
             return super().find(name, where, order_by=order_by, limit=limit)
-        keys = [f for f in where if f.field == "path" and f.op == "eq"]
-        paths = [str(keys[0].value)] if keys else self.files.names(bucket)
-        rows = [r for r in (self.files.read(bucket, p) for p in paths) if r is not None]
-        return select(rows, where, order_by, limit)
+        return find_files(where, order_by, limit, lambda: self.files.names(bucket),
+                          lambda path: self.files.read(bucket, path))
 
     def capture_start(self, names: Sequence[str]) -> None:
         if any(bucket_of(n) is not None for n in names):

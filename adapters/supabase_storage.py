@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from adapters import canonical
 from adapters.base import Adapter, CollectionSchema, Filter, Key, KeyRange, Record
 from adapters.errors import CollectionNotFound, InvalidRequest, UnsupportedValue
-from adapters.userfiles import FieldLimits, bucket_of, file_record, files_schema, select
+from adapters.userfiles import FieldLimits, bucket_of, file_record, files_schema, find_files
 
 
 class SupabaseStorageFiles(Adapter):
@@ -143,10 +143,9 @@ class SupabaseStorageFiles(Adapter):
         bucket = bucket_of(name)
         if bucket is None:
             return super().find(name, where, order_by=order_by, limit=limit)
-        keys = [f for f in where if f.field == "path" and f.op == "eq"]
-        paths = [str(keys[0].value)] if keys else self._object_paths(bucket)
         present = set(self._object_paths(bucket))
-        return select([self._read_object(bucket, p) for p in paths if p in present], where, order_by, limit)
+        return find_files(where, order_by, limit, lambda: self._object_paths(bucket),
+                          lambda path: self._read_object(bucket, path) if path in present else None)
 
     def copy_range_from(self, source: Adapter, name: str, rng: KeyRange) -> int:
         if bucket_of(name) is not None:

@@ -126,3 +126,11 @@ def select(records: Iterable[Record], where: Sequence[Filter],
     for name, direction in reversed(order_by):
         rows.sort(key=lambda r: (r.get(name) is None, r.get(name)), reverse=direction == "desc")
     return rows[:limit] if limit is not None else rows
+
+
+def find_files(where: Sequence[Filter], order_by: Sequence[tuple[str, Literal["asc", "desc"]]], limit: int | None,
+               listing: Callable[[], list[str]], read: Callable[[str], Record | None]) -> list[Record]:
+    """find() over a bucket: the one object a `path == …` filter names, else every listed one, read and selected."""
+    keys = [f for f in where if f.field == "path" and f.op == "eq"]
+    paths = [str(keys[0].value)] if keys else listing()
+    return select([r for r in (read(p) for p in paths) if r is not None], where, order_by, limit)
