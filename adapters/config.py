@@ -189,6 +189,8 @@ class MigrationDefaults(_Strict):
     chunk_rows: int = Field(50_000, ge=1)
     workers: int = Field(2, ge=1, le=64)
     freeze_wait_s: float = Field(5.0, ge=0, description="how long router writes wait on a freeze before failing")
+    max_freeze_s: float = Field(60.0, gt=0, description="an immediate migration expected to freeze the source's "
+                                "writes longer than this is flagged (dry run and report), pointing to blue_green")
     mappings: dict[str, CollectionMapping] = Field(default_factory=dict, description="per collection: nested fields "
                                                    "to flatten into columns, column names and types")
     sample_size: int = Field(200, ge=1, description="source records read to infer the types of flattened fields")

@@ -18,6 +18,7 @@ from adapters.control import ControlStore, Pointer
 from adapters.errors import BackendError, CutoverBlocked, MigrationFailed
 from adapters.pg_schema import ENFORCEMENT, KEYS
 from expectations.suites import CollectionEvidence, ValidationResult
+from flows.estimates import estimate, freeze_warning
 from flows.migration_run import MigrateParams, begin_run, record_validation, resolve_run_id
 from tasks.batches import Measurement, bundled, copy_chunks, in_bundles, measure_collections, small
 from tasks.migration import (
@@ -47,12 +48,6 @@ from tasks.schema import (
     with_objects,
 )
 
-# Rough copy rates used for the dry-run estimate (rows/s), measured on a 2-core machine.
-_RATES = {"binary COPY": 250_000, "native copy (sqlite)": 150_000, "batched upsert": 25_000}
-
-
-
-
 
 def immediate(params: MigrateParams, config: Config, control: ControlStore, pointer: Pointer,
               report: MigrationReport) -> MigrationReport:
@@ -67,7 +62,8 @@ def immediate(params: MigrateParams, config: Config, control: ControlStore, poin
         report.phase_seconds["plan"] = time.perf_counter() - clock
         report.collections = [CollectionReport(name=p.name, source_rows=p.rows, chunks=len(p.ranges), path=p.path)
                               for p in plans]
-        report.estimated_seconds = sum(p.rows / _RATES.get(p.path, _RATES[BATCHED]) for p in plans)
+        report.estimated_seconds, basis = estimate(control, config, params.source, params.target, plans)
+        report.notes.append(basis)
         report.notes += [n for p in plans for n in p.notes]  # fields dropped, RLS policies missing
         run_id = run.dump_id = None if params.dry_run else resolve_run_id(control, params)  # a resumed run's schema
         schema = plan_schema(config_path, run_id, params.source, params.target, [p.name for p in plans])
@@ -79,6 +75,8 @@ def immediate(params: MigrateParams, config: Config, control: ControlStore, poin
                              f"{'exists' if p.target_exists else 'will be created'}" for p in plans]
             report.notes += [f"mapping {line}" for p in plans for line in p.mapping]  # adapters/mapping.py
             report.notes += _empty_source_warnings(params, plans)
+            late = freeze_warning(params.source, report.estimated_seconds, config.migration.max_freeze_s, expected=True)
+            report.notes += [late] if late else []
             return report
         if not plans:
             raise MigrationFailed(f"{params.source!r} has no collections to migrate",
@@ -101,6 +99,8 @@ def immediate(params: MigrateParams, config: Config, control: ControlStore, poin
         if run.frozen:
             unfreeze_source(config_path, params.source, run.frozen, run.run_id)
             report.freeze_ms = (time.perf_counter() - run.frozen_at) * 1000
+            late = freeze_warning(params.source, report.freeze_ms / 1000, config.migration.max_freeze_s, expected=False)
+            report.notes += [late] if late else []
         report.seconds = time.perf_counter() - clock
         forget_dump(run.dump_id, params.source)
         if run.run_id:

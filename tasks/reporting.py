@@ -91,7 +91,8 @@ def render_markdown(r: MigrationReport) -> str:
         f"- records: {r.rows:,} in {len(r.collections)} collection(s)",
     ]
     if r.estimated_seconds is not None:
-        lines.append(f"- estimated copy time: {r.estimated_seconds:.1f} s")
+        lines.append(f"- estimated time (the source is frozen for about as long on immediate): "
+                     f"{r.estimated_seconds:.1f} s")
     if r.freeze_ms is not None:
         engine = ", ".join(r.frozen_engine) or "none (router-level only)"
         lines.append(f"- source write freeze: {r.freeze_ms:,.0f} ms; enforced in the engine on: {engine}")
