@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import operator
 import re
 import sqlite3
 import uuid
@@ -225,6 +226,57 @@ class SqliteAdapter(SqlAdapter):
 
     def _insert(self, table: sa.Table) -> Any:
         return sqlite_insert(table)
+
+    def upsert(self, name: str, records: Sequence[Any]) -> int:
+        self._write(name, records)
+        return len(records)
+
+    def _write(self, name: str, records: Sequence[Any]) -> tuple[list[str], list[tuple[Any, ...]]] | None:
+        """Records that all carry the same fields go to the driver as tuples, encoded column by column
+        (adapters/sqlite_rows.py): returns (columns, rows) as written. Others take the generic path (None)."""
+        from adapters import sqlite_rows
+
+        fields = records[0].keys() if records and isinstance(records[0], dict) else None
+        if fields is None or not all(isinstance(r, dict) and r.keys() == fields for r in records):
+            super().upsert(name, records)
+            return None
+        schema, key = self.schema(name), self.key_of(name)
+        for field_name in key:
+            if field_name not in fields or None in map(operator.itemgetter(field_name), records):
+                raise InvalidRequest(f"a record for {name!r} lacks its key field {field_name!r}",
+                                     hint="every record must carry its primary key", provider=self.name)
+        names = [c.name for c in schema.columns if c.name in fields]
+        with self._errors():
+            rows = sqlite_rows.encode(self, schema, names, records)
+            sqlite_rows.write(self, name, names, key, rows)
+        return names, rows
+
+    def replace_range_hashed(self, name: str, rng: Any, records: Sequence[Any], columns: Sequence[str]) -> int:
+        """`replace_range`, returning the sum of the row hashes of what it stored, in the terms of the stored-values
+        digest over `columns` (adapters/sqlite_native.py): the source side of that digest, made from what is sent."""
+        from adapters import sqlite_native, sqlite_rows
+
+        with self.transaction():
+            with self._conn() as conn:
+                conn.execute(sa.delete(self.table(name)).where(*self._range_where(name, rng.lo, rng.hi)))
+            written = self._write(name, records) if records else ([], [])
+        schema = self.schema(name)
+        if written is None or sorted(written[0]) != sorted(columns):
+            rows = sqlite_rows.rows_for(self, schema, columns, records)
+        else:
+            rows = sqlite_rows.reordered(written[1], written[0], columns)
+        return sqlite_native.rows_hash(rows)
+
+    def encoded_hash(self, name: str, records: Sequence[Any], columns: Sequence[str]) -> int:
+        """The sum of the row hashes `records` would have once stored here (see `replace_range_hashed`)."""
+        from adapters import sqlite_native, sqlite_rows
+
+        return sqlite_native.rows_hash(sqlite_rows.rows_for(self, self.schema(name), columns, records))
+
+    def encoded_method(self, schema: CollectionSchema, columns: Sequence[str]) -> str | None:
+        from adapters import sqlite_rows
+
+        return sqlite_rows.encoded_method(self, schema, columns)
 
     def _to_db(self, col: Column, value: Any) -> Any:
         t = col.type

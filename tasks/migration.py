@@ -219,8 +219,9 @@ def copy_one(config: Config, src: Adapter, dst: Adapter, plan: ChunkPlan) -> Chu
     else:
         assert shape is not None
         hasher = source_hasher(shape, plan.excluded) if plan.digest and not function else None
-        rows, total = _copy_batches(src, dst, plan, shape, hasher)
-        if hasher is not None:
+        encoded = sorted(src.schema(plan.collection).names) if plan.digest and function else None
+        rows, total = _copy_batches(src, dst, plan, shape, hasher, encoded)
+        if hasher is not None or encoded is not None:
             digest = RangeDigest(plan.range, rows, canonical.combine(total))
     with control_store(config) as control:
         control.chunk_done(plan.run_id, plan.collection, plan.idx, rows)
@@ -246,9 +247,10 @@ def hash_without(excluded: Sequence[str]) -> Callable[[Record], int]:
 
 
 def _copy_batches(src: Adapter, dst: Adapter, plan: ChunkPlan, shape: mapping.CollectionMapping,
-                  hasher: Callable[[Record], int] | None = None) -> tuple[int, int]:
+                  hasher: Callable[[Record], int] | None = None,
+                  encoded: Sequence[str] | None = None) -> tuple[int, int]:
     """Copies the range batch by batch in the target's `shape`; returns the records copied and, with `hasher`, the sum
-    of their hashes."""
+    of their hashes, or with `encoded` (columns) the sum of the row hashes of what the SQLite target stored."""
     key = src.key_of(plan.collection)
     lo, rows, total = plan.range.lo, 0, 0
     with closing(_prefetched(src.scan_range(plan.collection, plan.range, batch=plan.batch_size))) as batches:
@@ -256,7 +258,9 @@ def _copy_batches(src: Adapter, dst: Adapter, plan: ChunkPlan, shape: mapping.Co
         while True:
             following = next(batches, None) if len(batch) == plan.batch_size else None
             hi = tuple(batch[-1][k] for k in key) if following else plan.range.hi
-            if shape.identity:
+            if encoded is not None:
+                total += dst.replace_range_hashed(plan.collection, KeyRange(lo, hi), batch, encoded)  # type: ignore
+            elif shape.identity:
                 dst.replace_range(plan.collection, KeyRange(lo, hi), batch)
             elif shape.reorders_keys:  # the source's range is no range on the target: upsert (extras fail the gate)
                 dst.upsert(plan.collection, shape.records(batch))
@@ -328,11 +332,33 @@ def digest_method(src: Adapter, dst: Adapter, s_schema: CollectionSchema, t_sche
         found = pushdown_function(src, dst, s_schema.name, sorted(s_schema.names))
         if found is not None:
             return found[1], found[0]
+    encoded = _encoded_function(src, dst, s_schema, shape, excluded)
+    if encoded is not None:
+        return f"{ENCODED} ({encoded})", encoded
     if excluded:
         return f"canonical records (client) without {', '.join(excluded)}", None
     if not shape.identity:
         return "canonical records (client), mapped source", None
     return "canonical records (client)", None
+
+
+ENCODED = "stored values, the source encoded as SQLite stores it"
+
+
+def _encoded_function(src: Adapter, dst: Adapter, s_schema: CollectionSchema, shape: mapping.CollectionMapping,
+                      excluded: Sequence[str]) -> str | None:
+    """Into SQLite from another engine (a batched copy): the target's stored-values digest, whose source side is made
+    from the very rows the copy encodes and writes. Used only when the records keep their shape, the target table is
+    declared as the SQLite adapter declares the source's schema (adapters/sqlite_rows.py), and the source's JSON
+    columns hold plain JSON (so encoding a value loses nothing the canonical digest would have seen)."""
+    if excluded or not shape.identity or is_users_or_files(s_schema.name) or copy_path(src, dst) != BATCHED or \
+            dst.capabilities.digest_pushdown != "sqlite" or src.kind not in mapping.PLAIN_JSON_KINDS:
+        return None
+    return dst.encoded_method(s_schema, sorted(s_schema.names))  # type: ignore[attr-defined]
+
+
+def _encoded(label: str) -> bool:
+    return label.startswith(ENCODED)
 
 
 def pushdown_function(src: Adapter, dst: Adapter, name: str, columns: Sequence[str]) -> tuple[str, str] | None:
@@ -365,7 +391,13 @@ def measure(config: Config, src: Adapter, dst: Adapter, collection: str, ranges:
     ready = source_digests.digests if source_digests is not None and source_digests.method == label and \
         [d.range for d in source_digests.digests] == list(ranges) else None
     with ThreadPoolExecutor(4) as pool:  # both sides at once
-        if function:  # in-engine: each side's ranges in two sessions, so the servers' cores all work
+        if function and _encoded(label):  # the source encoded as the SQLite target stores it, the target in-engine
+            columns = sorted(s_schema.names)
+            halves = [h for h in (ranges[:(len(ranges) + 1) // 2], ranges[(len(ranges) + 1) // 2:]) if h]
+            s_jobs = [pool.submit(_encoded_source_digests, src, dst, collection, ranges, columns)] \
+                if ready is None else []
+            t_jobs = [pool.submit(dst.pushdown_digests, collection, h, columns, function) for h in halves]
+        elif function:  # in-engine: each side's ranges in two sessions, so the servers' cores all work
             columns = sorted(s_schema.names)
             halves = [h for h in (ranges[:(len(ranges) + 1) // 2], ranges[(len(ranges) + 1) // 2:]) if h]
             s_jobs = [pool.submit(src.pushdown_digests, collection, h, columns, function) for h in halves] \
@@ -400,6 +432,20 @@ def _pushdown_family(src: Adapter, dst: Adapter, s_schema: CollectionSchema, t_s
     same_types = all(c.name in t_schema.names and c.native == _native(t_schema, c.name) and (untyped or c.native)
                      for c in s_schema.columns)
     return family if family and family == dst.capabilities.digest_pushdown and same_types else None
+
+
+def _encoded_source_digests(src: Adapter, dst: Adapter, collection: str, ranges: Sequence[KeyRange],
+                            columns: Sequence[str], batch: int = 5000) -> list[RangeDigest]:
+    """The source's ranges read and hashed as the SQLite target would store them (when no chunk made them on the way:
+    a resumed run)."""
+    out = []
+    for rng in ranges:
+        n, total = 0, 0
+        for rows in src.scan_range(collection, rng, batch=batch):
+            n += len(rows)
+            total += dst.encoded_hash(collection, rows, columns)  # type: ignore[attr-defined]
+        out.append(RangeDigest(rng, n, canonical.combine(total)))
+    return out
 
 
 def _client_source_digests(src: Adapter, shape: mapping.CollectionMapping, collection: str,
