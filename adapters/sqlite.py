@@ -231,9 +231,11 @@ class SqliteAdapter(SqlAdapter):
         self._write(name, records)
         return len(records)
 
-    def _write(self, name: str, records: Sequence[Any]) -> tuple[list[str], list[tuple[Any, ...]]] | None:
+    def _write(self, name: str, records: Sequence[Any], order: Sequence[str] | None = None,
+               plain_json: bool = False) -> tuple[list[str], list[tuple[Any, ...]]] | None:
         """Records that all carry the same fields go to the driver as tuples, encoded column by column
-        (adapters/sqlite_rows.py): returns (columns, rows) as written. Others take the generic path (None)."""
+        (adapters/sqlite_rows.py), in the order of `order` if given: returns (columns, rows) as written. Others take
+        the generic path (None)."""
         from adapters import sqlite_rows
 
         fields = records[0].keys() if records and isinstance(records[0], dict) else None
@@ -245,9 +247,9 @@ class SqliteAdapter(SqlAdapter):
             if field_name not in fields or None in map(operator.itemgetter(field_name), records):
                 raise InvalidRequest(f"a record for {name!r} lacks its key field {field_name!r}",
                                      hint="every record must carry its primary key", provider=self.name)
-        names = [c.name for c in schema.columns if c.name in fields]
+        names = [c for c in (order or schema.names) if c in fields]
         with self._errors():
-            rows = sqlite_rows.encode(self, schema, names, records)
+            rows = sqlite_rows.encode(self, schema, names, records, plain_json=plain_json)
             sqlite_rows.write(self, name, names, key, rows)
         return names, rows
 
@@ -259,7 +261,8 @@ class SqliteAdapter(SqlAdapter):
         with self.transaction():
             with self._conn() as conn:
                 conn.execute(sa.delete(self.table(name)).where(*self._range_where(name, rng.lo, rng.hi)))
-            written = self._write(name, records) if records else ([], [])
+            # the source is a plain-JSON engine (tasks.migration._encoded_function's condition)
+            written = self._write(name, records, columns, plain_json=True) if records else ([], [])
         schema = self.schema(name)
         if written is None or sorted(written[0]) != sorted(columns):
             rows = sqlite_rows.rows_for(self, schema, columns, records)

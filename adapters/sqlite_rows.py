@@ -60,6 +60,15 @@ def _json(v: Any) -> str:
     return json.dumps(canonical.jsonable(v), ensure_ascii=False)
 
 
+def _plain_json(v: Any) -> str:
+    """`_json` for a value known to be plain JSON with string keys (what a JSON column of a plain-JSON engine holds):
+    `canonical.jsonable` changes nothing in it, so it is skipped; anything else still goes through it."""
+    try:
+        return json.dumps(v, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return _json(v)
+
+
 def _bytes(v: Any) -> bytes:
     return bytes(v) if not isinstance(v, str) else v.encode()
 
@@ -76,13 +85,15 @@ def encoder(col: Column) -> Encoder | None:
 
 
 def encode(adapter: SqliteAdapter, schema: CollectionSchema, names: Sequence[str],
-           records: Sequence[Record]) -> list[tuple[Any, ...]]:
-    """The records as row tuples of `names` (every record has them all), encoded column by column."""
+           records: Sequence[Record], *, plain_json: bool = False) -> list[tuple[Any, ...]]:
+    """The records as row tuples of `names` (every record has them all), encoded column by column. `plain_json`: the
+    records come from an engine whose JSON columns hold plain JSON with string keys (mapping.PLAIN_JSON_KINDS)."""
     columns = []
     for name in names:
         col = schema.column(name)
         values = list(map(itemgetter(name), records))
         fn = encoder(col)
+        fn = _plain_json if plain_json and fn is _json else fn
         if fn is not None:
             try:
                 values = _timestamps(values) if fn is _timestamp else [None if v is None else fn(v) for v in values]
@@ -122,9 +133,10 @@ def encoded_method(adapter: SqliteAdapter, schema: CollectionSchema, columns: Se
 
 def rows_for(adapter: SqliteAdapter, schema: CollectionSchema, columns: Sequence[str],
              records: Sequence[Record]) -> list[tuple[Any, ...]]:
-    """The records encoded as row tuples of `columns`; a field a record lacks is NULL, as it is stored."""
+    """The records (from a plain-JSON engine: `encoded_method`'s condition) encoded as row tuples of `columns`; a
+    field a record lacks is NULL, as it is stored."""
     full = [r if all(c in r for c in columns) else {c: r.get(c) for c in columns} for r in records]
-    return encode(adapter, schema, columns, full)
+    return encode(adapter, schema, columns, full, plain_json=True)
 
 
 def reordered(rows: Sequence[tuple[Any, ...]], names: Sequence[str], columns: Sequence[str]) -> list[tuple[Any, ...]]:

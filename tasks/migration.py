@@ -23,7 +23,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
 from adapters import canonical, mapping
-from adapters.base import Adapter, CollectionSchema, KeyRange, RangeDigest, Record, ranges_from_boundaries
+from adapters.base import Adapter, CollectionSchema, Key, KeyRange, RangeDigest, Record, ranges_from_boundaries
 from adapters.config import Config, load_config
 from adapters.control import ControlStore
 from adapters.errors import UnsupportedValue, is_transient
@@ -111,13 +111,20 @@ def plan_collections(config_path: str, source: str, target: str, collections: Se
         for name in names:
             src.key_of(name)  # refuses a collection without a primary key, naming it
             shape = collection_mapping(config, src, dst, name)
-            ranges = ranges_from_boundaries(src.key_boundaries(name, chunk_rows))
+            ranges = ranges_from_boundaries(_without_empty_tail(src, name, src.key_boundaries(name, chunk_rows)))
             excluded, notes = field_limits(src, dst, name, name in existing)
             notes += tuple(mapping.type_fidelity(src.schema(name), source_kind=src.kind, target_kind=dst.kind))
             plans.append(CollectionPlan(name, shape.target, src.count(name), tuple(ranges), copy_path(src, dst),
                                         name in existing, tuple(shape.describe()) if not shape.identity else (),
                                         tuple(shape.table()) if not shape.identity else (), excluded, notes))
         return plans
+
+
+def _without_empty_tail(src: Adapter, name: str, bounds: list[Key]) -> list[Key]:
+    """The boundaries without the last one when it is the last key (a count that is a multiple of the chunk size): the
+    open range after it would be an empty chunk, a task that copies and measures nothing. Its records, if any arrive
+    before the freeze, fall in the range before it, which is open-ended then."""
+    return bounds[:-1] if bounds and not src.scan(name, after=bounds[-1], limit=1) else bounds
 
 
 @task(**RETRYABLE)
