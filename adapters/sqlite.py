@@ -306,6 +306,9 @@ class SqliteAdapter(SqlAdapter):
             ) from None
         return value
 
+    def _reader(self, col: Column) -> Any:
+        return None if col.type in ("text", "float", "bytes") else super()._reader(col)  # `_from_db` keeps these
+
     def _from_db(self, col: Column, value: Any) -> Any:
         t = col.type
         if t == "decimal":
