@@ -50,6 +50,7 @@ _DECLARED = {
     "uuid": "UUID_TEXT",
 }
 _FREEZE_OPS = ("INSERT", "UPDATE", "DELETE")
+_READ_ONLY = "shiftover_read_only"  # execution option: BEGIN (a read snapshot) instead of BEGIN IMMEDIATE
 _RECORDS = sa.Table("_shiftover_schemas", sa.MetaData(), sa.Column("name", sa.Text, primary_key=True),
                     sa.Column("natives", sa.Text, nullable=False))  # JSON: {column: [native, native_def]}
 
@@ -88,9 +89,22 @@ class SqliteAdapter(SqlAdapter):
 
         @sa.event.listens_for(engine, "begin")
         def _begin(conn: sa.Connection) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(_READ_ONLY) else "BEGIN IMMEDIATE")
 
         return engine
+
+    @contextmanager
+    def _reading(self):  # type: ignore[no-untyped-def]
+        """A connection in a read transaction: a snapshot that takes no write lock (WAL), so readers neither wait for
+        each other nor for a writer. Inside a transaction of this adapter, that transaction's connection."""
+        current = getattr(self._local, "conn", None)
+        if current is not None:
+            yield current
+            return
+        with self._errors(), self.engine.connect() as conn:
+            conn.execution_options(**{_READ_ONLY: True})
+            with conn.begin():
+                yield conn
 
     @contextmanager
     def _errors(self):
@@ -128,7 +142,7 @@ class SqliteAdapter(SqlAdapter):
 
     def declared_types(self, name: str) -> dict[str, str]:
         """Each column's declared type, as the table was created (what decides how SQLite stores a value)."""
-        with self._conn() as conn:
+        with self._reading() as conn:
             rows = conn.exec_driver_sql(f"PRAGMA table_info({self.engine.dialect.identifier_preparer.quote(name)})")
             return {str(r[1]): str(r[2] or "").upper() for r in rows}
 

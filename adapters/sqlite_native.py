@@ -85,7 +85,7 @@ def digests(adapter: SqliteAdapter, name: str, ranges: Sequence[KeyRange], colum
         raise ValueError(f"unknown digest method {method!r}")
     table = adapter.table(name)
     out = []
-    with adapter._conn() as conn:
+    with adapter._reading() as conn:
         for rng in ranges:
             stmt = sa.select(*[table.c[c] for c in columns]).where(*adapter._range_where(name, rng.lo, rng.hi))
             result = conn.execute(stmt)
