@@ -218,7 +218,14 @@ def copy_one(config: Config, src: Adapter, dst: Adapter, plan: ChunkPlan) -> Chu
         assert shape is not None
         label, function = digest_method(src, dst, src.schema(plan.collection), dst.schema(plan.collection), shape,
                                         plan.excluded)
-    if bulk:
+    if bulk and plan.digest and function and src.capabilities.digest_pushdown == "sqlite":
+        # SQLite: the copy runs in the engine without the GIL, so the frozen source's range is digested meanwhile
+        columns = sorted(src.schema(plan.collection).names)
+        with ThreadPoolExecutor(1) as pool:
+            job = pool.submit(src.pushdown_digests, plan.collection, [plan.range], columns, function)
+            rows = dst.copy_range_from(src, plan.collection, plan.range)
+            (digest,) = job.result()
+    elif bulk:
         rows = dst.copy_range_from(src, plan.collection, plan.range)
         if plan.digest and function:
             columns = sorted(src.schema(plan.collection).names)
