@@ -281,8 +281,8 @@ def main() -> None:
         fs_write = fs_read = mongo_raw = float("nan")
         if emulator:
             fs_write, fs_read = raw_firestore(emulator.host, rows)
-            print(f"  Firestore WriteBatch(500)       {fs_write:>10,.0f} docs/s   (stream() read {fs_read:,.0f} docs/s; "
-                  f"emulator RSS {emulator.rss_mb():,.0f} MB)", flush=True)
+            print(f"  Firestore WriteBatch(500)       {fs_write:>10,.0f} docs/s   "
+                  f"(stream() read {fs_read:,.0f} docs/s; emulator RSS {emulator.rss_mb():,.0f} MB)", flush=True)
             emulator.reset()
             mongo_raw = raw_mongo(mongo_url or "mongomock://", f"{mongo_db}_raw", rows)
             print(f"  MongoDB bulk_write(InsertOne)   {mongo_raw:>10,.0f} docs/s   "
