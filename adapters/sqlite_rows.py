@@ -16,8 +16,11 @@ from decimal import Decimal
 from operator import attrgetter, itemgetter, methodcaller
 from typing import TYPE_CHECKING, Any
 
+import sqlalchemy as sa
+
 from adapters import canonical
-from adapters.base import CollectionSchema, Column, Record
+from adapters.base import CollectionSchema, Column, KeyRange, Record
+from adapters.errors import InvalidRequest
 
 if TYPE_CHECKING:
     from adapters.sqlite import SqliteAdapter
@@ -101,6 +104,47 @@ def encode(adapter: SqliteAdapter, schema: CollectionSchema, names: Sequence[str
                 values = [None if v is None else adapter._to_db(col, v) for v in values]
         columns.append(values)
     return list(zip(*columns, strict=True))
+
+
+def write_records(adapter: SqliteAdapter, name: str, records: Sequence[Any], order: Sequence[str] | None = None,
+                  plain_json: bool = False) -> tuple[list[str], list[tuple[Any, ...]]] | None:
+    """The adapter's upsert. Records that all carry the same fields go to the driver as tuples, encoded column by
+    column, in the order of `order` if given: returns (columns, rows) as written. Others take the generic path
+    (SqlAdapter.upsert, record by record through `_to_db`) and return None."""
+    from adapters.sql import SqlAdapter
+
+    fields = records[0].keys() if records and isinstance(records[0], dict) else None
+    if fields is None or not all(isinstance(r, dict) and r.keys() == fields for r in records):
+        SqlAdapter.upsert(adapter, name, records)
+        return None
+    schema, key = adapter.schema(name), adapter.key_of(name)
+    for field_name in key:
+        if field_name not in fields or None in map(itemgetter(field_name), records):
+            raise InvalidRequest(f"a record for {name!r} lacks its key field {field_name!r}",
+                                 hint="every record must carry its primary key", provider=adapter.name)
+    names = [c for c in (order or schema.names) if c in fields]
+    with adapter._errors():
+        rows = encode(adapter, schema, names, records, plain_json=plain_json)
+        write(adapter, name, names, key, rows)
+    return names, rows
+
+
+def replace_range_hashed(adapter: SqliteAdapter, name: str, rng: KeyRange, records: Sequence[Record],
+                         columns: Sequence[str]) -> int:
+    """SqliteAdapter.replace_range_hashed: the range replaced in one transaction, and the sum of the row hashes of
+    what was written, as `sqlite_native.digests` hashes stored rows of `columns`."""
+    from adapters import sqlite_native
+
+    with adapter.transaction():
+        with adapter._conn() as conn:
+            conn.execute(sa.delete(adapter.table(name)).where(*adapter._range_where(name, rng.lo, rng.hi)))
+        # the source is a plain-JSON engine (tasks.migration._encoded_function's condition)
+        written = write_records(adapter, name, records, columns, plain_json=True) if records else ([], [])
+    if written is None or sorted(written[0]) != sorted(columns):
+        rows = rows_for(adapter, adapter.schema(name), columns, records)
+    else:
+        rows = reordered(written[1], written[0], columns)
+    return sqlite_native.rows_hash(rows)
 
 
 def write(adapter: SqliteAdapter, name: str, names: Sequence[str], key: Sequence[str],
