@@ -279,6 +279,11 @@ class PostgresAdapter(FreezeGuard, ChangeCapture, NativePaths, SqlAdapter):
             return bytes(value)
         return value
 
+    def _reader(self, col: Column) -> Any:
+        if pg_types.form_of(col) is None and col.type not in ("timestamp", "uuid", "bytes"):
+            return None  # `_from_db` returns these values as psycopg loads them
+        return super()._reader(col)
+
     def _key_expr(self, table: sa.Table, col: Column) -> sa.ColumnElement[Any]:
         expr = table.c[col.name]
         return expr.collate("C") if col.type == "text" and pg_types.form_of(col) is None else expr

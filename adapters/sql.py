@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import datetime as dt
+import functools
 import operator
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -191,11 +192,19 @@ class SqlAdapter(Adapter):
             return conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
 
     # -- rows ----------------------------------------------------------------------------------------------------------
+    def _reader(self, col: Column) -> Callable[[Any], Any] | None:
+        """The conversion of a column's non-null values read from the engine; None when they are kept as they are.
+        Chosen once per column, so a scan does not dispatch on the type for every value."""
+        return functools.partial(self._from_db, col)
+
     def _rows(self, schema: CollectionSchema, result: sa.CursorResult[Any]) -> list[Record]:
-        cols = schema.columns
-        out = []
-        for row in result:
-            out.append({c.name: (None if v is None else self._from_db(c, v)) for c, v in zip(cols, row, strict=True)})
+        names = schema.names
+        readers = [(c.name, f) for c in schema.columns if (f := self._reader(c)) is not None]
+        out = [dict(zip(names, row, strict=True)) for row in result]
+        for name, read in readers:
+            for rec in out:
+                if (v := rec[name]) is not None:
+                    rec[name] = read(v)
         return out
 
     def _db_row(self, schema: CollectionSchema, record: Record) -> dict[str, Any]:

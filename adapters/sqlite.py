@@ -15,7 +15,7 @@ import json
 import re
 import sqlite3
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from adapters import canonical
-from adapters.base import Capabilities, Change, CollectionSchema, Column, Installed
+from adapters.base import CanonicalType, Capabilities, Change, CollectionSchema, Column, Installed
 from adapters.errors import (
     BackendError,
     CollectionNotFound,
@@ -49,6 +49,7 @@ _DECLARED = {
     "uuid": "UUID_TEXT",
 }
 _FREEZE_OPS = ("INSERT", "UPDATE", "DELETE")
+_READ_ONLY = "shiftover_read_only"  # execution option: BEGIN (a read snapshot) instead of BEGIN IMMEDIATE
 _RECORDS = sa.Table("_shiftover_schemas", sa.MetaData(), sa.Column("name", sa.Text, primary_key=True),
                     sa.Column("natives", sa.Text, nullable=False))  # JSON: {column: [native, native_def]}
 
@@ -87,12 +88,25 @@ class SqliteAdapter(SqlAdapter):
 
         @sa.event.listens_for(engine, "begin")
         def _begin(conn: sa.Connection) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(_READ_ONLY) else "BEGIN IMMEDIATE")
 
         return engine
 
     @contextmanager
-    def _errors(self):
+    def _reading(self):  # type: ignore[no-untyped-def]
+        """A connection in a read transaction: a snapshot that takes no write lock (WAL), so readers neither wait for
+        each other nor for a writer. Inside a transaction of this adapter, that transaction's connection."""
+        current = getattr(self._local, "conn", None)
+        if current is not None:
+            yield current
+            return
+        with self._errors(), self.engine.connect() as conn:
+            conn.execution_options(**{_READ_ONLY: True})
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
         try:
             yield
         except BackendError:
@@ -104,7 +118,7 @@ class SqliteAdapter(SqlAdapter):
         except sa.exc.SQLAlchemyError as exc:
             raise InvalidRequest(redact(str(exc).splitlines()[0]), provider=self.name) from None
 
-    def _translate(self, exc: BaseException) -> BackendError:
+    def _translate(self, exc: BaseException | None) -> BackendError:
         text = redact(str(exc))
         if "BACKEND_010" in text:
             return WriteFrozen(text.replace("BACKEND_010: ", ""), hint="retry after the cutover finishes",
@@ -127,9 +141,24 @@ class SqliteAdapter(SqlAdapter):
 
     def declared_types(self, name: str) -> dict[str, str]:
         """Each column's declared type, as the table was created (what decides how SQLite stores a value)."""
-        with self._conn() as conn:
+        with self._reading() as conn:
             rows = conn.exec_driver_sql(f"PRAGMA table_info({self.engine.dialect.identifier_preparer.quote(name)})")
             return {str(r[1]): str(r[2] or "").upper() for r in rows}
+
+    def key_boundaries(self, name: str, every: int) -> list[Any]:
+        """Every `every`-th key, found by stepping along the key's index (`LIMIT 1 OFFSET every - 1` after the previous
+        boundary), in one snapshot: no window numbering the whole table (a tenth of the time at 50,000 rows)."""
+        table, schema = self.table(name), self.schema(name)
+        cols = [schema.column(k) for k in self.key_of(name)]
+        out: list[Any] = []
+        with self._reading() as conn:
+            while True:
+                after = out[-1] if out else None
+                stmt = sa.select(*[table.c[c.name] for c in cols]).where(*self._range_where(name, after, None))
+                row = conn.execute(stmt.order_by(*self._ordered(name)).offset(every - 1).limit(1)).first()
+                if row is None:
+                    return out
+                out.append(tuple(self._from_db(c, v) for c, v in zip(cols, row, strict=True)))
 
     # -- SQLite to SQLite in the engine (adapters/sqlite_native.py) ----------------------------------------------------
     def copy_range_from(self, source: Any, name: str, rng: Any) -> int:
@@ -162,6 +191,7 @@ class SqliteAdapter(SqlAdapter):
         if m:
             precision = int(m[1])
             scale = int(m[2]) if m[2] else None
+        ctype: CanonicalType
         if "BOOL" in declared:
             ctype = "boolean"
         elif "INT" in declared:
@@ -226,6 +256,30 @@ class SqliteAdapter(SqlAdapter):
     def _insert(self, table: sa.Table) -> Any:
         return sqlite_insert(table)
 
+    def upsert(self, name: str, records: Sequence[Any]) -> int:
+        from adapters import sqlite_rows
+
+        sqlite_rows.write_records(self, name, records)
+        return len(records)
+
+    def replace_range_hashed(self, name: str, rng: Any, records: Sequence[Any], columns: Sequence[str]) -> int:
+        """`replace_range`, returning the sum of the row hashes of what it stored, in the terms of the stored-values
+        digest over `columns` (adapters/sqlite_native.py): the source side of that digest, made from what is sent."""
+        from adapters import sqlite_rows
+
+        return sqlite_rows.replace_range_hashed(self, name, rng, records, columns)
+
+    def encoded_hash(self, name: str, records: Sequence[Any], columns: Sequence[str]) -> int:
+        """The sum of the row hashes `records` would have once stored here (see `replace_range_hashed`)."""
+        from adapters import sqlite_native, sqlite_rows
+
+        return sqlite_native.rows_hash(sqlite_rows.rows_for(self, self.schema(name), columns, records))
+
+    def encoded_method(self, schema: CollectionSchema, columns: Sequence[str]) -> str | None:
+        from adapters import sqlite_rows
+
+        return sqlite_rows.encoded_method(self, schema, columns)
+
     def _to_db(self, col: Column, value: Any) -> Any:
         t = col.type
         try:
@@ -250,6 +304,9 @@ class SqliteAdapter(SqlAdapter):
                 f"{col.name}: cannot store {type(value).__name__} value as {t}: {exc}", provider=self.name
             ) from None
         return value
+
+    def _reader(self, col: Column) -> Any:
+        return None if col.type in ("text", "float", "bytes") else super()._reader(col)  # `_from_db` keeps these
 
     def _from_db(self, col: Column, value: Any) -> Any:
         t = col.type
@@ -285,7 +342,7 @@ class SqliteAdapter(SqlAdapter):
     def _trigger(self, table: str, op: str) -> str:
         return f"_shiftover_freeze_{table}_{op.lower()}"
 
-    def freeze(self, names: list[str] | tuple[str, ...], *, reason: str) -> None:
+    def freeze(self, names: Sequence[str], *, reason: str) -> None:
         prep = self.engine.dialect.identifier_preparer
         message = f"BACKEND_010: writes are frozen by Shiftover ({reason})".replace("'", "")
         with self._conn() as conn:
@@ -296,7 +353,7 @@ class SqliteAdapter(SqlAdapter):
                         f"BEFORE {op} ON {prep.quote(name)} BEGIN SELECT RAISE(ABORT, '{message}'); END"
                     )
 
-    def unfreeze(self, names: list[str] | tuple[str, ...]) -> None:
+    def unfreeze(self, names: Sequence[str]) -> None:
         prep = self.engine.dialect.identifier_preparer
         with self._conn() as conn:
             for name in names:

@@ -1,6 +1,7 @@
 """Benchmark: immediate migrations across engine kinds, each beside the raw bulk-write rate of the same SDK.
 
     .venv/bin/python bench/migrate_mixed.py [--rows 200000] [--batch 5000] [--chunk 50000] [--workers 2]
+                                            [--only sqlite|docstores]
 
 Runs in one process, on the same generated records:
 - raw Firestore: google-cloud-firestore WriteBatch of 500, sequential, documents pre-encoded (Decimal as the
@@ -240,6 +241,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=5000, help="records per scan/write batch in the flow")
     parser.add_argument("--chunk", type=int, default=50_000, help="records per key-range chunk (task)")
     parser.add_argument("--workers", type=int, default=2, help="chunks copied at once")
+    parser.add_argument("--only", choices=("sqlite", "docstores"), default=None,
+                        help="run only the SQLite paths (PG → SQLite, SQLite → SQLite) or only the document stores")
     args = parser.parse_args()
 
     mongo_url = os.environ.get("MONGODB_URL")
@@ -247,7 +250,8 @@ def main() -> None:
     mongo_note = "real server at MONGODB_URL" if mongo_url else "mongomock (in-process; set MONGODB_URL for a server)"
     print(f"rows: {args.rows:,}; batch {args.batch}, chunk {args.chunk}, workers {args.workers}; MongoDB: {mongo_note}")
     rows = records(args.rows)
-    emulator = Emulator()
+    docstores = args.only != "sqlite"
+    emulator = Emulator() if docstores else None
     pg_a, pg_b = make_db(), make_db()
     tmp = Path(tempfile.mkdtemp(prefix="shiftover-bench-"))
     results: list[tuple[str, float, str, float]] = []
@@ -263,9 +267,9 @@ def main() -> None:
             "providers": {
                 "pg": {"kind": "postgresql", "url": db_url(pg_a, "postgresql+psycopg"), "role": "primary"},
                 "pg2": {"kind": "postgresql", "url": db_url(pg_b, "postgresql+psycopg")},
-                "fs": {"kind": "firestore", "url": f"firestore://{PROJECT}",
-                       "options": {"emulator_host": emulator.host}},
-                "mongo": mongo_provider,
+                **({"fs": {"kind": "firestore", "url": f"firestore://{PROJECT}",
+                           "options": {"emulator_host": emulator.host}},
+                    "mongo": mongo_provider} if emulator else {}),
                 "lite": {"kind": "sqlite", "url": f"sqlite:///{tmp}/lite.db"},
                 "lite2": {"kind": "sqlite", "url": f"sqlite:///{tmp}/lite2.db"},
             },
@@ -274,14 +278,15 @@ def main() -> None:
         print("raw bulk rates (same documents):", flush=True)
         pg_raw = raw_pg_copy(pg_b, rows)
         print(f"  PostgreSQL binary COPY          {pg_raw:>10,.0f} rows/s", flush=True)
-        fs_write, fs_read = raw_firestore(emulator.host, rows)
-        print(f"  Firestore WriteBatch(500)       {fs_write:>10,.0f} docs/s   (stream() read {fs_read:,.0f} docs/s; "
-              f"emulator RSS {emulator.rss_mb():,.0f} MB)", flush=True)
-        emulator.reset()
-        mongo_raw = raw_mongo(mongo_url or "mongomock://", f"{mongo_db}_raw", rows)
-        mongo_kind = "server" if mongo_url else "mongomock"
-        print(f"  MongoDB bulk_write(InsertOne)   {mongo_raw:>10,.0f} docs/s   ({mongo_kind})",
-              flush=True)
+        fs_write = fs_read = mongo_raw = float("nan")
+        if emulator:
+            fs_write, fs_read = raw_firestore(emulator.host, rows)
+            print(f"  Firestore WriteBatch(500)       {fs_write:>10,.0f} docs/s   "
+                  f"(stream() read {fs_read:,.0f} docs/s; emulator RSS {emulator.rss_mb():,.0f} MB)", flush=True)
+            emulator.reset()
+            mongo_raw = raw_mongo(mongo_url or "mongomock://", f"{mongo_db}_raw", rows)
+            print(f"  MongoDB bulk_write(InsertOne)   {mongo_raw:>10,.0f} docs/s   "
+                  f"({'server' if mongo_url else 'mongomock'})", flush=True)
         lite_write, lite_read = raw_sqlite(tmp / "raw.db", rows)
         print(f"  SQLite executemany (1 txn)      {lite_write:>10,.0f} rows/s   "
               f"(one SELECT read {lite_read:,.0f} rows/s)",
@@ -297,11 +302,14 @@ def main() -> None:
         validate([])  # returns once the worker has imported GX
 
         print("migrations (strategy immediate, validation included):", flush=True)
-        for source, target, raw, raw_name in (("pg", "fs", min(pg_raw, fs_write), "Firestore WriteBatch"),
-                                              ("fs", "pg2", min(pg_raw, fs_write, fs_read), "Firestore"),
-                                              ("pg", "mongo", min(pg_raw, mongo_raw), "MongoDB bulk_write"),
-                                              ("pg", "lite", min(pg_raw, lite_write), "SQLite executemany"),
-                                              ("lite", "lite2", min(lite_read, lite_write), "SQLite")):
+        pairs = [("pg", "fs", min(pg_raw, fs_write), "Firestore WriteBatch"),
+                 ("fs", "pg2", min(pg_raw, fs_write, fs_read), "Firestore"),
+                 ("pg", "mongo", min(pg_raw, mongo_raw), "MongoDB bulk_write"),
+                 ("pg", "lite", min(pg_raw, lite_write), "SQLite executemany"),
+                 ("lite", "lite2", min(lite_read, lite_write), "SQLite")]
+        if args.only:
+            pairs = [p for p in pairs if ("lite" in p[1]) == (args.only == "sqlite")]
+        for source, target, raw, raw_name in pairs:
             seconds, report = run_migration(cfg_path, source, target, args)
             rate = args.rows / seconds
             results.append((f"{source} → {target}", rate, raw_name, raw))
@@ -311,14 +319,15 @@ def main() -> None:
                   f" digests: {report.collections[0].digest_method}) = {rate / raw:.2f} × raw {raw_name} "
                   f"{raw:,.0f}/s", flush=True)
             print("      phases: " + " · ".join(f"{k} {v:.1f} s" for k, v in report.phase_seconds.items()), flush=True)
-            if target == "pg2":
+            if target == "pg2" and emulator:
                 emulator.reset()
         print("target ≥ 0.70 × the slower side's raw bulk rate for the document stores, ≥ 0.50 for SQLite:")
         for name, rate, _raw_name, raw in results:
             goal = 0.5 if "lite" in name else 0.7
             print(f"  {name:<12} {rate / raw:.2f}  {'met' if rate / raw >= goal else 'NOT met'}")
     finally:
-        emulator.stop()
+        if emulator:
+            emulator.stop()
         drop_db(pg_a)
         drop_db(pg_b)
 

@@ -23,7 +23,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from adapters import canonical, mapping
-from adapters.base import Adapter, CollectionSchema, KeyRange, RangeDigest, Record, ranges_from_boundaries
+from adapters.base import Adapter, CollectionSchema, Key, KeyRange, RangeDigest, Record, ranges_from_boundaries
 from adapters.config import Config, load_config
 from adapters.control import ControlStore
 from adapters.errors import UnsupportedValue
@@ -96,13 +96,20 @@ def plan_collections(config_path: str, source: str, target: str, collections: Se
         for name in names:
             src.key_of(name)  # refuses a collection without a primary key, naming it
             shape = collection_mapping(config, src, dst, name)
-            ranges = ranges_from_boundaries(src.key_boundaries(name, chunk_rows))
+            ranges = ranges_from_boundaries(_without_empty_tail(src, name, src.key_boundaries(name, chunk_rows)))
             excluded, notes = field_limits(src, dst, name, name in existing)
             notes += tuple(mapping.type_fidelity(src.schema(name), source_kind=src.kind, target_kind=dst.kind))
             plans.append(CollectionPlan(name, shape.target, src.count(name), tuple(ranges), copy_path(src, dst),
                                         name in existing, tuple(shape.describe()) if not shape.identity else (),
                                         tuple(shape.table()) if not shape.identity else (), excluded, notes))
         return plans
+
+
+def _without_empty_tail(src: Adapter, name: str, bounds: list[Key]) -> list[Key]:
+    """The boundaries without the last one when it is the last key (a count that is a multiple of the chunk size): the
+    open range after it would be an empty chunk, a task that copies and measures nothing. Its records, if any arrive
+    before the freeze, fall in the range before it, which is open-ended then."""
+    return bounds[:-1] if bounds and not src.scan(name, after=bounds[-1], limit=1) else bounds
 
 
 @task(**RETRYABLE)
@@ -196,7 +203,14 @@ def copy_one(config: Config, src: Adapter, dst: Adapter, plan: ChunkPlan) -> Chu
         assert shape is not None
         label, function = digest_method(src, dst, src.schema(plan.collection), dst.schema(plan.collection), shape,
                                         plan.excluded)
-    if bulk:
+    if bulk and plan.digest and function and src.capabilities.digest_pushdown == "sqlite":
+        # SQLite: the copy runs in the engine without the GIL, so the frozen source's range is digested meanwhile
+        columns = sorted(src.schema(plan.collection).names)
+        with ThreadPoolExecutor(1) as pool:
+            job = pool.submit(src.pushdown_digests, plan.collection, [plan.range], columns, function)
+            rows = dst.copy_range_from(src, plan.collection, plan.range)
+            (digest,) = job.result()
+    elif bulk:
         rows = dst.copy_range_from(src, plan.collection, plan.range)
         if plan.digest and function:
             columns = sorted(src.schema(plan.collection).names)
@@ -204,8 +218,9 @@ def copy_one(config: Config, src: Adapter, dst: Adapter, plan: ChunkPlan) -> Chu
     else:
         assert shape is not None
         hasher = source_hasher(shape, plan.excluded) if plan.digest and not function else None
-        rows, total = _copy_batches(src, dst, plan, shape, hasher)
-        if hasher is not None:
+        encoded = sorted(src.schema(plan.collection).names) if plan.digest and function else None
+        rows, total = _copy_batches(src, dst, plan, shape, hasher, encoded)
+        if hasher is not None or encoded is not None:
             digest = RangeDigest(plan.range, rows, canonical.combine(total))
     with control_store(config) as control:
         control.chunk_done(plan.run_id, plan.collection, plan.idx, rows)
@@ -231,9 +246,10 @@ def hash_without(excluded: Sequence[str]) -> Callable[[Record], int]:
 
 
 def _copy_batches(src: Adapter, dst: Adapter, plan: ChunkPlan, shape: mapping.CollectionMapping,
-                  hasher: Callable[[Record], int] | None = None) -> tuple[int, int]:
+                  hasher: Callable[[Record], int] | None = None,
+                  encoded: Sequence[str] | None = None) -> tuple[int, int]:
     """Copies the range batch by batch in the target's `shape`; returns the records copied and, with `hasher`, the sum
-    of their hashes."""
+    of their hashes, or with `encoded` (columns) the sum of the row hashes of what the SQLite target stored."""
     key = src.key_of(plan.collection)
     lo, rows, total = plan.range.lo, 0, 0
     with closing(_prefetched(src.scan_range(plan.collection, plan.range, batch=plan.batch_size))) as batches:
@@ -241,7 +257,9 @@ def _copy_batches(src: Adapter, dst: Adapter, plan: ChunkPlan, shape: mapping.Co
         while True:
             following = next(batches, None) if len(batch) == plan.batch_size else None
             hi = tuple(batch[-1][k] for k in key) if following else plan.range.hi
-            if shape.identity:
+            if encoded is not None:
+                total += dst.replace_range_hashed(plan.collection, KeyRange(lo, hi), batch, encoded)  # type: ignore
+            elif shape.identity:
                 dst.replace_range(plan.collection, KeyRange(lo, hi), batch)
             elif shape.reorders_keys:  # the source's range is no range on the target: upsert (extras fail the gate)
                 dst.upsert(plan.collection, shape.records(batch))
@@ -313,11 +331,33 @@ def digest_method(src: Adapter, dst: Adapter, s_schema: CollectionSchema, t_sche
         found = pushdown_function(src, dst, s_schema.name, sorted(s_schema.names))
         if found is not None:
             return found[1], found[0]
+    encoded = _encoded_function(src, dst, s_schema, shape, excluded)
+    if encoded is not None:
+        return f"{ENCODED} ({encoded})", encoded
     if excluded:
         return f"canonical records (client) without {', '.join(excluded)}", None
     if not shape.identity:
         return "canonical records (client), mapped source", None
     return "canonical records (client)", None
+
+
+ENCODED = "stored values, the source encoded as SQLite stores it"
+
+
+def _encoded_function(src: Adapter, dst: Adapter, s_schema: CollectionSchema, shape: mapping.CollectionMapping,
+                      excluded: Sequence[str]) -> str | None:
+    """Into SQLite from another engine (a batched copy): the target's stored-values digest, whose source side is made
+    from the very rows the copy encodes and writes. Used only when the records keep their shape, the target table is
+    declared as the SQLite adapter declares the source's schema (adapters/sqlite_rows.py), and the source's JSON
+    columns hold plain JSON (so encoding a value loses nothing the canonical digest would have seen)."""
+    if excluded or not shape.identity or is_users_or_files(s_schema.name) or copy_path(src, dst) != BATCHED or \
+            dst.capabilities.digest_pushdown != "sqlite" or src.kind not in mapping.PLAIN_JSON_KINDS:
+        return None
+    return dst.encoded_method(s_schema, sorted(s_schema.names))  # type: ignore[attr-defined]
+
+
+def _encoded(label: str) -> bool:
+    return label.startswith(ENCODED)
 
 
 def pushdown_function(src: Adapter, dst: Adapter, name: str, columns: Sequence[str]) -> tuple[str, str] | None:
@@ -350,7 +390,13 @@ def measure(config: Config, src: Adapter, dst: Adapter, collection: str, ranges:
     ready = source_digests.digests if source_digests is not None and source_digests.method == label and \
         [d.range for d in source_digests.digests] == list(ranges) else None
     with ThreadPoolExecutor(4) as pool:  # both sides at once
-        if function:  # in-engine: each side's ranges in two sessions, so the servers' cores all work
+        if function and _encoded(label):  # the source encoded as the SQLite target stores it, the target in-engine
+            columns = sorted(s_schema.names)
+            halves = [h for h in (ranges[:(len(ranges) + 1) // 2], ranges[(len(ranges) + 1) // 2:]) if h]
+            s_jobs = [pool.submit(_encoded_source_digests, src, dst, collection, ranges, columns)] \
+                if ready is None else []
+            t_jobs = [pool.submit(dst.pushdown_digests, collection, h, columns, function) for h in halves]
+        elif function:  # in-engine: each side's ranges in two sessions, so the servers' cores all work
             columns = sorted(s_schema.names)
             halves = [h for h in (ranges[:(len(ranges) + 1) // 2], ranges[(len(ranges) + 1) // 2:]) if h]
             s_jobs = [pool.submit(src.pushdown_digests, collection, h, columns, function) for h in halves] \
@@ -385,6 +431,20 @@ def _pushdown_family(src: Adapter, dst: Adapter, s_schema: CollectionSchema, t_s
     same_types = all(c.name in t_schema.names and c.native == _native(t_schema, c.name) and (untyped or c.native)
                      for c in s_schema.columns)
     return family if family and family == dst.capabilities.digest_pushdown and same_types else None
+
+
+def _encoded_source_digests(src: Adapter, dst: Adapter, collection: str, ranges: Sequence[KeyRange],
+                            columns: Sequence[str], batch: int = 5000) -> list[RangeDigest]:
+    """The source's ranges read and hashed as the SQLite target would store them (when no chunk made them on the way:
+    a resumed run)."""
+    out = []
+    for rng in ranges:
+        n, total = 0, 0
+        for rows in src.scan_range(collection, rng, batch=batch):
+            n += len(rows)
+            total += dst.encoded_hash(collection, rows, columns)  # type: ignore[attr-defined]
+        out.append(RangeDigest(rng, n, canonical.combine(total)))
+    return out
 
 
 def _client_source_digests(src: Adapter, shape: mapping.CollectionMapping, collection: str,
