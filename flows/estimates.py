@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 from adapters.config import Config
 from adapters.control import ControlStore, Run
-from tasks.migration import BATCHED, CollectionPlan
+from tasks.digests import BATCHED
+from tasks.migration import CollectionPlan
 
 # First guesses (rows/s of the copy alone) before this installation has measured anything, on a 2-core machine.
 DEFAULT_RATES = {"binary COPY": 250_000, "native copy (sqlite)": 150_000, BATCHED: 25_000}

@@ -21,12 +21,11 @@ from expectations.suites import CollectionEvidence, ValidationResult
 from flows.estimates import estimate, freeze_warning
 from flows.migration_run import MigrateParams, begin_run, record_validation, resolve_run_id
 from tasks.batches import Measurement, bundled, copy_chunks, in_bundles, measure_collections, small
+from tasks.digests import BATCHED, SourceDigests
 from tasks.migration import (
-    BATCHED,
     ChunkPlan,
     ChunkResult,
     CollectionPlan,
-    SourceDigests,
     copy_chunk,
     finish_target,
     freeze_source,

@@ -12,7 +12,7 @@ from adapters.config import Config
 from adapters.control import ControlStore
 from adapters.strategies import Strategy, summaries
 from expectations.suites import CollectionEvidence, ValidationResult
-from tasks.migration import digests_equal
+from tasks.digests import digests_equal
 from tasks.reporting import ExpectationReport, MigrationReport
 
 

@@ -20,14 +20,8 @@ from adapters.base import KeyRange
 from adapters.config import load_config
 from adapters.registry import open_adapter
 from expectations.suites import CollectionEvidence
-from tasks.migration import (
-    ChunkPlan,
-    ChunkResult,
-    CollectionPlan,
-    SourceDigests,
-    copy_one,
-    measure,
-)
+from tasks.digests import SourceDigests, measure
+from tasks.migration import ChunkPlan, ChunkResult, CollectionPlan, copy_one
 from tasks.retry import RETRYABLE
 
 SMALL_ROWS = 5_000  # a collection of at most this many rows, in one chunk, goes into a bundle

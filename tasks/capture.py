@@ -22,7 +22,8 @@ from prefect.cache_policies import NO_CACHE
 from adapters.base import Adapter, Filter, Key, KeyRange, RangeDigest, Record, ranges_from_boundaries
 from adapters.config import load_config
 from adapters.registry import open_adapter
-from tasks.migration import CollectionPlan, control_store, copy_path, pause_point, pushdown_function
+from tasks.digests import copy_path, pushdown_function
+from tasks.migration import CollectionPlan, control_store, pause_point
 from tasks.retry import RETRYABLE
 
 if TYPE_CHECKING:

@@ -17,7 +17,8 @@ from adapters.base import CollectionSchema, Column, KeyRange
 from adapters.registry import open_adapter
 from adapters.sql import SqlAdapter
 from flows.migrate import MigrateParams, migrate
-from tasks.migration import ENCODED, measure, plan_collections
+from tasks.digests import ENCODED, measure
+from tasks.migration import plan_collections
 from tests.helpers import assert_same_records, config, write_config
 from tests.test_any_to_any import ITEMS, item_rows
 
