@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from adapters.config import Config
 
 app = typer.Typer(help="Keep an application's backend healthy and movable.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, add_completion=True)
+                  pretty_exceptions_enable=False, add_completion=True, rich_markup_mode=None)
 
 
 def _version(value: bool) -> None:
@@ -59,7 +59,7 @@ class Template(str, Enum):
     high_availability = "high-availability"
 
 
-@app.command()
+@app.command(short_help="Write a commented backends.yaml from a template.")
 def init(
     template: Annotated[Template, typer.Option(help="development: local only; production: Supabase primary with a "
                                                     "Firebase backup; high-availability: several providers with "
@@ -77,7 +77,7 @@ def init(
               f"[bold]shiftover status --config {path}[/].")
 
 
-@app.command()
+@app.command(short_help="Copy a provider to another; cut over when checks pass.")
 def migrate(
     source: Annotated[str, typer.Argument(help="provider to copy from")],
     target: Annotated[str, typer.Argument(help="provider to copy to")],
@@ -218,7 +218,7 @@ def _print_pointer(control) -> None:  # type: ignore[no-untyped-def]
                   f"{pointer.since:%Y-%m-%d %H:%M:%S} UTC — {pointer.reason})")
 
 
-@app.command()
+@app.command(short_help="The active provider, freezes, leases, sync and runs.")
 def status(
     config: ConfigOpt = Path("backends.yaml"),
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
@@ -270,7 +270,7 @@ def status(
         out.print(table)
 
 
-@app.command()
+@app.command(short_help="Undo a blue-green cutover.")
 def rollback(
     config: ConfigOpt = Path("backends.yaml"),
     run_id: Annotated[Optional[str], typer.Option(help="blue-green run to undo (default: the last that switched)")]
@@ -292,7 +292,7 @@ def rollback(
     _print_pointer(ControlStore(cfg.control.url.get_secret_value()))
 
 
-@app.command()
+@app.command(short_help="End a blue-green cutover for good (no rollback).")
 def release(
     provider: Annotated[str, typer.Argument(help="the old primary to let go")],
     config: ConfigOpt = Path("backends.yaml"),
@@ -312,7 +312,7 @@ def release(
               "rollback is no longer possible.")
 
 
-@app.command()
+@app.command(short_help="Seed a SQLite shop and migrate it, gated by GX.")
 def demo(
     rows: Annotated[int, typer.Option(help="rows to seed across customers, orders and order_items")] = 120_000,
     directory: Annotated[Path, typer.Option("--dir", help="where the demo's databases go")] = Path("demo-data"),
@@ -353,21 +353,21 @@ def demo(
 from flows.analyze_cli import analyze_command  # noqa: E402 - light: Prefect is imported inside the command
 from flows.runs_cli import unfreeze_command  # noqa: E402 - light as well
 
-app.command("unfreeze", help="Lift a write freeze left behind by an interrupted run (engine triggers and "
-                             "control-store flags). A freeze set by a run is lifted only with --run-id naming it.")(
-    unfreeze_command)
+app.command("unfreeze", short_help="Lift a write freeze left by an interrupted run.",
+            help="Lift a write freeze left behind by an interrupted run (engine triggers and control-store flags). "
+                 "A freeze set by a run is lifted only with --run-id naming it.")(unfreeze_command)
 
-app.command("analyze", help="List every direct provider-SDK call under PATH by service, flag the risky ones, "
-                            "and write a migration plan with an effort estimate (JSON file + Prefect artifact).")(
-    analyze_command)
+app.command("analyze", short_help="Find direct provider-SDK calls; plan a migration.",
+            help="List every direct provider-SDK call under PATH by service, flag the risky ones, and write a "
+                 "migration plan with an effort estimate (JSON file + Prefect artifact).")(analyze_command)
 
 from flows.ops_cli import failover, health, serve, sync, test_suite  # noqa: E402 - light as well
 
-app.command("test-suite")(test_suite)
-app.command()(health)
-app.command()(failover)
-app.command()(sync)
-app.command()(serve)
+app.command("test-suite", short_help="Run the cross-provider test suite; report as HTML.")(test_suite)
+app.command(short_help="Probe every provider now.")(health)
+app.command(short_help="Fence the primary and switch to the best standby.")(failover)
+app.command(short_help="Copy the active provider's changes to the standbys.")(sync)
+app.command(short_help="Run the scheduled flows and the failover monitor.")(serve)
 
 
 def _say(line: str) -> None:

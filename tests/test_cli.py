@@ -132,3 +132,19 @@ def test_shell_completion_offers_commands_and_strategies() -> None:
     script = subprocess.run([str(shiftover), "--show-completion", "bash"], capture_output=True, text=True, timeout=60,
                             env={**os.environ, "SHELL": "/bin/bash"})
     assert script.returncode == 0 and "_shiftover_completion" in script.stdout
+
+
+def test_help_fits_80_columns_without_cutting_anything() -> None:
+    from flows.cli import app
+
+    env = {**os.environ, "COLUMNS": "80", "TERM": "dumb"}
+    for command in ([], ["migrate"], ["status"], ["health"], ["test-suite"], ["failover"], ["analyze"]):
+        done = subprocess.run([sys.executable, "-m", "flows.cli", *command, "--help"], capture_output=True,
+                              text=True, env=env, timeout=120)
+        assert done.returncode == 0, done.stderr
+        lines = done.stdout.splitlines()
+        assert all(len(line) <= 80 for line in lines), [line for line in lines if len(line) > 80]
+        cut = [line for line in lines if line.rstrip().endswith(("…", "...")) and not line.startswith("Usage:")]
+        assert not cut, done.stdout
+    names = [c.name for c in app.registered_commands]
+    assert len(names) == 13
