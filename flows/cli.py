@@ -275,6 +275,7 @@ def rollback(
     config: ConfigOpt = Path("backends.yaml"),
     run_id: Annotated[Optional[str], typer.Option(help="blue-green run to undo (default: the last that switched)")]
     = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
 ) -> None:
     """Undo a blue-green cutover: copy green's writes since the cutover back to blue, then move the pointer back."""
     from adapters.config import load_config
@@ -283,19 +284,18 @@ def rollback(
     prefect_api("flows.rollback")
     from flows.rollback import RollbackParams
     from flows.rollback import rollback as rollback_flow
-    from tasks.reporting import render_markdown
 
     quiet_backend_tracebacks()
     cfg = load_config(config)
     report = rollback_flow(RollbackParams(config_path=str(cfg.path), run_id=run_id))
-    out.print(Markdown(render_markdown(report)))
-    _print_pointer(ControlStore(cfg.control.url.get_secret_value()))
+    _print_report(report, ControlStore(cfg.control.url.get_secret_value()), as_json=as_json)
 
 
 @app.command(short_help="End a blue-green cutover for good (no rollback).")
 def release(
     provider: Annotated[str, typer.Argument(help="the old primary to let go")],
     config: ConfigOpt = Path("backends.yaml"),
+    as_json: Annotated[bool, typer.Option("--json", help="print what was released as JSON")] = False,
 ) -> None:
     """End a blue-green cutover for good: lift the old primary's write fence and stop change capture (no rollback)."""
     from adapters.config import load_config
@@ -308,6 +308,9 @@ def release(
 
     quiet_backend_tracebacks()
     names = release_flow(ReleaseParams(provider=provider, config_path=str(cfg.path)))
+    if as_json:
+        out.print_json(json.dumps({"provider": provider, "released": names}))
+        return
     out.print(f"Released {provider}: {', '.join(names) or 'nothing was fenced'}; it takes writes again and "
               "rollback is no longer possible.")
 
