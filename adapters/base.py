@@ -18,18 +18,15 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel
 
 from adapters import canonical
 
-if TYPE_CHECKING:
-    from adapters.userfiles import FieldLimits
-
 Key = tuple[Any, ...]
 Record = dict[str, Any]
-CanonicalType = Literal["integer", "decimal", "float", "text", "boolean", "timestamp", "date", "json", "bytes", "uuid"]
+CanonicalType = canonical.CanonicalType  # the types a canonical record's values have (adapters/canonical.py)
 
 
 @dataclass(frozen=True)
@@ -43,6 +40,18 @@ class Capabilities:
     capture: str | None = None  # how capture_start/capture_read see every change, deletes included (None: cannot)
     auth: bool = False
     storage: bool = False
+
+
+@dataclass(frozen=True)
+class FieldLimits:
+    """What one provider cannot do with a canonical collection's fields; each value says why."""
+
+    dropped: dict[str, str] = field(default_factory=dict)  # not kept when written here
+    unverifiable: dict[str, str] = field(default_factory=dict)  # kept when written here, but never read back
+    not_carried: tuple[str, ...] = ()  # what the provider has that the canonical record does not carry
+
+    def excluded(self) -> tuple[str, ...]:
+        return tuple(sorted({*self.dropped, *self.unverifiable}))
 
 
 @dataclass(frozen=True)
@@ -236,8 +245,6 @@ class Adapter(abc.ABC):
 
     def field_limits(self, name: str) -> FieldLimits:
         """What this provider cannot keep, or read back, of the collection's fields (users and files); none here."""
-        from adapters.userfiles import FieldLimits
-
         return FieldLimits()
 
     # -- bulk data paths ----------------------------------------------------------------------------------------

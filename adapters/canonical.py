@@ -14,10 +14,10 @@ import hashlib
 import json
 import math
 from decimal import Context, Decimal
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, Literal, cast
 
-if TYPE_CHECKING:
-    from adapters.base import CanonicalType
+CanonicalType = Literal["integer", "decimal", "float", "text", "boolean", "timestamp", "date", "json", "bytes",
+                        "uuid"]
 
 UTC = dt.timezone.utc
 _HASH_HEX = 15  # 60 bits per record; sums of them cannot collide by accident on realistic tables

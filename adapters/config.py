@@ -38,7 +38,7 @@ class ProviderConfig(_Strict):
     @field_validator("kind")
     @classmethod
     def _known_kind(cls, kind: str) -> str:
-        from adapters.registry import kinds
+        from adapters.kinds import kinds
 
         if kind not in kinds():
             raise ValueError(f"unknown provider kind {kind!r}; use one of: {', '.join(kinds())}")
@@ -314,7 +314,7 @@ def parse_config(data: Any, *, base: Path, source: str = "configuration") -> Con
 
 
 def _validate_options(name: str, provider: ProviderConfig, source: str) -> None:
-    from adapters.registry import adapter_class
+    from adapters.kinds import adapter_class
 
     try:
         cls = adapter_class(provider.kind)

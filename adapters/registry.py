@@ -1,4 +1,4 @@
-"""Provider kinds and the adapter classes behind them; drivers are imported only when a kind is used."""
+"""Opening providers by name from the configuration (the kinds and their classes are in adapters/kinds.py)."""
 
 from __future__ import annotations
 
@@ -6,49 +6,12 @@ import importlib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from adapters.errors import BackendError, ConfigInvalid, DriverMissing, ProviderNotFound
+from adapters.errors import BackendError, ProviderNotFound
+from adapters.kinds import adapter_class as adapter_class  # the one most callers import from here
 
 if TYPE_CHECKING:
     from adapters.base import Adapter
     from adapters.config import Config, ProviderConfig
-
-_ADAPTERS: dict[str, str] = {
-    "postgresql": "adapters.postgres:PostgresAdapter",
-    "sqlite": "adapters.sqlite:SqliteAdapter",
-    "memory": "adapters.memory:MemoryAdapter",
-    "supabase": "adapters.supabase:SupabaseAdapter",
-    "firestore": "adapters.firestore:FirestoreAdapter",
-    "mongodb": "adapters.mongo:MongoAdapter",
-}
-
-_INSTALL_HINTS: dict[str, str] = {
-    "psycopg": "pip install 'psycopg[binary]'",
-    "firebase_admin": "pip install firebase-admin",
-    "pymongo": "pip install pymongo",
-    "supabase": "pip install supabase",
-}
-
-
-def kinds() -> list[str]:
-    return sorted(_ADAPTERS)
-
-
-def adapter_class(kind: str) -> type[Adapter]:
-    try:
-        target = _ADAPTERS[kind]
-    except KeyError:
-        raise ConfigInvalid(
-            f"unknown provider kind {kind!r}", hint=f"use one of: {', '.join(kinds())}"
-        ) from None
-    module_name, _, class_name = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        root = (exc.name or "").split(".")[0]
-        hint = _INSTALL_HINTS.get(root, f"install the Python package {root!r}")
-        raise DriverMissing(f"the {kind} driver is not installed", hint=hint) from None
-    return getattr(module, class_name)
-
 
 def open_adapter(config: Config, name: str) -> Adapter:
     """Open the provider called `name` in the configuration. Raises ProviderNotFound for an unknown name."""

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from adapters.base import CollectionSchema, Column, Filter, Key, Record, matches
+from adapters.base import FieldLimits as FieldLimits  # defined with the adapter contract; users and files use it most
 
 USERS = "auth.users"
 STORAGE_PREFIX = "storage/"
@@ -98,18 +98,6 @@ class FirebaseScrypt(BaseModel):
 
 def secret_text(value: Any) -> str:
     return value.get_secret_value() if isinstance(value, SecretStr) else str(value)
-
-
-@dataclass(frozen=True)
-class FieldLimits:
-    """What one provider cannot do with a canonical collection's fields; each value says why."""
-
-    dropped: dict[str, str] = field(default_factory=dict)  # not kept when written here
-    unverifiable: dict[str, str] = field(default_factory=dict)  # kept when written here, but never read back
-    not_carried: tuple[str, ...] = ()  # what the provider has that the canonical record does not carry
-
-    def excluded(self) -> tuple[str, ...]:
-        return tuple(sorted({*self.dropped, *self.unverifiable}))
 
 
 def page(records: Iterable[Record], key: Callable[[Record], Key], *, after: Key | None, until: Key | None,

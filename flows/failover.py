@@ -44,7 +44,8 @@ from tasks.failover import (
     unfence_target,
 )
 from tasks.migration import switch_pointer
-from tasks.sync import SyncResult, sync_standby
+from tasks.sync import sync_standby
+from tasks.sync_result import SyncResult
 
 log = logging.getLogger("shiftover.serve")
 

@@ -23,7 +23,8 @@ from pydantic import BaseModel, Field
 from adapters.config import load_config
 from adapters.leases import RunLease
 from tasks.migration import control_store
-from tasks.sync import DEFAULT_OVERLAP_S, SyncResult, live_standbys, standbys, sync_standby, sync_standbys
+from tasks.sync import DEFAULT_OVERLAP_S, live_standbys, standbys, sync_standby, sync_standbys
+from tasks.sync_result import SyncResult
 
 
 class SyncParams(BaseModel):

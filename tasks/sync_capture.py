@@ -20,7 +20,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
-from typing import TYPE_CHECKING
 
 from adapters.base import Adapter, Key, KeyRange, ranges_from_boundaries
 from adapters.config import Config
@@ -29,9 +28,7 @@ from adapters.errors import BackendError, StandbyNotInSync
 from adapters.registry import open_adapter
 from adapters.syncstate import SyncStates
 from tasks.capture import current_records
-
-if TYPE_CHECKING:
-    from tasks.sync import SyncResult
+from tasks.sync_result import SyncResult
 
 _BATCH = 2000
 _PASS_BUDGET_S = 60.0
@@ -82,8 +79,6 @@ def sync_by_capture(config: Config, control: ControlStore, source: str, targets:
                     collections: Sequence[str] | None = None, *, check: Callable[[], None] | None = None,
                     budget_s: float = _PASS_BUDGET_S) -> list[SyncResult]:
     """One pass from `source` to every standby in `targets`; returns a SyncResult per target."""
-    from tasks.sync import SyncResult
-
     started_at, clock = now(), time.perf_counter()
     states = SyncStates(control)
     results = {t: SyncResult(source, t, method="capture") for t in targets}

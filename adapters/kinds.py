@@ -1,0 +1,49 @@
+"""Provider kinds and the adapter classes behind them: one line per kind. backends.yaml's `kind` is checked against
+this table; a kind's module (and its driver) is imported only when the kind is used."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from adapters.errors import ConfigInvalid, DriverMissing
+
+if TYPE_CHECKING:
+    from adapters.base import Adapter
+
+_ADAPTERS: dict[str, str] = {
+    "postgresql": "adapters.postgres:PostgresAdapter",
+    "sqlite": "adapters.sqlite:SqliteAdapter",
+    "memory": "adapters.memory:MemoryAdapter",
+    "supabase": "adapters.supabase:SupabaseAdapter",
+    "firestore": "adapters.firestore:FirestoreAdapter",
+    "mongodb": "adapters.mongo:MongoAdapter",
+}
+
+_INSTALL_HINTS: dict[str, str] = {
+    "psycopg": "pip install 'psycopg[binary]'",
+    "firebase_admin": "pip install firebase-admin",
+    "pymongo": "pip install pymongo",
+    "supabase": "pip install supabase",
+}
+
+
+def kinds() -> list[str]:
+    return sorted(_ADAPTERS)
+
+
+def adapter_class(kind: str) -> type[Adapter]:
+    try:
+        target = _ADAPTERS[kind]
+    except KeyError:
+        raise ConfigInvalid(
+            f"unknown provider kind {kind!r}", hint=f"use one of: {', '.join(kinds())}"
+        ) from None
+    module_name, _, class_name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        root = (exc.name or "").split(".")[0]
+        hint = _INSTALL_HINTS.get(root, f"install the Python package {root!r}")
+        raise DriverMissing(f"the {kind} driver is not installed", hint=hint) from None
+    return getattr(module, class_name)
