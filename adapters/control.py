@@ -7,6 +7,8 @@
 - health history: every probe, and the last health state of each provider (for state-change events);
 - per-collection routes (consulted by the router before the pointer), fences of old primaries, and sync watermarks
   (source → target per collection) from which a standby's lag is read.
+
+The tables are declared in adapters/control_tables.py.
 """
 
 from __future__ import annotations
@@ -23,110 +25,22 @@ import sqlalchemy as sa
 
 from adapters.base import KeyRange, ProbeResult
 from adapters.canonical import key_from_json, key_json
+from adapters.control_tables import (
+    checkpoints_t,
+    chunks_t,
+    fences_t,
+    freezes_t,
+    health_pending_t,
+    health_states_t,
+    history_t,
+    metadata,
+    pointer_t,
+    probes_t,
+    routes_t,
+    runs_t,
+    watermarks_t,
+)
 from adapters.errors import ConfigInvalid, PointerConflict, ProviderUnavailable, redact, url_secrets
-
-_md = sa.MetaData()
-_ts = sa.DateTime(timezone=True)
-
-pointer_t = sa.Table(
-    "pointer", _md,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("epoch", sa.Integer, nullable=False),
-    sa.Column("provider", sa.String(200), nullable=False),
-    sa.Column("since", _ts, nullable=False),
-    sa.Column("reason", sa.Text, nullable=False),
-)
-history_t = sa.Table(
-    "pointer_history", _md,
-    sa.Column("epoch", sa.Integer, primary_key=True),
-    sa.Column("provider", sa.String(200), nullable=False),
-    sa.Column("since", _ts, nullable=False),
-    sa.Column("reason", sa.Text, nullable=False),
-)
-freezes_t = sa.Table(
-    "freezes", _md,
-    sa.Column("provider", sa.String(200), primary_key=True),
-    sa.Column("collection", sa.String(300), primary_key=True),
-    sa.Column("run_id", sa.String(64)),
-    sa.Column("since", _ts, nullable=False),
-    sa.Column("reason", sa.Text, nullable=False),
-)
-runs_t = sa.Table(
-    "runs", _md,
-    sa.Column("run_id", sa.String(64), primary_key=True),
-    sa.Column("kind", sa.String(40), nullable=False),
-    sa.Column("source", sa.String(200)),
-    sa.Column("target", sa.String(200)),
-    sa.Column("strategy", sa.String(40)),
-    sa.Column("fingerprint", sa.String(500), index=True),
-    sa.Column("status", sa.String(20), nullable=False),
-    sa.Column("started", _ts, nullable=False),
-    sa.Column("finished", _ts),
-    sa.Column("summary", sa.Text),
-)
-chunks_t = sa.Table(
-    "chunks", _md,
-    sa.Column("run_id", sa.String(64), primary_key=True),
-    sa.Column("collection", sa.String(300), primary_key=True),
-    sa.Column("idx", sa.Integer, primary_key=True),
-    sa.Column("lo", sa.Text),
-    sa.Column("hi", sa.Text),
-    sa.Column("rows", sa.BigInteger),
-    sa.Column("done", sa.Boolean, nullable=False, default=False),
-)
-checkpoints_t = sa.Table(
-    "checkpoints", _md,
-    sa.Column("run_id", sa.String(64), primary_key=True),
-    sa.Column("collection", sa.String(300), primary_key=True),
-    sa.Column("last_key", sa.Text),
-    sa.Column("watermark", sa.Text),
-    sa.Column("rows_copied", sa.BigInteger, nullable=False, default=0),
-    sa.Column("phase", sa.String(40)),
-)
-probes_t = sa.Table(
-    "probes", _md,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("provider", sa.String(200), nullable=False, index=True),
-    sa.Column("at", _ts, nullable=False, index=True),
-    sa.Column("ok", sa.Boolean, nullable=False),
-    sa.Column("latency_ms", sa.Float, nullable=False),
-    sa.Column("error", sa.Text),
-)
-routes_t = sa.Table(
-    "routes", _md,
-    sa.Column("collection", sa.String(300), primary_key=True),
-    sa.Column("provider", sa.String(200), nullable=False),
-    sa.Column("since", _ts, nullable=False),
-)
-fences_t = sa.Table(
-    "fences", _md,
-    sa.Column("provider", sa.String(200), primary_key=True),
-    sa.Column("epoch", sa.Integer, nullable=False),
-    sa.Column("since", _ts, nullable=False),
-    sa.Column("engine_fenced", sa.Boolean, nullable=False, default=False),
-    sa.Column("reason", sa.Text, nullable=False),
-)
-watermarks_t = sa.Table(
-    "watermarks", _md,
-    sa.Column("source", sa.String(200), primary_key=True),
-    sa.Column("target", sa.String(200), primary_key=True),
-    sa.Column("collection", sa.String(300), primary_key=True),
-    sa.Column("watermark", _ts),
-    sa.Column("synced_at", _ts, nullable=False),
-    sa.Column("rows", sa.BigInteger, nullable=False, default=0),
-)
-health_states_t = sa.Table(
-    "health_states", _md,
-    sa.Column("provider", sa.String(200), primary_key=True),
-    sa.Column("state", sa.String(20), nullable=False),
-    sa.Column("since", _ts, nullable=False),
-)
-health_pending_t = sa.Table(  # a state seen by the last `count` sweeps in a row that has not yet replaced the state
-    "health_pending", _md,
-    sa.Column("provider", sa.String(200), primary_key=True),
-    sa.Column("state", sa.String(20), nullable=False),
-    sa.Column("count", sa.Integer, nullable=False),
-)
 
 
 def now() -> dt.datetime:
@@ -230,7 +144,7 @@ class ControlStore:
             def _begin(conn: sa.Connection) -> None:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
         with self._tx() as conn:
-            _md.create_all(conn)
+            metadata.create_all(conn)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -16,7 +16,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from adapters.control import Pointer, pointer_t
+from adapters.control import Pointer
+from adapters.control_tables import pointer_t
 from adapters.errors import ProviderNotFound, ProviderUnavailable, redact, url_secrets
 
 

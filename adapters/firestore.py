@@ -31,14 +31,11 @@ the router enforces freezes for Firestore.
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
-from decimal import Decimal
 from typing import Any, Literal, Self
-from urllib.parse import quote
 
 from pydantic import Field, SecretStr
 
@@ -47,18 +44,15 @@ from adapters.base import (
     Adapter,
     Capabilities,
     CollectionSchema,
-    Column,
     Filter,
     Key,
     KeyRange,
     Record,
     matches,
-    override_columns,
 )
 from adapters.errors import (
     AuthenticationFailed,
     BackendError,
-    CollectionNotFound,
     ConfigInvalid,
     ConnectionTimeout,
     DriverMissing,
@@ -69,9 +63,10 @@ from adapters.errors import (
 )
 from adapters.firebase_auth import AuthOptions, FirebaseAuthUsers
 from adapters.firebase_storage import FirebaseStorageFiles, StorageOptions
+from adapters.firestore_catalogue import DocumentCatalogue
+from adapters.firestore_values import DocumentValues
 from adapters.firestore_wire import STAMP, WireCodec, add_raw_write, wire
 
-SCHEMAS = "_shiftover_schemas"
 # Documents per query in scan(): one stream per page, each with a deadline of timeout_s or _PAGE_S_PER_DOC per document
 # (a whole 50k-document stream outlasts any sane deadline). Pages are large because every query has a start-up cost
 # that grows with the collection (the emulator: ~0.3 s per query on 50k documents; 2,000-document pages halved reads).
@@ -81,9 +76,7 @@ _PAGE_S_PER_DOC = 0.002
 _OPS = {"eq": "==", "ne": "!=", "lt": "<", "lte": "<=", "gt": ">", "gte": ">=", "in": "in"}
 
 
-
-
-class FirestoreDocuments(WireCodec, Adapter):
+class FirestoreDocuments(DocumentCatalogue, DocumentValues, WireCodec, Adapter):
     """Firestore's own collections of documents; FirestoreAdapter (below) adds users and files to it."""
 
     kind = "firestore"
@@ -198,59 +191,6 @@ class FirestoreDocuments(WireCodec, Adapter):
         secret = self.options.credentials_file.get_secret_value() if self.options.credentials_file else ""
         return redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, [secret])[:500]
 
-    # -- values --------------------------------------------------------------------------------------------------------
-    def _enc(self, value: Any) -> Any:
-        from google.cloud.firestore import GeoPoint
-
-        if value is None or isinstance(value, (bool, str, float)):
-            return value
-        if isinstance(value, int):
-            if not -(2**63) <= value < 2**63:
-                raise UnsupportedValue(f"integer {value} does not fit in 64 bits", hint="store it as a decimal",
-                                       provider=self.name)
-            return value
-        if isinstance(value, Decimal):
-            return {"@decimal": canonical.number_text(value)}
-        if isinstance(value, dt.datetime):
-            return canonical.utc(value)
-        if isinstance(value, dt.date):
-            return {"@date": value.isoformat()}
-        if isinstance(value, (bytes, bytearray, memoryview)):
-            return bytes(value)
-        if isinstance(value, dict):
-            if set(value) == {"__ref__"}:
-                return self.client.document(value["__ref__"])
-            if set(value) == {"__geopoint__"}:
-                return GeoPoint(value["__geopoint__"]["latitude"], value["__geopoint__"]["longitude"])
-            return {str(k): self._enc(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [self._enc(v) for v in value]
-        return str(value)
-
-    def _dec(self, value: Any) -> Any:
-        from google.cloud.firestore import DocumentReference, GeoPoint
-
-        if value is None or isinstance(value, (bool, str, int, float)):
-            return value
-        if isinstance(value, dt.datetime):
-            v = canonical.utc(value)
-            return dt.datetime(v.year, v.month, v.day, v.hour, v.minute, v.second, v.microsecond, dt.timezone.utc)
-        if isinstance(value, DocumentReference):
-            return {"__ref__": value.path}
-        if isinstance(value, GeoPoint):
-            return {"__geopoint__": {"latitude": value.latitude, "longitude": value.longitude}}
-        if isinstance(value, bytes):
-            return bytes(value)
-        if isinstance(value, dict):
-            if set(value) == {"@decimal"}:
-                return Decimal(value["@decimal"])
-            if set(value) == {"@date"}:
-                return dt.date.fromisoformat(value["@date"])
-            return {k: self._dec(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self._dec(v) for v in value]
-        return str(value)
-
     # -- paths ---------------------------------------------------------------------------------------------------------
     @staticmethod
     def _pattern(name: str) -> list[str]:
@@ -308,86 +248,6 @@ class FirestoreDocuments(WireCodec, Adapter):
                 key = self._key_of_path(name, snap.reference.path)
                 if key is not None:
                     yield key, snap
-
-    # -- catalogue -----------------------------------------------------------------------------------------------------
-    def _meta(self, name: str) -> Any:
-        return self.client.collection(SCHEMAS).document(quote(name, safe=""))
-
-    def schema(self, name: str) -> CollectionSchema:
-        if name not in self._schemas:
-            key = self._key_fields(name)
-            with self._errors():
-                stored = self._meta(name).get(**self._rpc)
-            if stored.exists:
-                cols = [Column(c["name"], c["type"], c["nullable"], c.get("precision"), c.get("scale"),
-                               c.get("native"), c.get("native_def")) for c in stored.get("columns")]
-            else:
-                cols = self._infer(name, key)
-            cols = override_columns(cols, self.options.schemas.get(name, {}))
-            self._schemas[name] = CollectionSchema(name, tuple(cols), key)
-        return self._schemas[name]
-
-    def _infer(self, name: str, key: tuple[str, ...]) -> list[Column]:
-        types: dict[str, set[str]] = {}
-        seen = 0
-        for _, snap in self._stream(name, self._base(name).limit(self.options.sample_size)):
-            data = snap.to_dict() or {}
-            for f in set(types) - set(data):
-                types[f].add("null")
-            for f, v in data.items():
-                types.setdefault(f, {"null"} if seen else set()).add(canonical.type_of(self._dec(v)))
-            seen += 1
-        if not seen and name not in self.options.schemas:
-            raise CollectionNotFound(f"no collection {name!r} (or it is empty)", hint="check the collection name",
-                                     provider=self.name)
-        types.pop(STAMP, None)
-        return [Column(k, "text", False) for k in key] + [
-            Column(f, canonical.merge_types(ts - {"null"}), "null" in ts)
-            for f, ts in sorted(types.items()) if f not in key]
-
-    def collections(self) -> list[str]:
-        with self._errors():
-            roots = {c.id for c in self.client.collections(**self._rpc)}
-            stored = {s.get("name") for s in self.client.collection(SCHEMAS).stream(**self._rpc)}
-        return sorted(n for n in roots | stored | set(self.options.schemas) if not n.startswith("_shiftover"))
-
-    def create_collection(self, schema: CollectionSchema) -> None:
-        if schema.key != self._key_fields(schema.name):
-            raise InvalidRequest(f"Firestore keys {schema.name!r} by {self._key_fields(schema.name)}, not {schema.key}",
-                                 hint="name the key column id (and the parents' keys as in the path pattern)",
-                                 provider=self.name)
-        cols = [{"name": c.name, "type": c.type, "nullable": c.nullable, "precision": c.precision, "scale": c.scale,
-                 "native": c.native, "native_def": c.native_def} for c in schema.columns]
-        with self._errors():
-            self._meta(schema.name).set({"name": schema.name, "columns": cols}, **self._rpc)
-        self._schemas.pop(schema.name, None)
-
-    def drop_collection(self, name: str) -> None:
-        while refs := [snap.reference for _, snap in self._stream(name, self._base(name).select([]).limit(500))]:
-            self._commit([("delete", ref, None) for ref in refs])
-        with self._errors():
-            self._meta(name).delete(**self._rpc)
-        self._schemas.pop(name, None)
-
-    def count(self, name: str) -> int:
-        self.schema(name)
-        if len(self._pattern(name)) == 1:
-            with self._errors():
-                return int(self._base(name).count().get(**self._rpc)[0][0].value)
-        return sum(1 for _ in self._stream(name, self._base(name).select([])))
-
-    def _probe(self, *, canary: bool) -> list[str]:
-        with self._errors():
-            self.client.collection(SCHEMAS).limit(1).get(**self._rpc)
-            checks = ["connect", "read"]
-            if canary:
-                ref = self.client.collection("_shiftover_canary").document(f"probe-{threading.get_ident()}")
-                ref.set({"at": dt.datetime.now(dt.timezone.utc)}, **self._rpc)
-                if not ref.get(**self._rpc).exists:
-                    raise InvalidRequest("canary document written but not read back", provider=self.name)
-                ref.delete(**self._rpc)
-                checks += ["write", "delete"]
-        return checks
 
     # -- data ----------------------------------------------------------------------------------------------------------
     def scan(self, name: str, *, after: Key | None = None, until: Key | None = None, limit: int = 1000) -> list[Record]:

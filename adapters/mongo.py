@@ -21,17 +21,18 @@ Schemas: `create_collection` keeps the schema in `_shiftover_schemas`; other col
 changes(since): by `options.updated_at_field` when set; otherwise by a hidden `_shiftover_updated_at` that every
 upsert stamps with the client's clock rounded up to the next millisecond (a change is never missed; a change made
 within a millisecond before the watermark may be seen twice). Change streams are not used.
+
+Mixed in: the values mapping above (adapters/mongo_values.py) and the bulk paths by key range
+(adapters/mongo_ranges.py).
 """
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 import functools
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, Self
 
 from pydantic import Field
@@ -44,8 +45,6 @@ from adapters.base import (
     Column,
     Filter,
     Key,
-    KeyRange,
-    RangeDigest,
     Record,
     override_columns,
 )
@@ -61,8 +60,9 @@ from adapters.errors import (
     redact,
     url_secrets,
 )
+from adapters.mongo_ranges import KeyRanges
+from adapters.mongo_values import OBJECT_ID, BsonValues
 
-OBJECT_ID = "mongodb:objectId"
 STAMP = "_shiftover_updated_at"
 SCHEMAS = "_shiftover_schemas"
 _MOCK_STORES: dict[str, Any] = {}
@@ -75,7 +75,7 @@ def _columns(schema: CollectionSchema) -> dict[str, Column]:
     return {c.name: c for c in schema.columns}
 
 
-class MongoAdapter(Adapter):
+class MongoAdapter(BsonValues, KeyRanges, Adapter):
     kind = "mongodb"
     capabilities = Capabilities(transactions=True, change_feed="updated-at field (stamped by the adapter)")
 
@@ -179,76 +179,6 @@ class MongoAdapter(Adapter):
 
     def _text(self, exc: BaseException) -> str:
         return redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, self._secrets())[:500]
-
-    # -- values --------------------------------------------------------------------------------------------------------
-    def _enc(self, value: Any, col: Column | None = None) -> Any:
-        t = type(value)  # the common types first, without the isinstance chain below
-        if t is str and (col is None or col.native != OBJECT_ID) or value is None or t is float or t is bool:
-            return value
-        if t is int and -(2**63) <= value < 2**63:
-            return value
-        from bson import ObjectId
-        from bson.decimal128 import Decimal128
-
-        if col is not None and col.native == OBJECT_ID and isinstance(value, str):
-            return ObjectId(value)
-        if isinstance(value, bool) or value is None or isinstance(value, (str, float)):
-            return value
-        if isinstance(value, int):
-            if not -(2**63) <= value < 2**63:
-                raise UnsupportedValue(f"integer {value} does not fit in 64 bits", hint="store it as a decimal",
-                                       provider=self.name)
-            return value
-        if isinstance(value, Decimal):
-            try:
-                return Decimal128(value)
-            except (InvalidOperation, ValueError, TypeError) as exc:
-                raise UnsupportedValue(f"decimal {value} does not fit Decimal128 (34 digits): {exc}",
-                                       provider=self.name) from None
-        if isinstance(value, dt.datetime):
-            value = canonical.utc(value)
-            if value.microsecond % 1000:
-                return {"@datetime": value.replace(microsecond=value.microsecond // 1000 * 1000),
-                        "@us": value.microsecond % 1000}
-            return value
-        if isinstance(value, dt.date):
-            return {"@date": value.isoformat()}
-        if isinstance(value, (bytes, bytearray, memoryview)):
-            return bytes(value)
-        if isinstance(value, dict):
-            return {str(k): self._enc(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [self._enc(v) for v in value]
-        return str(value)
-
-    def _dec(self, value: Any) -> Any:
-        t = type(value)
-        if t is str or t is int or value is None or t is float or t is bool:
-            return value
-        from bson import ObjectId
-        from bson.decimal128 import Decimal128
-
-        if value is None or isinstance(value, (bool, str, float)):
-            return value
-        if isinstance(value, int):
-            return int(value)
-        if isinstance(value, ObjectId):
-            return str(value)
-        if isinstance(value, Decimal128):
-            return value.to_decimal()
-        if isinstance(value, dt.datetime):
-            return canonical.utc(value).replace(tzinfo=dt.timezone.utc)
-        if isinstance(value, bytes):
-            return bytes(value)
-        if isinstance(value, dict):
-            if set(value) == {"@datetime", "@us"}:
-                return self._dec(value["@datetime"]) + dt.timedelta(microseconds=value["@us"])
-            if set(value) == {"@date"}:
-                return dt.date.fromisoformat(value["@date"])
-            return {k: self._dec(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self._dec(v) for v in value]
-        return str(value)
 
     # -- schema --------------------------------------------------------------------------------------------------------
     def schema(self, name: str) -> CollectionSchema:
@@ -376,65 +306,13 @@ class MongoAdapter(Adapter):
         except TypeError:  # another mongomock version: the plain cursor
             return cursor
 
+    # scan_range, key_boundaries, digests, replace_range: adapters/mongo_ranges.py
     def scan(self, name: str, *, after: Key | None = None, until: Key | None = None, limit: int = 1000) -> list[Record]:
         schema = self.schema(name)
         with self._errors():
             cur = self.db[name].find(self._keyset(schema, after, until), **self._s)
             docs = list(self._each(cur.sort([(p, 1) for p in self._paths(schema)]).limit(limit)))
         return [self._record(schema, d) for d in docs]
-
-    def scan_range(self, name: str, rng: KeyRange, *, batch: int) -> Iterator[list[Record]]:
-        """One sorted query over the whole range, read in lists of `batch`: a query per page would filter and sort
-        the collection again for every page (on mongomock that is quadratic in the collection)."""
-        schema = self.schema(name)
-        with self._errors():
-            cur = self.db[name].find(self._keyset(schema, rng.lo, rng.hi), **self._s)
-            cur = cur.sort([(p, 1) for p in self._paths(schema)]).batch_size(max(batch, 1))
-            rows: list[Record] = []
-            for doc in self._each(cur):
-                rows.append(self._record(schema, doc))
-                if len(rows) >= batch:
-                    yield rows
-                    rows = []
-        if rows:
-            yield rows
-
-    def key_boundaries(self, name: str, every: int) -> list[Key]:
-        """Every `every`-th key in key order, reading only `_id` (a projection), not whole documents."""
-        schema = self.schema(name)
-        out: list[Key] = []
-        with self._errors():
-            cur = self.db[name].find({}, {"_id": 1}, **self._s).sort([(p, 1) for p in self._paths(schema)])
-            for i, doc in enumerate(self._each(cur), 1):
-                if i % every == 0:
-                    raw_id = doc["_id"]
-                    ids = [raw_id] if len(schema.key) == 1 else [raw_id.get(k) for k in schema.key]
-                    out.append(tuple(self._dec(v) for v in ids))
-        return out
-
-    def digests(self, name: str, ranges: Sequence[KeyRange], *, batch: int = 5000) -> list[RangeDigest]:
-        """(count, digest) per key range from ONE unsorted pass over the collection, each record counted in the range
-        its key falls in (by bisection on the ranges' bounds): a query per range filters the whole collection again
-        on mongomock, and a sum of hashes needs no order. Ranges that do not tile the key space in order, or keys
-        that Python cannot order, take the generic range-by-range way."""
-        ordered = list(ranges)
-        tiled = bool(ordered) and ordered[0].lo is None and ordered[-1].hi is None and all(
-            a.hi is not None and a.hi == b.lo for a, b in zip(ordered, ordered[1:], strict=False))
-        if not tiled:
-            return super().digests(name, ranges, batch=batch)
-        schema = self.schema(name)
-        bounds: list[Any] = [r.hi for r in ordered[:-1]]  # tiled: none of them is None
-        counts, sums = [0] * len(ordered), [0] * len(ordered)
-        try:
-            with self._errors():
-                for doc in self._each(self.db[name].find({}, **self._s).batch_size(max(batch, 1))):
-                    rec = self._record(schema, doc)
-                    i = bisect.bisect_left(bounds, tuple(rec[k] for k in schema.key))
-                    counts[i] += 1
-                    sums[i] += canonical.record_hash(rec)
-        except TypeError:  # keys of mixed types: no order in Python, so no bucketing
-            return super().digests(name, ranges, batch=batch)
-        return [RangeDigest(r, c, canonical.combine(s)) for r, c, s in zip(ordered, counts, sums, strict=True)]
 
     def changes(self, name: str, *, since: dt.datetime | None, limit: int = 1000) -> list[Record]:
         schema = self.schema(name)
@@ -474,55 +352,6 @@ class MongoAdapter(Adapter):
                 raise UnsupportedValue(f"field name {f!r} cannot be stored in MongoDB", provider=self.name)
             fields[f] = self._enc(v, _columns(schema).get(f))
         return fields
-
-    def replace_range(self, name: str, rng: KeyRange, records: Sequence[Record]) -> int:
-        """One range delete, then one unordered bulk insert: an upsert per record costs a lookup each (linear in the
-        collection on mongomock). Not atomic without a transaction: a copy interrupted between the two re-copies the
-        range. Records must lie inside `rng`."""
-        from pymongo import InsertOne
-
-        schema = self.schema(name)
-        now = dt.datetime.now(dt.timezone.utc)
-        stamp = now.replace(microsecond=now.microsecond // 1000 * 1000) + dt.timedelta(milliseconds=1)
-        docs = []
-        for rec in records:
-            key = tuple(rec.get(k) for k in schema.key)
-            if any(v is None for v in key) or not rng.contains(key):
-                raise InvalidRequest(f"record with key {key} is not in the range {rng.label()} of {name!r}",
-                                     provider=self.name)
-            docs.append(InsertOne({"_id": self._id(schema, key), **self._fields(schema, rec, stamp)}))
-        with self._errors():
-            self._delete_range(name, schema, rng)
-            for start in range(0, len(docs), self.options.batch_size):
-                self.db[name].bulk_write(docs[start:start + self.options.batch_size], ordered=False, **self._s)
-        return len(docs)
-
-    def _delete_range(self, name: str, schema: CollectionSchema, rng: KeyRange) -> None:
-        """Delete every document with a key in `rng`. A server answers the range filter from the `_id` index; mongomock
-        has no index and filters (and copies) the whole collection for it, which made a copy quadratic in the
-        collection. On mongomock, with a one-field key of one orderable type, the range's ids are therefore picked
-        from its store's keys (under the store's own read lock), and only those are deleted."""
-        from bson import ObjectId
-
-        coll = self.db[name]
-        store = getattr(coll, "_store", None) if self._mock and self._session is None else None
-        ids = getattr(store, "_documents", None)
-        lock = getattr(store, "_rwlock", None)
-        if isinstance(ids, dict) and lock is not None and len(schema.key) == 1:
-            col = schema.column(schema.key[0])
-            lo = None if rng.lo is None else self._enc(rng.lo[0], col)
-            hi = None if rng.hi is None else self._enc(rng.hi[0], col)
-            with lock.reader():
-                present = list(ids)
-            kinds = {type(i) for i in present} | {type(b) for b in (lo, hi) if b is not None}
-            doomed = None  # ids or bounds of several types, or of one BSON and Python may order apart: filter
-            if len(kinds) <= 1 and kinds <= {int, str, ObjectId}:
-                doomed = [i for i in present if (lo is None or i > lo) and (hi is None or i <= hi)]
-            if doomed is not None:
-                if doomed:
-                    coll.delete_many({"_id": {"$in": doomed}})
-                return
-        coll.delete_many(self._keyset(schema, rng.lo, rng.hi), **self._s)
 
     def delete(self, name: str, keys: Sequence[Key]) -> int:
         schema = self.schema(name)

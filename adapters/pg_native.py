@@ -13,9 +13,6 @@ import sqlalchemy as sa
 from adapters import canonical, pg_types
 from adapters.base import Adapter, CollectionSchema, Column, KeyRange, RangeDigest
 
-if TYPE_CHECKING:
-    pass
-
 
 class NativePaths:
     """copy_range_from and pushdown digests for PostgresAdapter (which provides the rest)."""

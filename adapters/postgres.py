@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from pydantic import Field
 from sqlalchemy.dialects import postgresql as pg
 
-from adapters import canonical, pg_types
+from adapters import canonical, pg_forms, pg_types
 from adapters.base import Capabilities, CollectionSchema, Column, Key
 from adapters.errors import (
     AuthenticationFailed,
@@ -188,7 +188,7 @@ class PostgresAdapter(FreezeGuard, ChangeCapture, NativePaths, SqlAdapter):
     def _sa_type(self, col: Column) -> sa.types.TypeEngine:
         form = pg_types.form_of(col)
         if form is not None:
-            return pg_types.Formed(col.native.split(":", 1)[1], form,  # type: ignore[union-attr]
+            return pg_forms.Formed(col.native.split(":", 1)[1], form,  # type: ignore[union-attr]
                                    pg_types.definition_of(col.native_def).get("element"))
         types: dict[str, sa.types.TypeEngine[Any]] = {
             "integer": sa.BigInteger(),
@@ -259,7 +259,7 @@ class PostgresAdapter(FreezeGuard, ChangeCapture, NativePaths, SqlAdapter):
 
     def _to_db(self, col: Column, value: Any) -> Any:
         if pg_types.form_of(col) is not None:
-            return pg_types.dump(col, value)
+            return pg_forms.dump(col, value)
         if col.type == "json":
             return canonical.jsonable(value)
         if col.type == "uuid":
@@ -270,7 +270,7 @@ class PostgresAdapter(FreezeGuard, ChangeCapture, NativePaths, SqlAdapter):
 
     def _from_db(self, col: Column, value: Any) -> Any:
         if pg_types.form_of(col) is not None:
-            return pg_types.load(col, value)
+            return pg_forms.load(col, value)
         if col.type == "timestamp":
             return canonical.utc(value)
         if col.type == "uuid" and isinstance(value, uuid.UUID):

@@ -21,6 +21,7 @@ from adapters.config import Config, load_config
 from adapters.errors import BackendError
 from adapters.registry import adapter_class, open_adapter
 from tasks import testsuite_categories as cat
+from tasks import testsuite_performance as perf
 from tasks.testsuite_model import Category, CategoryOutcome, SuitePlan, TestSuiteReport
 from tasks.testsuite_render import render_html, render_markdown, table_rows
 
@@ -92,13 +93,13 @@ def storage_tests(plan: SuitePlan, provider: str) -> CategoryOutcome:
 
 @task(cache_policy=NO_CACHE, task_run_name="performance-{provider}")
 def performance_tests(plan: SuitePlan, provider: str) -> CategoryOutcome:
-    return _run(plan, provider, "performance", lambda _c, a, rec: cat.performance(a, plan, rec))
+    return _run(plan, provider, "performance", lambda _c, a, rec: perf.performance(a, plan, rec))
 
 
 @task(cache_policy=NO_CACHE, task_run_name="load-{provider}")
 def load_tests(plan: SuitePlan, provider: str) -> CategoryOutcome:
     def body(config: Config, _adapter: Adapter, rec: cat.Recorder) -> CategoryOutcome:
-        return cat.load(lambda: open_adapter(config, provider), plan, rec)
+        return perf.load(lambda: open_adapter(config, provider), plan, rec)
 
     return _run(plan, provider, "load", body)
 

@@ -25,8 +25,9 @@ from adapters.base import Filter
 from adapters.memory import MemoryAdapter
 from adapters.registry import open_adapter
 from tasks.testsuite import MATRIX_KEY, REPORT_KEY
-from tasks.testsuite_categories import percentile, scratch_record, scratch_schema
+from tasks.testsuite_categories import scratch_record, scratch_schema
 from tasks.testsuite_model import CATEGORIES, TestSuiteParams, TestSuiteReport
+from tasks.testsuite_performance import percentile
 from tests.fixtures_clusters import BINDIR, PgCluster, _as_postgres
 from tests.helpers import config, write_config
 
