@@ -20,17 +20,37 @@ import functools
 import hashlib
 import json
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from itertools import repeat
 from operator import methodcaller
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
 from adapters import canonical
-from adapters.base import KeyRange, RangeDigest
+from adapters.base import CollectionSchema, Column, Key, KeyRange, RangeDigest
 
-if TYPE_CHECKING:
-    from adapters.sqlite import SqliteAdapter
+
+class SqliteTables(Protocol):
+    """What these functions use of SqliteAdapter (adapters/sqlite.py passes itself; this module does not import it)."""
+
+    name: str
+
+    @property
+    def engine(self) -> sa.Engine: ...
+    def table(self, name: str) -> sa.Table: ...
+    def schema(self, name: str) -> CollectionSchema: ...
+    def key_of(self, name: str) -> tuple[str, ...]: ...
+    def declared_types(self, name: str) -> dict[str, str]: ...
+    def transaction(self) -> AbstractContextManager[Any]: ...
+    def _conn(self) -> AbstractContextManager[sa.Connection]: ...
+    def _reading(self) -> AbstractContextManager[sa.Connection]: ...
+    def _errors(self) -> AbstractContextManager[None]: ...
+    def _to_db(self, col: Column, value: Any) -> Any: ...
+    def _sa_type(self, col: Column) -> sa.types.TypeEngine[Any]: ...
+    def _range_where(self, name: str, after: Key | None, until: Key | None) -> list[sa.ColumnElement[bool]]: ...
+    def _range_where_on(self, table: sa.Table, name: str, after: Key | None,
+                        until: Key | None) -> list[sa.ColumnElement[bool]]: ...
 
 _ALIAS = "shiftover_src"
 METHOD = "stored values"
@@ -39,13 +59,13 @@ _ROW_HASH = functools.partial(hashlib.blake2b, digest_size=8)
 _DIGEST = methodcaller("digest")
 
 
-def database_file(adapter: SqliteAdapter) -> str | None:
+def database_file(adapter: SqliteTables) -> str | None:
     """The adapter's database file, or None for an in-memory database (which another connection cannot attach)."""
     path = adapter.engine.url.database
     return None if not path or path == ":memory:" or path.startswith("file::memory:") else path
 
 
-def copy_range(dst: SqliteAdapter, src: SqliteAdapter, name: str, rng: KeyRange) -> int:
+def copy_range(dst: SqliteTables, src: SqliteTables, name: str, rng: KeyRange) -> int:
     """Replace `rng` of `name` on `dst` with the source's rows, in one transaction of the target."""
     path = database_file(src)
     table = dst.table(name)
@@ -70,7 +90,7 @@ def copy_range(dst: SqliteAdapter, src: SqliteAdapter, name: str, rng: KeyRange)
     return copied
 
 
-def methods(adapter: SqliteAdapter, name: str, columns: Sequence[str]) -> tuple[str, ...]:
+def methods(adapter: SqliteTables, name: str, columns: Sequence[str]) -> tuple[str, ...]:
     """The one in-engine method, named with a fingerprint of the columns' declared types."""
     declared = adapter.declared_types(name)
     if any(c not in declared for c in columns):
@@ -79,7 +99,7 @@ def methods(adapter: SqliteAdapter, name: str, columns: Sequence[str]) -> tuple[
     return (f"{METHOD} {mark}",)
 
 
-def digests(adapter: SqliteAdapter, name: str, ranges: Sequence[KeyRange], columns: Sequence[str],
+def digests(adapter: SqliteTables, name: str, ranges: Sequence[KeyRange], columns: Sequence[str],
             method: str) -> list[RangeDigest]:
     if method not in methods(adapter, name, columns):
         raise ValueError(f"unknown digest method {method!r}")

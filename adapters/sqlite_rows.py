@@ -23,7 +23,7 @@ from adapters.base import CollectionSchema, Column, KeyRange, Record
 from adapters.errors import InvalidRequest
 
 if TYPE_CHECKING:
-    from adapters.sqlite import SqliteAdapter
+    from adapters.sqlite_native import SqliteTables
 
 Encoder = Callable[[Any], Any]
 
@@ -87,7 +87,7 @@ def encoder(col: Column) -> Encoder | None:
     return _ENCODERS.get(col.type)
 
 
-def encode(adapter: SqliteAdapter, schema: CollectionSchema, names: Sequence[str],
+def encode(adapter: SqliteTables, schema: CollectionSchema, names: Sequence[str],
            records: Sequence[Record], *, plain_json: bool = False) -> list[tuple[Any, ...]]:
     """The records as row tuples of `names` (every record has them all), encoded column by column. `plain_json`: the
     records come from an engine whose JSON columns hold plain JSON with string keys (mapping.PLAIN_JSON_KINDS)."""
@@ -106,7 +106,7 @@ def encode(adapter: SqliteAdapter, schema: CollectionSchema, names: Sequence[str
     return list(zip(*columns, strict=True))
 
 
-def write_records(adapter: SqliteAdapter, name: str, records: Sequence[Any], order: Sequence[str] | None = None,
+def write_records(adapter: SqliteTables, name: str, records: Sequence[Any], order: Sequence[str] | None = None,
                   plain_json: bool = False) -> tuple[list[str], list[tuple[Any, ...]]] | None:
     """The adapter's upsert. Records that all carry the same fields go to the driver as tuples, encoded column by
     column, in the order of `order` if given: returns (columns, rows) as written. Others take the generic path
@@ -115,7 +115,7 @@ def write_records(adapter: SqliteAdapter, name: str, records: Sequence[Any], ord
 
     fields = records[0].keys() if records and isinstance(records[0], dict) else None
     if fields is None or not all(isinstance(r, dict) and r.keys() == fields for r in records):
-        SqlAdapter.upsert(adapter, name, records)
+        SqlAdapter.upsert(cast(SqlAdapter, adapter), name, records)  # the base path, not the caller's own
         return None
     schema, key = adapter.schema(name), adapter.key_of(name)
     for field_name in key:
@@ -129,7 +129,7 @@ def write_records(adapter: SqliteAdapter, name: str, records: Sequence[Any], ord
     return names, rows
 
 
-def replace_range_hashed(adapter: SqliteAdapter, name: str, rng: KeyRange, records: Sequence[Record],
+def replace_range_hashed(adapter: SqliteTables, name: str, rng: KeyRange, records: Sequence[Record],
                          columns: Sequence[str]) -> int:
     """SqliteAdapter.replace_range_hashed: the range replaced in one transaction, and the sum of the row hashes of
     what was written, as `sqlite_native.digests` hashes stored rows of `columns`."""
@@ -147,7 +147,7 @@ def replace_range_hashed(adapter: SqliteAdapter, name: str, rng: KeyRange, recor
     return sqlite_native.rows_hash(rows)
 
 
-def write(adapter: SqliteAdapter, name: str, names: Sequence[str], key: Sequence[str],
+def write(adapter: SqliteTables, name: str, names: Sequence[str], key: Sequence[str],
           rows: Sequence[tuple[Any, ...]]) -> None:
     """INSERT … ON CONFLICT (key) DO UPDATE of row tuples, in the adapter's current transaction."""
     quote = adapter.engine.dialect.identifier_preparer.quote
@@ -161,7 +161,7 @@ def write(adapter: SqliteAdapter, name: str, names: Sequence[str], key: Sequence
 
 
 # -- the source side of the stored-values digest: what a copy into SQLite writes, hashed as the target will hash it ----
-def encoded_method(adapter: SqliteAdapter, schema: CollectionSchema, columns: Sequence[str]) -> str | None:
+def encoded_method(adapter: SqliteTables, schema: CollectionSchema, columns: Sequence[str]) -> str | None:
     """The stored-values digest method of the target table (sqlite_native.methods) when its columns are declared as
     this adapter declares `schema`'s (so each encoded value is stored as it is sent and read back as the same
     canonical value); None otherwise."""
@@ -175,7 +175,7 @@ def encoded_method(adapter: SqliteAdapter, schema: CollectionSchema, columns: Se
     return found[0] if found else None
 
 
-def rows_for(adapter: SqliteAdapter, schema: CollectionSchema, columns: Sequence[str],
+def rows_for(adapter: SqliteTables, schema: CollectionSchema, columns: Sequence[str],
              records: Sequence[Record]) -> list[tuple[Any, ...]]:
     """The records (from a plain-JSON engine: `encoded_method`'s condition) encoded as row tuples of `columns`; a
     field a record lacks is NULL, as it is stored."""
