@@ -325,7 +325,7 @@ def test_validation_reads_only_the_target_when_the_chunks_digested_the_frozen_so
                                                                                       pg_url: str) -> None:
     """Each chunk digests the source range it copies (the source is frozen, so the digest holds until the cutover):
     validation then reads the target alone. A resumed run, whose earlier chunks made no digest here, reads both."""
-    import tasks.migration as tm
+    import tasks.digests as tm
 
     cfg_path = write_config(tmp_path, {"src": {"kind": "postgresql", "url": pg_url, "role": "primary"},
                                        "dst": {"kind": "sqlite", "url": "sqlite:///dst.db"}})
