@@ -145,7 +145,7 @@ def _print_report(report: Any, control: Any, *, as_json: bool) -> None:
     if as_json:
         out.print_json(report.model_dump_json())
     else:
-        out.print(Markdown(render_markdown(report)))
+        out.print(Markdown(render_markdown(report, chart=False)))  # a terminal cannot show the SVG
         if not report.dry_run:
             _print_pointer(control)
     if report.status in ("blocked", "failed"):
