@@ -12,6 +12,7 @@ from tasks.html_page import data_uri, page
 if TYPE_CHECKING:
     from tasks.reporting import CollectionReport, MigrationReport
 
+REPORT_DIR = "reports/migrations"  # where the HTML page goes unless the run names a directory (no Prefect import here)
 EQUAL, DIFFERS, UNMEASURED = "✓ equal", "✗ differs", "– not measured"
 _CLASS = {EQUAL: "equal", DIFFERS: "differs", UNMEASURED: "unmeasured"}
 _BAR, _FREEZE, _INK, _PAPER, _GRID = "#4e79a7", "#e15759", "#222222", "#ffffff", "#bbbbbb"

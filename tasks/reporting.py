@@ -18,9 +18,7 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 
-from tasks.report_views import collection_table, md_cell, phase_chart_markdown, report_html, verdict
-
-REPORT_DIR = "reports/migrations"  # where publish_report writes the HTML page unless the run names a directory
+from tasks.report_views import REPORT_DIR, collection_table, md_cell, phase_chart_markdown, report_html, verdict
 
 
 class CollectionReport(BaseModel):
@@ -63,6 +61,7 @@ class MigrationReport(BaseModel):
     seconds: float = 0.0
     error: str | None = None
     notes: list[str] = Field(default_factory=list)
+    report_dir: str = Field(REPORT_DIR, exclude=True)  # where publish_report writes the HTML page (not a finding)
 
     @property
     def rows(self) -> int:
@@ -148,9 +147,9 @@ def write_html(report: MigrationReport, report_dir: str) -> Path:
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
-def publish_report(report: MigrationReport, report_dir: str = REPORT_DIR) -> Path:
+def publish_report(report: MigrationReport) -> Path:
     """Write the self-contained HTML page, then the markdown, table and link artifacts under their stable keys."""
-    path = write_html(report, report_dir)
+    path = write_html(report, report.report_dir)
     create_markdown_artifact(key=artifact_key(report), markdown=render_markdown(report),
                              description=f"Migration {report.source} → {report.target}: {report.status}")
     create_table_artifact(key=artifact_key(report, "-table"), table=table_rows(report),
