@@ -23,6 +23,7 @@ from adapters.errors import BackendError
 from adapters.strategies import Strategy, summaries
 from flows import cli_logging
 from flows.cli_common import ConfigOpt, Markdown, err, known_providers, out, prefect_api, quiet_backend_tracebacks
+from tasks.report_views import REPORT_DIR
 
 if TYPE_CHECKING:
     from adapters.config import Config
@@ -104,6 +105,8 @@ def migrate(
     chunks_per_run: Annotated[Optional[int], typer.Option(help="gradual: chunks copied per run")] = None,
     release_source: Annotated[bool, typer.Option("--release-source", help="blue_green: lift the old primary's "
                                                  "write fence at once (no rollback)")] = False,
+    report_dir: Annotated[Path, typer.Option(help="where the self-contained HTML report is written")] = Path(
+        REPORT_DIR),
 ) -> None:
     """Copy SOURCE to TARGET and cut over when the Great Expectations suites pass. Exit 0 only on cutover (or a
     gradual run that advanced); 1 when the cutover was blocked, rejected or failed."""
@@ -127,7 +130,8 @@ def migrate(
         collections=[c.strip() for c in collections.split(",") if c.strip()] if collections else None,
         dry_run=dry_run, config_path=str(cfg.path), batch_size=batch_size, chunk_rows=chunk_rows, workers=workers,
         switch=switch, runner=runner.value, approve_cutover=approve_cutover, approval_timeout_s=approval_timeout,
-        max_lag=max_lag, chunks_per_run=chunks_per_run, release_source=release_source, dask_address=dask_address)
+        max_lag=max_lag, chunks_per_run=chunks_per_run, release_source=release_source, dask_address=dask_address,
+        report_dir=str(report_dir))
     control = ControlStore(cfg.control.url.get_secret_value())
     if not dry_run:
         params.run_id = resolve_run_id(control, params)
@@ -140,12 +144,15 @@ def migrate(
 
 def _print_report(report: Any, control: Any, *, as_json: bool) -> None:
     """The migration report (markdown or JSON), then the pointer after a run; exit 1 when it was blocked or failed."""
-    from tasks.reporting import render_markdown
+    from tasks.reporting import html_path, render_markdown
 
     if as_json:
         out.print_json(report.model_dump_json())
     else:
-        out.print(Markdown(render_markdown(report)))
+        out.print(Markdown(render_markdown(report, chart=False)))  # a terminal cannot show the SVG
+        page = html_path(report, report.report_dir)
+        if page.exists():
+            out.print(f"The whole report, with the time-per-phase chart: {page}")
         if not report.dry_run:
             _print_pointer(control)
     if report.status in ("blocked", "failed"):

@@ -52,7 +52,8 @@ def _migrate(params: MigrateParams, config: Config, control: ControlStore,
     report = MigrationReport(run_id=params.run_id or "-", source=params.source, target=params.target,
                              strategy=strategy.value, status="dry-run" if params.dry_run else "failed",
                              dry_run=params.dry_run, started=dt.datetime.now(dt.timezone.utc),
-                             epoch_before=pointer.epoch, active_after=pointer.provider, notes=list(lease_notes or []))
+                             epoch_before=pointer.epoch, active_after=pointer.provider, notes=list(lease_notes or []),
+                             report_dir=params.report_dir)
     if not params.dry_run:
         prewarm()  # the GX worker imports GX while the copy runs (a no-op when it is already up)
     run: Callable[..., MigrationReport] = strategy.load()

@@ -13,7 +13,7 @@ from adapters.control import ControlStore
 from adapters.strategies import Strategy, summaries
 from expectations.suites import CollectionEvidence, ValidationResult
 from tasks.digests import digests_equal
-from tasks.reporting import ExpectationReport, MigrationReport
+from tasks.reporting import REPORT_DIR, ExpectationReport, MigrationReport
 
 
 class MigrateParams(BaseModel):
@@ -40,6 +40,8 @@ class MigrateParams(BaseModel):
                                                "or Dask (prefect-dask)")
     dask_address: str | None = Field(None, description="dask: a running scheduler, tcp://HOST:PORT (default: "
                                                        "migration.dask_address, else a local cluster)")
+    report_dir: str = Field(REPORT_DIR, description="where the self-contained HTML report is written, as seen by "
+                                                    "the worker")
 
 
     def resolved(self, config: Config) -> MigrateParams:

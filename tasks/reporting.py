@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from pathlib import Path
 from uuid import UUID
 
 from prefect import task
 from prefect.artifacts import (
+    create_link_artifact,
     create_markdown_artifact,
     create_progress_artifact,
     create_table_artifact,
@@ -15,6 +17,8 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
+
+from tasks.report_views import REPORT_DIR, collection_table, md_cell, phase_chart_markdown, report_html, verdict
 
 
 class CollectionReport(BaseModel):
@@ -57,6 +61,7 @@ class MigrationReport(BaseModel):
     seconds: float = 0.0
     error: str | None = None
     notes: list[str] = Field(default_factory=list)
+    report_dir: str = Field(REPORT_DIR, exclude=True)  # where publish_report writes the HTML page (not a finding)
 
     @property
     def rows(self) -> int:
@@ -71,8 +76,9 @@ def artifact_key(report: MigrationReport, suffix: str = "") -> str:
     return f"migrate-{slug(report.source)}-to-{slug(report.target)}{suffix}"
 
 
-def render_markdown(r: MigrationReport) -> str:
-    verdict = {
+def headline(r: MigrationReport) -> str:
+    """One sentence (markdown) on what the run did and where the pointer is."""
+    return {
         "switched": f"**Cut over.** `{r.target}` is now the active backend (epoch {r.epoch_before} → {r.epoch_after}).",
         "validated": f"**Copied and validated.** The pointer was left on `{r.active_after}` (epoch {r.epoch_before}), "
                      "as asked (--no-switch).",
@@ -82,10 +88,14 @@ def render_markdown(r: MigrationReport) -> str:
         "in-progress": f"**In progress.** Collections already moved are routed to `{r.target}`; the pointer stays on "
                        f"`{r.active_after}` until the last one moves. The next run continues.",
     }[r.status]
+
+
+def render_markdown(r: MigrationReport, *, chart: bool = True) -> str:
+    """The report as markdown; `chart=False` leaves out the SVG image (a terminal cannot show it)."""
     lines = [
         f"# Migration {r.source} → {r.target} ({r.strategy})",
         "",
-        verdict,
+        headline(r),
         "",
         f"- run: `{r.run_id}` started {r.started:%Y-%m-%d %H:%M:%S} UTC, {r.seconds:.1f} s",
         f"- records: {r.rows:,} in {len(r.collections)} collection(s)",
@@ -100,23 +110,18 @@ def render_markdown(r: MigrationReport) -> str:
         lines.append("- time per phase: " + " · ".join(f"{k} {v:.2f} s" for k, v in r.phase_seconds.items()))
     if r.error:
         lines += ["", f"**Error:** {r.error}"]
-    lines += ["", "## Is my data all there?", "",
-              "| collection | source rows | target rows | digests equal | ranges | method | path | seconds |",
-              "|---|---:|---:|:---:|---:|---|---|---:|"]
-    for c in r.collections:
-        eq = {True: "yes", False: "**NO**", None: "-"}[c.digests_equal]
-        target = "-" if c.target_rows is None else f"{c.target_rows:,}"
-        lines.append(f"| {c.name} | {c.source_rows:,} | {target} | {eq} | {c.chunks} | {c.digest_method or '-'} | "
-                     f"{c.path} | {c.seconds:.2f} |")
+    lines += ["", "## Is my data all there?", ""] + collection_table(r)
     bad = [c for c in r.collections if c.mismatched_ranges]
     if bad:
         lines += ["", "### Key ranges that differ", ""]
         lines += [f"- `{c.name}`: " + ", ".join(f"`{x}`" for x in c.mismatched_ranges) for c in bad]
+    if chart and r.phase_seconds:
+        lines += ["", "## Time per phase", ""] + phase_chart_markdown(r)
     if r.expectations:
         lines += ["", "## Expectations (Great Expectations)", "", "| suite | expectation | result | detail |",
                   "|---|---|:---:|---|"]
-        for e in r.expectations:
-            lines.append(f"| {e.suite} | `{e.expectation}` | {'pass' if e.success else '**FAIL**'} | {e.detail} |")
+        lines += [f"| {e.suite} | `{e.expectation}` | {'pass' if e.success else '**FAIL**'} | {md_cell(e.detail)} |"
+                  for e in r.expectations]
     if r.notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in r.notes]
     return "\n".join(lines) + "\n"
@@ -124,16 +129,34 @@ def render_markdown(r: MigrationReport) -> str:
 
 def table_rows(r: MigrationReport) -> list[dict[str, object]]:
     return [{"collection": c.name, "source_rows": c.source_rows, "target_rows": c.target_rows,
-             "digests_equal": c.digests_equal, "mismatched_ranges": ", ".join(c.mismatched_ranges),
+             "verdict": verdict(c), "mismatched_ranges": ", ".join(c.mismatched_ranges),
              "seconds": round(c.seconds, 3)} for c in r.collections]
 
 
+def html_path(report: MigrationReport, report_dir: str) -> Path:
+    """`<report_dir>/migrate-<source>-to-<target>-<run>.html`: one page per run, rewritten when the run resumes."""
+    return Path(report_dir).resolve() / f"{artifact_key(report)}-{slug(report.run_id)}.html"
+
+
+def write_html(report: MigrationReport, report_dir: str) -> Path:
+    path = html_path(report, report_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plain = headline(report).replace("**", "").replace("`", "")
+    path.write_text(report_html(report, plain), encoding="utf-8")
+    return path
+
+
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
-def publish_report(report: MigrationReport) -> None:
+def publish_report(report: MigrationReport) -> Path:
+    """Write the self-contained HTML page, then the markdown, table and link artifacts under their stable keys."""
+    path = write_html(report, report.report_dir)
     create_markdown_artifact(key=artifact_key(report), markdown=render_markdown(report),
                              description=f"Migration {report.source} → {report.target}: {report.status}")
     create_table_artifact(key=artifact_key(report, "-table"), table=table_rows(report),
-                          description="Per collection: source rows, target rows, digests equal, seconds")
+                          description="Per collection: source rows, target rows, verdict, seconds")
+    create_link_artifact(key=artifact_key(report, "-html"), link=path.as_uri(), link_text=path.name,
+                         description="The whole report as one self-contained HTML page (a file on the worker)")
+    return path
 
 
 def advance_progress(progress_id: str, percent: float) -> None:

@@ -4,10 +4,10 @@ data-URI image, the form the Prefect UI renders; the HTML embeds the SVG inline.
 
 from __future__ import annotations
 
-import base64
 import html
 from collections.abc import Sequence
 
+from tasks.html_page import data_uri, page
 from tasks.testsuite_model import CATEGORIES, CategoryOutcome, OperationStats, TestSuiteReport
 
 _COLOURS = (("p50", "#4e79a7"), ("p95", "#f28e2b"), ("p99", "#e15759"))
@@ -70,10 +70,6 @@ def latency_svg(provider: str, ops: Sequence[OperationStats]) -> str:
     return "".join(parts)
 
 
-def data_uri(svg: str) -> str:
-    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
-
-
 def _perf(r: TestSuiteReport) -> list[CategoryOutcome]:
     return [o for o in r.outcomes if o.category == "performance" and o.operations]
 
@@ -128,19 +124,10 @@ def render_markdown(r: TestSuiteReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-_CSS = """body{font-family:system-ui,sans-serif;margin:2rem;color:#222}table{border-collapse:collapse;margin:1rem 0}
-th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}th{background:#f3f3f3}
-.passed{background:#e7f6e7}.failed{background:#fde2e2}.skipped{background:#f3f3f3;color:#666}
-td.n{text-align:right}.charts svg{margin:0 1rem 1rem 0}"""
-
-
 def render_html(r: TestSuiteReport) -> str:
     e = html.escape
     s = r.summary
-    out = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Shiftover test suite {e(r.id)}</title>"
-           f"<style>{_CSS}</style></head><body>",
-           f"<h1>Shiftover test suite {e(r.id)}</h1>",
-           f"<p><b>{s.passed} passed, {s.failed} failed, {s.skipped} skipped</b> of {s.total} tests — success rate "
+    out = [f"<p><b>{s.passed} passed, {s.failed} failed, {s.skipped} skipped</b> of {s.total} tests — success rate "
            f"{s.success_rate:.1%}. Providers: {e(', '.join(r.providers))}; data size {e(r.data_size)}; "
            f"{r.concurrent_users} concurrent users for {r.duration_s:g} s; started {r.started:%Y-%m-%d %H:%M:%S} UTC, "
            f"{r.seconds:.1f} s.</p>",
@@ -188,5 +175,4 @@ def render_html(r: TestSuiteReport) -> str:
     for title, items in (("Recommendations", r.recommendations), ("Warnings", r.warnings), ("Errors", r.errors)):
         out.append(f"<h2>{title}</h2><ul>" + ("".join(f"<li>{e(x)}</li>" for x in items) or "<li>none</li>")
                    + "</ul>")
-    out.append("</body></html>\n")
-    return "\n".join(out)
+    return page(f"Shiftover test suite {r.id}", out)

@@ -36,13 +36,16 @@ def _setup(tmp_path: Path, rows: int = 900) -> Path:
 
 def test_migrate_exits_zero_on_cutover_and_status_shows_it(tmp_path: Path) -> None:
     cfg_path = _setup(tmp_path)
-    dry = _run("migrate", "a", "b", "--dry-run", "--config", str(cfg_path))
+    dry = _run("migrate", "a", "b", "--dry-run", "--config", str(cfg_path), "--report-dir", str(tmp_path / "plan"))
     assert dry.returncode == 0, dry.stderr
     assert "Dry run" in dry.stdout and "will be created" in dry.stdout
     done = _run("migrate", "a", "b", "--strategy", "immediate", "--collections", "orders,customers",
-                "--config", str(cfg_path))
+                "--config", str(cfg_path), "--report-dir", str(tmp_path / "reports"))
     assert done.returncode == 0, done.stderr
     assert "Active backend: b (epoch 2" in done.stdout
+    pages = list((tmp_path / "reports").glob("migrate-a-to-b-*.html"))
+    assert len(pages) == 1 and f"The whole report, with the time-per-phase chart: {pages[0]}" in done.stdout
+    assert "data:image" not in done.stdout and "✓ equal" in done.stdout  # the terminal gets the table, not the SVG
     status = _run("status", "--config", str(cfg_path), "--json")
     assert status.returncode == 0, status.stderr
     data = json.loads(status.stdout)

@@ -27,7 +27,8 @@ def _seeded(cfg_path: Path, name: str, rows: int = 3000) -> None:
 
 
 def _params(cfg_path: Path, source: str, target: str, **kw) -> MigrateParams:
-    return MigrateParams(source=source, target=target, config_path=str(cfg_path), chunk_rows=700, batch_size=300, **kw)
+    return MigrateParams(source=source, target=target, config_path=str(cfg_path), chunk_rows=700, batch_size=300,
+                         report_dir=str(cfg_path.parent / "reports"), **kw)
 
 
 def _pointer(cfg_path: Path):
@@ -69,9 +70,13 @@ def test_migration_copies_every_value_and_switches(tmp_path: Path, pg_url: str, 
             assert conn.exec_driver_sql("SELECT count(obj_description(oid, 'pg_class')) FROM pg_class "
                                         "WHERE relname = ANY(%(t)s)", {"t": list(TABLES)}).scalar() == 0
     markdown = asyncio.run(_artifact("migrate-src-to-dst"))
-    assert "Is my data all there?" in markdown and "| orders | 1,000 | 1,000 | yes |" in markdown
+    assert "Is my data all there?" in markdown and "| orders | 1,000 | 1,000 | ✓ equal |" in markdown
+    assert "![time per phase](data:image/svg+xml;base64," in markdown
     table = asyncio.run(_artifact("migrate-src-to-dst-table"))
     assert "order_items" in table
+    page = tmp_path / "reports" / f"migrate-src-to-dst-{report.run_id}.html"
+    assert page.as_uri() in asyncio.run(_artifact("migrate-src-to-dst-html"))
+    assert "<td>orders</td><td class=n>1,000</td><td class=n>1,000</td><td>✓ equal</td>" in page.read_text()
 
 
 def test_altered_target_blocks_cutover_and_names_the_range(tmp_path: Path, pg_url: str) -> None:
