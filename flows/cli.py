@@ -105,8 +105,9 @@ def migrate(
     chunks_per_run: Annotated[Optional[int], typer.Option(help="gradual: chunks copied per run")] = None,
     release_source: Annotated[bool, typer.Option("--release-source", help="blue_green: lift the old primary's "
                                                  "write fence at once (no rollback)")] = False,
-    report_dir: Annotated[Path, typer.Option(help="where the self-contained HTML report is written")] = Path(
-        REPORT_DIR),
+    report_dir: Annotated[Optional[Path], typer.Option(
+        help=f"where the self-contained HTML report is written (default: {REPORT_DIR} beside backends.yaml)",
+        show_default=False)] = None,
 ) -> None:
     """Copy SOURCE to TARGET and cut over when the Great Expectations suites pass. Exit 0 only on cutover (or a
     gradual run that advanced); 1 when the cutover was blocked, rejected or failed."""
@@ -131,7 +132,7 @@ def migrate(
         dry_run=dry_run, config_path=str(cfg.path), batch_size=batch_size, chunk_rows=chunk_rows, workers=workers,
         switch=switch, runner=runner.value, approve_cutover=approve_cutover, approval_timeout_s=approval_timeout,
         max_lag=max_lag, chunks_per_run=chunks_per_run, release_source=release_source, dask_address=dask_address,
-        report_dir=str(report_dir))
+        report_dir=str(report_dir.resolve()) if report_dir is not None else REPORT_DIR)
     control = ControlStore(cfg.control.url.get_secret_value())
     if not dry_run:
         params.run_id = resolve_run_id(control, params)

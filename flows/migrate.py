@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from pathlib import Path
 
 from prefect import flow
 
@@ -53,8 +54,13 @@ def _migrate(params: MigrateParams, config: Config, control: ControlStore,
                              strategy=strategy.value, status="dry-run" if params.dry_run else "failed",
                              dry_run=params.dry_run, started=dt.datetime.now(dt.timezone.utc),
                              epoch_before=pointer.epoch, active_after=pointer.provider, notes=list(lease_notes or []),
-                             report_dir=params.report_dir)
+                             report_dir=str(_beside(config, params.report_dir)))
     if not params.dry_run:
         prewarm()  # the GX worker imports GX while the copy runs (a no-op when it is already up)
     run: Callable[..., MigrationReport] = strategy.load()
     return run(params, config, control, pointer, report)
+
+
+def _beside(config: Config, path: str) -> Path:
+    """A relative path from the parameters, taken relative to backends.yaml's folder (as SQLite paths are)."""
+    return (config.path.parent if config.path is not None else Path.cwd()) / path

@@ -41,7 +41,7 @@ class MigrateParams(BaseModel):
     dask_address: str | None = Field(None, description="dask: a running scheduler, tcp://HOST:PORT (default: "
                                                        "migration.dask_address, else a local cluster)")
     report_dir: str = Field(REPORT_DIR, description="where the self-contained HTML report is written, as seen by "
-                                                    "the worker")
+                                                    "the worker (a relative path: beside backends.yaml)")
 
 
     def resolved(self, config: Config) -> MigrateParams:
