@@ -24,6 +24,7 @@ import pytest
 
 from adapters.registry import open_adapter
 from flows.demo import seed
+from tasks.report_views import EQUAL
 from tests.fixtures_clusters import free_port
 from tests.helpers import config, write_config
 
@@ -179,7 +180,7 @@ def test_deployments_run_through_the_api_and_publish_their_artifacts(server: Ser
     migrated = _artifacts(server.api, runs.migrate.id)
     assert "**Cut over.** `shop_next` is now the active backend" in migrated["migrate-shop-to-shop-next"].data
     rows = _table(migrated["migrate-shop-to-shop-next-table"])
-    assert rows and all(r["digests_equal"] is True and r["source_rows"] == r["target_rows"] for r in rows)
+    assert rows and all(r["verdict"] == EQUAL and r["source_rows"] == r["target_rows"] for r in rows)
     assert sum(r["source_rows"] for r in rows) == 600
 
     suite = _artifacts(server.api, runs.suite.id)
