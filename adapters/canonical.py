@@ -16,6 +16,8 @@ import math
 from decimal import Context, Decimal
 from typing import Any, Literal, cast
 
+from adapters.errors import UnsupportedValue
+
 CanonicalType = Literal["integer", "decimal", "float", "text", "boolean", "timestamp", "date", "json", "bytes",
                         "uuid"]
 
@@ -150,4 +152,12 @@ def jsonable(value: Any) -> Any:
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [jsonable(v) for v in value]
+    return value
+
+
+def int64(value: int, provider: str | None = None) -> int:
+    """`value`, refused (UnsupportedValue) when it does not fit the 64 bits document stores keep integers in."""
+    if not -(2**63) <= value < 2**63:
+        raise UnsupportedValue(f"integer {value} does not fit in 64 bits", hint="store it as a decimal",
+                               provider=provider)
     return value

@@ -9,7 +9,6 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from adapters import canonical
-from adapters.errors import UnsupportedValue
 
 
 class DocumentValues:
@@ -27,10 +26,7 @@ class DocumentValues:
         if value is None or isinstance(value, (bool, str, float)):
             return value
         if isinstance(value, int):
-            if not -(2**63) <= value < 2**63:
-                raise UnsupportedValue(f"integer {value} does not fit in 64 bits", hint="store it as a decimal",
-                                       provider=self.name)
-            return value
+            return canonical.int64(value, self.name)
         if isinstance(value, Decimal):
             return {"@decimal": canonical.number_text(value)}
         if isinstance(value, dt.datetime):

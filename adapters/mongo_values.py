@@ -34,10 +34,7 @@ class BsonValues:
         if isinstance(value, bool) or value is None or isinstance(value, (str, float)):
             return value
         if isinstance(value, int):
-            if not -(2**63) <= value < 2**63:
-                raise UnsupportedValue(f"integer {value} does not fit in 64 bits", hint="store it as a decimal",
-                                       provider=self.name)
-            return value
+            return canonical.int64(value, self.name)
         if isinstance(value, Decimal):
             try:
                 return Decimal128(value)

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from adapters import canonical
 from adapters.base import Column
 from adapters.pg_types import definition_of
+from adapters.sql import NamedType
 
 
 # -- the SQLAlchemy type of a column read in a form --------------------------------------------------------------------
@@ -35,32 +36,24 @@ class Formed(sa.types.UserDefinedType):
         if self.form == "oid":
             return sa.cast(colexpr, sa.BigInteger)
         if self.form in ("composite", "hstore"):
-            return sa.cast(sa.func.to_json(colexpr), _Plain("text"))
+            return sa.cast(sa.func.to_json(colexpr), NamedType("text"))
         if self.form == "array" and self.element == "decimal":  # numeric elements as their exact text
-            return sa.cast(sa.func.array_to_json(sa.cast(colexpr, _Plain("text[]"))), _Plain("text"))
+            return sa.cast(sa.func.array_to_json(sa.cast(colexpr, NamedType("text[]"))), NamedType("text"))
         if self.form == "array":
-            return sa.cast(sa.func.array_to_json(colexpr), _Plain("text"))
-        return sa.cast(colexpr, _Plain("text"))
+            return sa.cast(sa.func.array_to_json(colexpr), NamedType("text"))
+        return sa.cast(colexpr, NamedType("text"))
 
     def bind_expression(self, bindvalue: Any) -> Any:
         if self.form == "money":
-            return sa.cast(sa.cast(bindvalue, _Plain("numeric")), _Plain(self.native))
+            return sa.cast(sa.cast(bindvalue, NamedType("numeric")), NamedType(self.native))
         if self.form == "oid":
-            return sa.cast(sa.cast(bindvalue, _Plain("bigint")), _Plain(self.native))
+            return sa.cast(sa.cast(bindvalue, NamedType("bigint")), NamedType(self.native))
         if self.form == "composite":
-            return sa.func.json_populate_record(sa.cast(sa.null(), _Plain(self.native)), sa.cast(bindvalue,
-                                                                                             _Plain("json")))
-        return sa.cast(sa.cast(bindvalue, _Plain("text")), _Plain(self.native))
+            return sa.func.json_populate_record(sa.cast(sa.null(), NamedType(self.native)), sa.cast(bindvalue,
+                                                                                             NamedType("json")))
+        return sa.cast(sa.cast(bindvalue, NamedType("text")), NamedType(self.native))
 
 
-class _Plain(sa.types.UserDefinedType):
-    cache_ok = True
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def get_col_spec(self, **kw: Any) -> str:
-        return self.text
 
 
 # -- values: from the form's result to canonical, and back to the text PostgreSQL reads --------------------------------

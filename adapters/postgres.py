@@ -39,7 +39,7 @@ from adapters.errors import (
 from adapters.pg_capture import ChangeCapture
 from adapters.pg_guard import FreezeGuard
 from adapters.pg_native import NativePaths
-from adapters.sql import SqlAdapter
+from adapters.sql import NamedType, SqlAdapter
 
 FAMILY = "postgresql"
 
@@ -206,7 +206,7 @@ class PostgresAdapter(FreezeGuard, ChangeCapture, NativePaths, SqlAdapter):
 
     def _ddl_type(self, col: Column) -> sa.types.TypeEngine:
         if col.native and col.native.startswith(FAMILY + ":"):
-            return _Native(col.native.split(":", 1)[1])
+            return NamedType(col.native.split(":", 1)[1])
         return self._sa_type(col)
 
     def create_collection(self, schema) -> None:  # type: ignore[no-untyped-def]
@@ -361,11 +361,3 @@ def _keyed_insert(conn: Any, cursor: Any, statement: str, parameters: Any, conte
     return statement, parameters
 
 
-class _Native(sa.types.UserDefinedType):
-    cache_ok = True
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def get_col_spec(self, **kw: Any) -> str:
-        return self.text

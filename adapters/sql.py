@@ -26,6 +26,18 @@ _COMPARE: dict[str, Callable[[Any, Any], Any]] = {
 }
 
 
+class NamedType(sa.types.UserDefinedType):
+    """A column type written into DDL and casts exactly as given (`numeric(10,2)`, `DECIMAL_TEXT`, `text[]`)."""
+
+    cache_ok = True
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return self.text
+
+
 class SqlAdapter(Adapter):
     class Options(Adapter.Options):
         updated_at_column: str = Field("updated_at", description="column whose value tells changes(since)")

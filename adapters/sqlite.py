@@ -35,7 +35,7 @@ from adapters.errors import (
     WriteFrozen,
     redact,
 )
-from adapters.sql import SqlAdapter
+from adapters.sql import NamedType, SqlAdapter
 
 _DECLARED = {
     "integer": "INTEGER",
@@ -54,14 +54,6 @@ _RECORDS = sa.Table("_shiftover_schemas", sa.MetaData(), sa.Column("name", sa.Te
                     sa.Column("natives", sa.Text, nullable=False))  # JSON: {column: [native, native_def]}
 
 
-class _Declared(sa.types.UserDefinedType):
-    cache_ok = True
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def get_col_spec(self, **kw: Any) -> str:
-        return self.text
 
 
 class SqliteAdapter(SqlAdapter):
@@ -250,8 +242,8 @@ class SqliteAdapter(SqlAdapter):
     def _sa_type(self, col: Column) -> sa.types.TypeEngine:
         if col.type == "decimal":
             args = f"({col.precision},{col.scale or 0})" if col.precision else ""
-            return _Declared(f"DECIMAL_TEXT{args}")
-        return _Declared(_DECLARED[col.type])
+            return NamedType(f"DECIMAL_TEXT{args}")
+        return NamedType(_DECLARED[col.type])
 
     def _insert(self, table: sa.Table) -> Any:
         return sqlite_insert(table)

@@ -116,7 +116,6 @@ def migrate(
 
     cfg = load_config(config)
     known_providers(cfg, source, target)
-    strategy = Strategy.of(strategy or cfg.migration.strategy)
     if dask_address is not None:
         dask_address, runner = _checked_dask_address(dask_address), Runner.dask
     if not dry_run:
@@ -132,11 +131,11 @@ def migrate(
         dry_run=dry_run, config_path=str(cfg.path), batch_size=batch_size, chunk_rows=chunk_rows, workers=workers,
         switch=switch, runner=runner.value, approve_cutover=approve_cutover, approval_timeout_s=approval_timeout,
         max_lag=max_lag, chunks_per_run=chunks_per_run, release_source=release_source, dask_address=dask_address,
-        report_dir=str(report_dir.resolve()) if report_dir is not None else REPORT_DIR)
+        report_dir=str(report_dir.resolve()) if report_dir is not None else REPORT_DIR).resolved(cfg)
     control = ControlStore(cfg.control.url.get_secret_value())
     if not dry_run:
         params.run_id = resolve_run_id(control, params)
-    if runner is Runner.dask and strategy is Strategy.immediate:  # live strategies pick the runner per copy
+    if runner is Runner.dask and params.strategy is Strategy.immediate:  # live strategies pick the runner per copy
         migrate_flow = migrate_flow.with_options(task_runner=_dask_runner(cfg, workers, dask_address))
     with _progress(control, params.run_id, enabled=not dry_run and not as_json):
         report = migrate_flow(params)
