@@ -17,7 +17,7 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install -q uv
 	$(BIN)/uv pip sync -q --python $(BIN)/python requirements.lock
 	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
-	$(BIN)/python -m compileall -q adapters flows tasks expectations deployments  # the editable project's bytecode
+	$(BIN)/python -m compileall -q shiftover adapters flows tasks expectations deployments  # the editable project's bytecode
 	touch $(STAMP)
 
 demo: venv

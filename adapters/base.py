@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel
 
-from adapters import canonical
+from shiftover.adapters import canonical
 
 Key = tuple[Any, ...]
 Record = dict[str, Any]
@@ -209,7 +209,7 @@ class Adapter(abc.ABC):
     # -- health -------------------------------------------------------------------------------------------------
     def probe(self, *, canary: bool = False) -> ProbeResult:
         """A real round trip; never raises: a failure is reported in the result."""
-        from adapters.errors import BackendError
+        from shiftover.adapters.errors import BackendError
 
         start = time.perf_counter()
         try:
@@ -364,7 +364,7 @@ class Adapter(abc.ABC):
         return self.upsert(name, records)
 
     def update(self, name: str, key: Key, changes: Record) -> Record:
-        from adapters.errors import InvalidRequest
+        from shiftover.adapters.errors import InvalidRequest
 
         current = self.get(name, key)
         if current is None:
@@ -376,7 +376,7 @@ class Adapter(abc.ABC):
     @contextmanager
     def transaction(self) -> Iterator[Self]:
         """Run several calls atomically where `capabilities.transactions`; otherwise refuse."""
-        from adapters.errors import InvalidRequest
+        from shiftover.adapters.errors import InvalidRequest
 
         raise InvalidRequest(f"{self.kind} does not offer transactions", provider=self.name)
         yield self  # pragma: no cover
@@ -388,7 +388,7 @@ class Adapter(abc.ABC):
     # is harmless. Engines without a mechanism keep these defaults and report `capabilities.capture = None`.
     def capture_start(self, names: Sequence[str]) -> None:
         """Begin capturing changes to `names` (idempotent: an existing capture and its pending changes are kept)."""
-        from adapters.errors import InvalidRequest
+        from shiftover.adapters.errors import InvalidRequest
 
         raise InvalidRequest(
             f"{self.kind} cannot capture changes with deletes, so it cannot stay in sync while the app writes",

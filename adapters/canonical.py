@@ -16,7 +16,7 @@ import math
 from decimal import Context, Decimal
 from typing import Any, Literal, cast
 
-from adapters.errors import UnsupportedValue
+from shiftover.adapters.errors import UnsupportedValue
 
 CanonicalType = Literal["integer", "decimal", "float", "text", "boolean", "timestamp", "date", "json", "bytes",
                         "uuid"]

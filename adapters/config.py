@@ -16,10 +16,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
-from adapters import safe_yaml
-from adapters.base import CanonicalType
-from adapters.errors import BackendError, ConfigInvalid, redact, url_secrets
-from adapters.strategies import Strategy
+from shiftover.adapters import safe_yaml
+from shiftover.adapters.base import CanonicalType
+from shiftover.adapters.errors import BackendError, ConfigInvalid, redact, url_secrets
+from shiftover.adapters.strategies import Strategy
 
 _ENV = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 
@@ -38,7 +38,7 @@ class ProviderConfig(_Strict):
     @field_validator("kind")
     @classmethod
     def _known_kind(cls, kind: str) -> str:
-        from adapters.kinds import kinds
+        from shiftover.adapters.kinds import kinds
 
         if kind not in kinds():
             raise ValueError(f"unknown provider kind {kind!r}; use one of: {', '.join(kinds())}")
@@ -314,7 +314,7 @@ def parse_config(data: Any, *, base: Path, source: str = "configuration") -> Con
 
 
 def _validate_options(name: str, provider: ProviderConfig, source: str) -> None:
-    from adapters.kinds import adapter_class
+    from shiftover.adapters.kinds import adapter_class
 
     try:
         cls = adapter_class(provider.kind)

@@ -33,9 +33,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from adapters import canonical
-from adapters.base import Adapter, CollectionSchema, Filter, Key, Record
-from adapters.errors import (
+from shiftover.adapters import canonical
+from shiftover.adapters.base import Adapter, CollectionSchema, Filter, Key, Record
+from shiftover.adapters.errors import (
     AuthenticationFailed,
     BackendError,
     ConnectionTimeout,
@@ -45,7 +45,7 @@ from adapters.errors import (
     UnsupportedValue,
     redact,
 )
-from adapters.userfiles import (
+from shiftover.adapters.userfiles import (
     FIREBASE_SCRYPT,
     USERS,
     USERS_SCHEMA,

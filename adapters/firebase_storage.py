@@ -37,8 +37,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from adapters.base import Adapter, CollectionSchema, Filter, Key, KeyRange, Record
-from adapters.errors import (
+from shiftover.adapters.base import Adapter, CollectionSchema, Filter, Key, KeyRange, Record
+from shiftover.adapters.errors import (
     AuthenticationFailed,
     BackendError,
     CollectionNotFound,
@@ -49,7 +49,7 @@ from adapters.errors import (
     UnsupportedValue,
     redact,
 )
-from adapters.userfiles import FieldLimits, bucket_of, file_record, files_schema, find_files
+from shiftover.adapters.userfiles import FieldLimits, bucket_of, file_record, files_schema, find_files
 
 DOWNLOAD_TOKENS = "firebaseStorageDownloadTokens"
 _NOT_CARRIED = (f"download tokens ({DOWNLOAD_TOKENS}: getDownloadURL() links)", "cache_control",

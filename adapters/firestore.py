@@ -39,8 +39,8 @@ from typing import Any, Literal, Self
 
 from pydantic import Field, SecretStr
 
-from adapters import canonical
-from adapters.base import (
+from shiftover.adapters import canonical
+from shiftover.adapters.base import (
     Adapter,
     Capabilities,
     CollectionSchema,
@@ -50,7 +50,7 @@ from adapters.base import (
     Record,
     matches,
 )
-from adapters.errors import (
+from shiftover.adapters.errors import (
     AuthenticationFailed,
     BackendError,
     ConfigInvalid,
@@ -61,11 +61,11 @@ from adapters.errors import (
     UnsupportedValue,
     redact,
 )
-from adapters.firebase_auth import AuthOptions, FirebaseAuthUsers
-from adapters.firebase_storage import FirebaseStorageFiles, StorageOptions
-from adapters.firestore_catalogue import DocumentCatalogue
-from adapters.firestore_values import DocumentValues
-from adapters.firestore_wire import STAMP, WireCodec, add_raw_write, wire
+from shiftover.adapters.firebase_auth import AuthOptions, FirebaseAuthUsers
+from shiftover.adapters.firebase_storage import FirebaseStorageFiles, StorageOptions
+from shiftover.adapters.firestore_catalogue import DocumentCatalogue
+from shiftover.adapters.firestore_values import DocumentValues
+from shiftover.adapters.firestore_wire import STAMP, WireCodec, add_raw_write, wire
 
 # Documents per query in scan(): one stream per page, each with a deadline of timeout_s or _PAGE_S_PER_DOC per document
 # (a whole 50k-document stream outlasts any sane deadline). Pages are large because every query has a start-up cost
@@ -292,7 +292,7 @@ class FirestoreDocuments(DocumentCatalogue, DocumentValues, WireCodec, Adapter):
         group may hold other parents' documents, counts names from a keys-only query (`select([])`)."""
         from google.cloud.firestore_v1.field_path import FieldPath
 
-        from adapters.userfiles import is_users_or_files
+        from shiftover.adapters.userfiles import is_users_or_files
 
         if is_users_or_files(name):  # not documents (Auth users, Storage objects): the generic walk through scan()
             return super().key_boundaries(name, every)

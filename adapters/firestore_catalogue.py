@@ -11,10 +11,10 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from adapters import canonical
-from adapters.base import CollectionSchema, Column, Key, override_columns
-from adapters.errors import CollectionNotFound, InvalidRequest
-from adapters.firestore_wire import STAMP
+from shiftover.adapters import canonical
+from shiftover.adapters.base import CollectionSchema, Column, Key, override_columns
+from shiftover.adapters.errors import CollectionNotFound, InvalidRequest
+from shiftover.adapters.firestore_wire import STAMP
 
 SCHEMAS = "_shiftover_schemas"
 

@@ -8,7 +8,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from adapters import canonical
+from shiftover.adapters import canonical
 
 
 class DocumentValues:

@@ -17,10 +17,10 @@ from contextlib import AbstractContextManager
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from adapters import canonical
+from shiftover.adapters import canonical
 
 if TYPE_CHECKING:
-    from adapters.base import Key
+    from shiftover.adapters.base import Key
 
 VERIFIED_CLIENT = "2.34.1"  # google-cloud-firestore, as pinned in requirements.lock
 STAMP = "_shiftover_updated_at"  # the server-time stamp the adapter writes on every document

@@ -6,18 +6,18 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from adapters.errors import ConfigInvalid, DriverMissing
+from shiftover.adapters.errors import ConfigInvalid, DriverMissing
 
 if TYPE_CHECKING:
-    from adapters.base import Adapter
+    from shiftover.adapters.base import Adapter
 
 _ADAPTERS: dict[str, str] = {
-    "postgresql": "adapters.postgres:PostgresAdapter",
-    "sqlite": "adapters.sqlite:SqliteAdapter",
-    "memory": "adapters.memory:MemoryAdapter",
-    "supabase": "adapters.supabase:SupabaseAdapter",
-    "firestore": "adapters.firestore:FirestoreAdapter",
-    "mongodb": "adapters.mongo:MongoAdapter",
+    "postgresql": "shiftover.adapters.postgres:PostgresAdapter",
+    "sqlite": "shiftover.adapters.sqlite:SqliteAdapter",
+    "memory": "shiftover.adapters.memory:MemoryAdapter",
+    "supabase": "shiftover.adapters.supabase:SupabaseAdapter",
+    "firestore": "shiftover.adapters.firestore:FirestoreAdapter",
+    "mongodb": "shiftover.adapters.mongo:MongoAdapter",
 }
 
 _INSTALL_HINTS: dict[str, str] = {

@@ -19,8 +19,8 @@ from typing import Any, Literal, Self
 
 from pydantic import Field
 
-from adapters.base import Adapter, Capabilities, Change, CollectionSchema, Filter, Key, Record, matches
-from adapters.errors import CollectionNotFound, InvalidRequest, ProviderUnavailable, WriteFrozen
+from shiftover.adapters.base import Adapter, Capabilities, Change, CollectionSchema, Filter, Key, Record, matches
+from shiftover.adapters.errors import CollectionNotFound, InvalidRequest, ProviderUnavailable, WriteFrozen
 
 
 @dataclass

@@ -37,8 +37,8 @@ from typing import Any, Literal, Self
 
 from pydantic import Field
 
-from adapters import canonical
-from adapters.base import (
+from shiftover.adapters import canonical
+from shiftover.adapters.base import (
     Adapter,
     Capabilities,
     CollectionSchema,
@@ -48,7 +48,7 @@ from adapters.base import (
     Record,
     override_columns,
 )
-from adapters.errors import (
+from shiftover.adapters.errors import (
     AuthenticationFailed,
     BackendError,
     CollectionNotFound,
@@ -60,8 +60,8 @@ from adapters.errors import (
     redact,
     url_secrets,
 )
-from adapters.mongo_ranges import KeyRanges
-from adapters.mongo_values import OBJECT_ID, BsonValues
+from shiftover.adapters.mongo_ranges import KeyRanges
+from shiftover.adapters.mongo_values import OBJECT_ID, BsonValues
 
 STAMP = "_shiftover_updated_at"
 SCHEMAS = "_shiftover_schemas"

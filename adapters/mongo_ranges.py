@@ -10,9 +10,9 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
-from adapters import canonical
-from adapters.base import CollectionSchema, Column, Key, KeyRange, RangeDigest, Record
-from adapters.errors import InvalidRequest
+from shiftover.adapters import canonical
+from shiftover.adapters.base import CollectionSchema, Column, Key, KeyRange, RangeDigest, Record
+from shiftover.adapters.errors import InvalidRequest
 
 
 class KeyRanges:

@@ -7,9 +7,9 @@ import datetime as dt
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from adapters import canonical
-from adapters.base import Column
-from adapters.errors import UnsupportedValue
+from shiftover.adapters import canonical
+from shiftover.adapters.base import Column
+from shiftover.adapters.errors import UnsupportedValue
 
 OBJECT_ID = "mongodb:objectId"
 

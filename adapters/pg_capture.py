@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from adapters import canonical
-from adapters.base import Change, CollectionSchema, Column
-from adapters.errors import InvalidRequest
-from adapters.pg_guard import lock_down, unused_function
+from shiftover.adapters import canonical
+from shiftover.adapters.base import Change, CollectionSchema, Column
+from shiftover.adapters.errors import InvalidRequest
+from shiftover.adapters.pg_guard import lock_down, unused_function
 
 CAPTURE_FUNCTION = "_shiftover_capture"
 LOG = "_shiftover_changes"

@@ -12,10 +12,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from adapters import canonical
-from adapters.base import Column
-from adapters.pg_types import definition_of
-from adapters.sql import NamedType
+from shiftover.adapters import canonical
+from shiftover.adapters.base import Column
+from shiftover.adapters.pg_types import definition_of
+from shiftover.adapters.sql import NamedType
 
 
 # -- the SQLAlchemy type of a column read in a form --------------------------------------------------------------------

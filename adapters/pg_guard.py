@@ -21,8 +21,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from adapters.base import Installed
-from adapters.errors import InvalidRequest
+from shiftover.adapters.base import Installed
+from shiftover.adapters.errors import InvalidRequest
 
 FREEZE_FUNCTION = "_shiftover_write_freeze"
 GUARD = "_shiftover_guard"

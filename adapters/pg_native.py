@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from adapters import canonical, pg_types
-from adapters.base import Adapter, CollectionSchema, Column, KeyRange, RangeDigest
+from shiftover.adapters import canonical, pg_types
+from shiftover.adapters.base import Adapter, CollectionSchema, Column, KeyRange, RangeDigest
 
 
 class NativePaths:

@@ -35,10 +35,10 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from adapters.errors import DriverMissing, SchemaRefused, redact
+from shiftover.adapters.errors import DriverMissing, SchemaRefused, redact
 
 if TYPE_CHECKING:
-    from adapters.postgres import PostgresAdapter
+    from shiftover.adapters.postgres import PostgresAdapter
 
 PRE = "pre-data"
 KEYS = "keys"  # post-data that the copy and catch-up need or can live with: keys, unique, indexes, RLS, policies

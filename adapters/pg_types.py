@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
-from adapters.base import CanonicalType, CollectionSchema, Column
+from shiftover.adapters.base import CanonicalType, CollectionSchema, Column
 
 Fidelity = Literal["exact", "normalized", "lossy"]
 ENGINES = ("sqlite", "firestore", "mongodb", "postgresql")  # the matrix's columns
@@ -292,7 +292,7 @@ def ensure_types(cur: Any, columns: Sequence[Column]) -> None:
 def _ensure(cur: Any, d: dict[str, Any]) -> None:
     from psycopg import sql
 
-    from adapters.errors import UnsupportedValue
+    from shiftover.adapters.errors import UnsupportedValue
 
     kind = d.get("kind")
     if kind not in ("enum", "domain", "composite", "extension"):

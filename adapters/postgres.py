@@ -21,9 +21,9 @@ import sqlalchemy as sa
 from pydantic import Field
 from sqlalchemy.dialects import postgresql as pg
 
-from adapters import canonical, pg_forms, pg_types
-from adapters.base import Capabilities, CollectionSchema, Column, Key
-from adapters.errors import (
+from shiftover.adapters import canonical, pg_forms, pg_types
+from shiftover.adapters.base import Capabilities, CollectionSchema, Column, Key
+from shiftover.adapters.errors import (
     AuthenticationFailed,
     BackendError,
     CollectionNotFound,
@@ -36,10 +36,10 @@ from adapters.errors import (
     redact,
     url_secrets,
 )
-from adapters.pg_capture import ChangeCapture
-from adapters.pg_guard import FreezeGuard
-from adapters.pg_native import NativePaths
-from adapters.sql import NamedType, SqlAdapter
+from shiftover.adapters.pg_capture import ChangeCapture
+from shiftover.adapters.pg_guard import FreezeGuard
+from shiftover.adapters.pg_native import NativePaths
+from shiftover.adapters.sql import NamedType, SqlAdapter
 
 FAMILY = "postgresql"
 
@@ -329,7 +329,7 @@ class PostgresAdapter(FreezeGuard, ChangeCapture, NativePaths, SqlAdapter):
         secret copied into the transaction-local setting inside the server; see adapters/pg_guard.py)."""
         from psycopg import sql
 
-        from adapters.pg_guard import BYPASS_SETTING, GUARD
+        from shiftover.adapters.pg_guard import BYPASS_SETTING, GUARD
 
         cur.execute("SELECT to_regclass(%s) IS NOT NULL", (self._qualified_text(GUARD),))
         if cur.fetchone()[0]:

@@ -6,12 +6,12 @@ import importlib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from adapters.errors import BackendError, ProviderNotFound
-from adapters.kinds import adapter_class as adapter_class  # the one most callers import from here
+from shiftover.adapters.errors import BackendError, ProviderNotFound
+from shiftover.adapters.kinds import adapter_class as adapter_class  # the one most callers import from here
 
 if TYPE_CHECKING:
-    from adapters.base import Adapter
-    from adapters.config import Config, ProviderConfig
+    from shiftover.adapters.base import Adapter
+    from shiftover.adapters.config import Config, ProviderConfig
 
 def open_adapter(config: Config, name: str) -> Adapter:
     """Open the provider called `name` in the configuration. Raises ProviderNotFound for an unknown name."""

@@ -25,17 +25,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from adapters.base import Adapter, Filter, Key, Record
-from adapters.config import Config
-from adapters.control import ControlStore, Freeze, Pointer
-from adapters.errors import (
+from shiftover.adapters.base import Adapter, Filter, Key, Record
+from shiftover.adapters.config import Config
+from shiftover.adapters.errors import (
     BackendError,
     ConnectionTimeout,
     ProviderUnavailable,
     StaleEpoch,
     WriteFrozen,
 )
-from adapters.registry import open_adapter
+from shiftover.adapters.registry import open_adapter
+from shiftover.control.store import ControlStore, Freeze, Pointer
 
 T = TypeVar("T")
 _POLL_S = 0.05

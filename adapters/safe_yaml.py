@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, SequenceNode
 
-from adapters.errors import ConfigInvalid, redact
+from shiftover.adapters.errors import ConfigInvalid, redact
 
 MAX_BYTES = 4 * 1024 * 1024  # a configuration file is a few kilobytes
 MAX_NODES = 100_000  # nodes after alias expansion (a billion laughs stands for ~10^9)

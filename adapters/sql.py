@@ -18,8 +18,8 @@ from typing import Any, Literal, Self
 import sqlalchemy as sa
 from pydantic import Field
 
-from adapters.base import Adapter, CollectionSchema, Column, Filter, Key, KeyRange, Record
-from adapters.errors import CollectionNotFound, InvalidRequest
+from shiftover.adapters.base import Adapter, CollectionSchema, Column, Filter, Key, KeyRange, Record
+from shiftover.adapters.errors import CollectionNotFound, InvalidRequest
 
 _COMPARE: dict[str, Callable[[Any, Any], Any]] = {
     "eq": operator.eq, "ne": operator.ne, "lt": operator.lt, "lte": operator.le, "gt": operator.gt, "gte": operator.ge,
@@ -59,7 +59,7 @@ class SqlAdapter(Adapter):
 
     @abc.abstractmethod
     def _errors(self) -> Any:
-        """A context manager translating driver errors to adapters.errors."""
+        """A context manager translating driver errors to shiftover.adapters.errors."""
 
     @abc.abstractmethod
     def _canonical_column(self, info: dict[str, Any]) -> Column: ...

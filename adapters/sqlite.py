@@ -24,9 +24,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from adapters import canonical
-from adapters.base import CanonicalType, Capabilities, Change, CollectionSchema, Column, Installed
-from adapters.errors import (
+from shiftover.adapters import canonical
+from shiftover.adapters.base import CanonicalType, Capabilities, Change, CollectionSchema, Column, Installed
+from shiftover.adapters.errors import (
     BackendError,
     CollectionNotFound,
     InvalidRequest,
@@ -35,7 +35,7 @@ from adapters.errors import (
     WriteFrozen,
     redact,
 )
-from adapters.sql import NamedType, SqlAdapter
+from shiftover.adapters.sql import NamedType, SqlAdapter
 
 _DECLARED = {
     "integer": "INTEGER",
@@ -154,7 +154,7 @@ class SqliteAdapter(SqlAdapter):
 
     # -- SQLite to SQLite in the engine (adapters/sqlite_native.py) ----------------------------------------------------
     def copy_range_from(self, source: Any, name: str, rng: Any) -> int:
-        from adapters import sqlite_native
+        from shiftover.adapters import sqlite_native
 
         if isinstance(source, SqliteAdapter) and sqlite_native.database_file(source):
             return sqlite_native.copy_range(self, source, name, rng)
@@ -167,12 +167,12 @@ class SqliteAdapter(SqlAdapter):
             return copied
 
     def pushdown_methods(self, name: str, columns: Sequence[str]) -> tuple[str, ...]:
-        from adapters import sqlite_native
+        from shiftover.adapters import sqlite_native
 
         return sqlite_native.methods(self, name, columns)
 
     def pushdown_digests(self, name: str, ranges: Sequence[Any], columns: Sequence[str], method: str) -> list[Any]:
-        from adapters import sqlite_native
+        from shiftover.adapters import sqlite_native
 
         return sqlite_native.digests(self, name, ranges, columns, method)
 
@@ -249,7 +249,7 @@ class SqliteAdapter(SqlAdapter):
         return sqlite_insert(table)
 
     def upsert(self, name: str, records: Sequence[Any]) -> int:
-        from adapters import sqlite_rows
+        from shiftover.adapters import sqlite_rows
 
         sqlite_rows.write_records(self, name, records)
         return len(records)
@@ -257,18 +257,18 @@ class SqliteAdapter(SqlAdapter):
     def replace_range_hashed(self, name: str, rng: Any, records: Sequence[Any], columns: Sequence[str]) -> int:
         """`replace_range`, returning the sum of the row hashes of what it stored, in the terms of the stored-values
         digest over `columns` (adapters/sqlite_native.py): the source side of that digest, made from what is sent."""
-        from adapters import sqlite_rows
+        from shiftover.adapters import sqlite_rows
 
         return sqlite_rows.replace_range_hashed(self, name, rng, records, columns)
 
     def encoded_hash(self, name: str, records: Sequence[Any], columns: Sequence[str]) -> int:
         """The sum of the row hashes `records` would have once stored here (see `replace_range_hashed`)."""
-        from adapters import sqlite_native, sqlite_rows
+        from shiftover.adapters import sqlite_native, sqlite_rows
 
         return sqlite_native.rows_hash(sqlite_rows.rows_for(self, self.schema(name), columns, records))
 
     def encoded_method(self, schema: CollectionSchema, columns: Sequence[str]) -> str | None:
-        from adapters import sqlite_rows
+        from shiftover.adapters import sqlite_rows
 
         return sqlite_rows.encoded_method(self, schema, columns)
 

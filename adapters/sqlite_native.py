@@ -27,8 +27,8 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
-from adapters import canonical
-from adapters.base import CollectionSchema, Column, Key, KeyRange, RangeDigest
+from shiftover.adapters import canonical
+from shiftover.adapters.base import CollectionSchema, Column, Key, KeyRange, RangeDigest
 
 
 class SqliteTables(Protocol):

@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
 
-from adapters import canonical
-from adapters.base import CollectionSchema, Column, KeyRange, Record
-from adapters.errors import InvalidRequest
+from shiftover.adapters import canonical
+from shiftover.adapters.base import CollectionSchema, Column, KeyRange, Record
+from shiftover.adapters.errors import InvalidRequest
 
 if TYPE_CHECKING:
-    from adapters.sqlite_native import SqliteTables
+    from shiftover.adapters.sqlite_native import SqliteTables
 
 Encoder = Callable[[Any], Any]
 
@@ -111,7 +111,7 @@ def write_records(adapter: SqliteTables, name: str, records: Sequence[Any], orde
     """The adapter's upsert. Records that all carry the same fields go to the driver as tuples, encoded column by
     column, in the order of `order` if given: returns (columns, rows) as written. Others take the generic path
     (SqlAdapter.upsert, record by record through `_to_db`) and return None."""
-    from adapters.sql import SqlAdapter
+    from shiftover.adapters.sql import SqlAdapter
 
     fields = records[0].keys() if records and isinstance(records[0], dict) else None
     if fields is None or not all(isinstance(r, dict) and r.keys() == fields for r in records):
@@ -133,12 +133,12 @@ def replace_range_hashed(adapter: SqliteTables, name: str, rng: KeyRange, record
                          columns: Sequence[str]) -> int:
     """SqliteAdapter.replace_range_hashed: the range replaced in one transaction, and the sum of the row hashes of
     what was written, as `sqlite_native.digests` hashes stored rows of `columns`."""
-    from adapters import sqlite_native
+    from shiftover.adapters import sqlite_native
 
     with adapter.transaction():
         with adapter._conn() as conn:
             conn.execute(sa.delete(adapter.table(name)).where(*adapter._range_where(name, rng.lo, rng.hi)))
-        # the source is a plain-JSON engine (tasks.migration._encoded_function's condition)
+        # the source is a plain-JSON engine (shiftover.tasks.migration._encoded_function's condition)
         written = write_records(adapter, name, records, columns, plain_json=True) if records else ([], [])
     if written is None or sorted(written[0]) != sorted(columns):
         rows = rows_for(adapter, adapter.schema(name), columns, records)
@@ -165,7 +165,7 @@ def encoded_method(adapter: SqliteTables, schema: CollectionSchema, columns: Seq
     """The stored-values digest method of the target table (sqlite_native.methods) when its columns are declared as
     this adapter declares `schema`'s (so each encoded value is stored as it is sent and read back as the same
     canonical value); None otherwise."""
-    from adapters import sqlite_native
+    from shiftover.adapters import sqlite_native
 
     declared = adapter.declared_types(schema.name)
     if sorted(schema.names) != sorted(columns) or any(

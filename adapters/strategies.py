@@ -25,10 +25,10 @@ class Strategy(StrEnum):
         member.entry = entry
         return member
 
-    immediate = "immediate", "freeze, copy, validate, switch", "flows.immediate:immediate"
+    immediate = "immediate", "freeze, copy, validate, switch", "shiftover.flows.immediate:immediate"
     gradual = ("gradual", "checkpointed batches over many runs, cut over collection by collection",
-               "flows.gradual:gradual")
-    blue_green = "blue_green", "copy while live, catch up, brief freeze, switch", "flows.bluegreen:blue_green"
+               "shiftover.flows.gradual:gradual")
+    blue_green = "blue_green", "copy while live, catch up, brief freeze, switch", "shiftover.flows.bluegreen:blue_green"
 
     def load(self) -> Callable[..., Any]:
         module, _, function = self.entry.partition(":")

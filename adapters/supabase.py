@@ -29,8 +29,8 @@ from typing import Any
 import sqlalchemy as sa
 from pydantic import Field, HttpUrl, SecretStr
 
-from adapters.base import Adapter, CollectionSchema, KeyRange
-from adapters.errors import (
+from shiftover.adapters.base import Adapter, CollectionSchema, KeyRange
+from shiftover.adapters.errors import (
     AuthenticationFailed,
     BackendError,
     CollectionNotFound,
@@ -42,10 +42,10 @@ from adapters.errors import (
     UnsupportedValue,
     redact,
 )
-from adapters.postgres import PostgresAdapter
-from adapters.supabase_auth import SupabaseAuthUsers
-from adapters.supabase_storage import SupabaseStorageFiles
-from adapters.userfiles import (
+from shiftover.adapters.postgres import PostgresAdapter
+from shiftover.adapters.supabase_auth import SupabaseAuthUsers
+from shiftover.adapters.supabase_storage import SupabaseStorageFiles
+from shiftover.adapters.userfiles import (
     is_users_or_files,
 )
 

@@ -14,10 +14,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
-from adapters import canonical
-from adapters.base import Adapter, CollectionSchema, Filter, Key, KeyRange, Record
-from adapters.errors import InvalidRequest, UnsupportedValue
-from adapters.userfiles import (
+from shiftover.adapters import canonical
+from shiftover.adapters.base import Adapter, CollectionSchema, Filter, Key, KeyRange, Record
+from shiftover.adapters.errors import InvalidRequest, UnsupportedValue
+from shiftover.adapters.userfiles import (
     FIREBASE_SCRYPT,
     PASSWORD_FIELDS,
     USERS,

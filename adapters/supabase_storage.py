@@ -12,10 +12,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
-from adapters import canonical
-from adapters.base import Adapter, CollectionSchema, Filter, Key, KeyRange, Record
-from adapters.errors import CollectionNotFound, InvalidRequest, UnsupportedValue
-from adapters.userfiles import FieldLimits, bucket_of, file_record, files_schema, find_files
+from shiftover.adapters import canonical
+from shiftover.adapters.base import Adapter, CollectionSchema, Filter, Key, KeyRange, Record
+from shiftover.adapters.errors import CollectionNotFound, InvalidRequest, UnsupportedValue
+from shiftover.adapters.userfiles import FieldLimits, bucket_of, file_record, files_schema, find_files
 
 
 class SupabaseStorageFiles(Adapter):

@@ -25,8 +25,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from adapters.base import CollectionSchema, Column, Filter, Key, Record, matches
-from adapters.base import FieldLimits as FieldLimits  # defined with the adapter contract; users and files use it most
+from shiftover.adapters.base import CollectionSchema, Column, Filter, Key, Record, matches
+from shiftover.adapters.base import (
+    FieldLimits as FieldLimits,  # defined with the adapter contract; users and files use it most
+)
 
 USERS = "auth.users"
 STORAGE_PREFIX = "storage/"

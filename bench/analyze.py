@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tasks.codebase.scan import analyze_path  # noqa: E402
+from shiftover.codebase.scan import analyze_path  # noqa: E402
 
 CORPUS = ROOT / "tests" / "corpus" / "analyze"
 SUFFIXES = (".ts", ".tsx", ".js", ".py")

@@ -107,7 +107,7 @@ def run(args: argparse.Namespace, blue: str, green: str) -> None:
     cfg.write_text(f"providers:\n  blue: {{kind: postgresql, url: '{blue}', role: primary}}\n"
                    f"  green: {{kind: postgresql, url: '{green}'}}\ncontrol: {{url: 'sqlite:///{tmp}/control.db'}}\n",
                    encoding="utf-8")
-    from flows.migrate import MigrateParams, migrate
+    from shiftover.flows.migrate import MigrateParams, migrate
 
     writer = Writer(blue, args.rows, args.writes_per_s)
     writer.start()

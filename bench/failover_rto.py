@@ -49,12 +49,12 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "ERROR")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
-from adapters.base import CollectionSchema, Column  # noqa: E402
-from adapters.config import Config, load_config  # noqa: E402
-from adapters.control import ControlStore  # noqa: E402
-from adapters.errors import BackendError  # noqa: E402
-from adapters.registry import open_adapter  # noqa: E402
-from adapters.router import Backend  # noqa: E402
+from shiftover.adapters.base import CollectionSchema, Column  # noqa: E402
+from shiftover.adapters.config import Config, load_config  # noqa: E402
+from shiftover.adapters.errors import BackendError  # noqa: E402
+from shiftover.adapters.registry import open_adapter  # noqa: E402
+from shiftover.adapters.router import Backend  # noqa: E402
+from shiftover.control.store import ControlStore  # noqa: E402
 from tests.fixtures_clusters import PgCluster, write_config  # noqa: E402
 
 ITEMS = CollectionSchema("items", (Column("id", "integer", False), Column("v", "text"),
@@ -74,7 +74,7 @@ def cpu_hogs(n: int) -> list[subprocess.Popen]:
 def sweeper(config_path: str, first: float, every: float, stop: threading.Event) -> None:
     """The health_sweep flow in this process after `first` s, then every `every` s, as `shiftover serve`'s schedule
     runs it. Rounds set `first` so that a sweep runs while the monitor counts the failed probes."""
-    from flows.health_sweep import HealthSweepParams, health_sweep
+    from shiftover.flows.health_sweep import HealthSweepParams, health_sweep
 
     wait = first
     while not stop.wait(wait):
@@ -138,7 +138,7 @@ class Timeline:
 
 def syncer(cfg: Config, control: ControlStore, stop: threading.Event, sync_every: float) -> None:
     """Sync the replica every `sync_every` s while the primary is active (what `shiftover serve` would do)."""
-    from tasks.sync import sync_pair
+    from shiftover.tasks.sync import sync_pair
 
     while not stop.wait(sync_every):
         if control.pointer().provider == "primary":
@@ -154,8 +154,8 @@ def one_round(root: Path, a: PgCluster, b: PgCluster, *, mode: str, loss: str, r
     """One loss, `before_loss` s after the monitor's first probe: give it a fraction of the monitor's interval (the
     phase of the loss against the probes) so that rounds do not all lose the primary just before, or just after, a
     probe."""
-    from flows.serve import Monitor
-    from tasks.sync import sync_pair
+    from shiftover.service.process import Monitor
+    from shiftover.tasks.sync import sync_pair
 
     a.reset()
     b.reset()
@@ -277,13 +277,13 @@ def main() -> None:
     try:
         for c in (a, b):
             c.init()
-        from flows.failover import FailoverParams, failover  # warm the Prefect API up before measuring
+        from shiftover.flows.failover import FailoverParams, failover  # warm the Prefect API up before measuring
 
         warm = write_config(Path(tempfile.mkdtemp(dir=root)), {"x": {"kind": "memory", "role": "primary"},
                                                                "y": {"kind": "memory", "role": "standby"}})
         failover(FailoverParams(config_path=str(warm), dry_run=True))
         if "busy" in loads:  # as in a serve that has been running: the sweep flow has run before
-            from flows.health_sweep import HealthSweepParams, health_sweep
+            from shiftover.flows.health_sweep import HealthSweepParams, health_sweep
 
             health_sweep(HealthSweepParams(config_path=str(warm)))
         for n in range(args.rounds):  # quiet and busy side by side in each round

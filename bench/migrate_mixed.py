@@ -49,7 +49,7 @@ import psycopg  # noqa: E402
 import yaml  # noqa: E402
 from psycopg import sql  # noqa: E402
 
-from adapters.base import CollectionSchema, Column  # noqa: E402
+from shiftover.adapters.base import CollectionSchema, Column  # noqa: E402
 from tests.fixtures_docstores import firestore_launcher  # noqa: E402
 
 PG_ADMIN = os.environ.get("SHIFTOVER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -226,7 +226,7 @@ def raw_sqlite(path: Path, rows: list[dict[str, Any]]) -> tuple[float, float]:
 
 # -- the flow ---------------------------------------------------------------------------------------------------------
 def run_migration(cfg_path: Path, source: str, target: str, args: argparse.Namespace) -> tuple[float, Any]:
-    from flows.migrate import MigrateParams, migrate
+    from shiftover.flows.migrate import MigrateParams, migrate
 
     report = migrate(MigrateParams(source=source, target=target, config_path=str(cfg_path), switch=False,
                                    batch_size=args.batch, chunk_rows=args.chunk, workers=args.workers))
@@ -256,8 +256,8 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="shiftover-bench-"))
     results: list[tuple[str, float, str, float]] = []
     try:
-        from adapters.config import load_config
-        from adapters.registry import open_adapter
+        from shiftover.adapters.config import load_config
+        from shiftover.adapters.registry import open_adapter
 
         mongo_provider = {"kind": "mongodb", "url": mongo_url or f"mongomock://bench/{mongo_db}"}
         if mongo_url:
@@ -296,7 +296,7 @@ def main() -> None:
             pg.create_collection(SCHEMA)
             for i in range(0, len(rows), 10_000):
                 pg.upsert(SCHEMA.name, rows[i:i + 10_000])
-        from expectations.suites import prewarm, validate
+        from shiftover.expectations.suites import prewarm, validate
 
         prewarm(yield_cpu=False)  # the GX worker process: a one-time import, kept off the flows' clocks
         validate([])  # returns once the worker has imported GX

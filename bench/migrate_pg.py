@@ -103,7 +103,7 @@ def shiftover(src: str, dst: str, work: Path) -> tuple[float, float, dict[str, f
 
     def role(child: psutil.Process) -> str:
         cmd = " ".join(child.cmdline())
-        return "gx" if "expectations.suites" in cmd else "api" if "uvicorn" in cmd else "migration"
+        return "gx" if "shiftover.expectations.suites" in cmd else "api" if "uvicorn" in cmd else "migration"
 
     def watch() -> None:
         main = psutil.Process(proc.pid)

@@ -137,7 +137,7 @@ class HealthWatch(threading.Thread):
         self.stop = threading.Event()
 
     def run(self) -> None:
-        from adapters.control import ControlStore
+        from shiftover.control.store import ControlStore
 
         with ControlStore(self.control_url) as control:
             while not self.stop.wait(1.0):

@@ -1,7 +1,7 @@
 """An example automation: when a provider's health turns `down` (event `shiftover.provider.down`, emitted by the
 health sweep), run the `failover` deployment as a dry run, so the UI shows what a failover would do and why.
 
-    python -m deployments.automations /abs/path/backends.yaml   # against PREFECT_API_URL, with `shiftover serve` up
+    python -m shiftover.deployments.automations /abs/path/backends.yaml  # PREFECT_API_URL, `shiftover serve` up
 
 Swap the action for `SendNotification(block_document_id=...)` to be told instead (create a notification block in the
 UI first). Automatic failover itself does not wait for this: the monitor in `shiftover serve` reacts within seconds.

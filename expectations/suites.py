@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from adapters.base import CollectionSchema, RangeDigest
+from shiftover.adapters.base import CollectionSchema, RangeDigest
 
 
 @dataclass(frozen=True)
@@ -214,7 +214,7 @@ class _Worker:
         root = str(Path(__file__).resolve().parent.parent)
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
         try:
-            self._proc = subprocess.Popen([sys.executable, "-m", "expectations.suites", str(nice)],
+            self._proc = subprocess.Popen([sys.executable, "-m", "shiftover.expectations.suites", str(nice)],
                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                           text=True, env=env, cwd=root, bufsize=1)
         except OSError as exc:

@@ -12,11 +12,11 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel, Field
 
-from tasks.analyze import build_report, list_source_files, scan_batch, write_report
-from tasks.codebase.model import Analysis
-from tasks.codebase.plan import ARTIFACT_KEY, render_markdown
-from tasks.codebase.scan import batches, check_root
-from tasks.codebase.walk import DEFAULT_EXCLUDES, DEFAULT_MAX_BYTES
+from shiftover.codebase.model import Analysis
+from shiftover.codebase.plan import ARTIFACT_KEY, render_markdown
+from shiftover.codebase.scan import batches, check_root
+from shiftover.codebase.walk import DEFAULT_EXCLUDES, DEFAULT_MAX_BYTES
+from shiftover.tasks.analyze import build_report, list_source_files, scan_batch, write_report
 
 
 class AnalyzeParams(BaseModel):

@@ -23,14 +23,14 @@ from prefect.futures import as_completed
 from prefect.input import RunInput
 from pydantic import Field
 
-from adapters.config import Config
-from adapters.control import ControlStore, Pointer
-from adapters.errors import BackendError, CutoverBlocked, MigrationFailed
-from adapters.pg_schema import KEYS
-from expectations.suites import CollectionEvidence
-from flows.migration_run import MigrateParams, begin_run, record_validation
-from flows.task_runners import dask_address, task_runner
-from tasks.capture import (
+from shiftover.adapters.config import Config
+from shiftover.adapters.errors import BackendError, CutoverBlocked, MigrationFailed
+from shiftover.adapters.pg_schema import KEYS
+from shiftover.control.store import ControlStore, Pointer
+from shiftover.expectations.suites import CollectionEvidence
+from shiftover.flows.migration_run import MigrateParams, begin_run, record_validation
+from shiftover.flows.task_runners import dask_address, task_runner
+from shiftover.tasks.capture import (
     CatchUp,
     DigestBook,
     LivePlan,
@@ -47,7 +47,7 @@ from tasks.capture import (
     stop_capture,
     switched_by,
 )
-from tasks.migration import (
+from shiftover.tasks.migration import (
     ChunkPlan,
     ChunkResult,
     CollectionPlan,
@@ -56,7 +56,7 @@ from tasks.migration import (
     run_expectations,
     unfreeze_source,
 )
-from tasks.reporting import (
+from shiftover.tasks.reporting import (
     CollectionReport,
     MigrationReport,
     advance_progress,
@@ -64,7 +64,7 @@ from tasks.reporting import (
     publish_report,
     start_progress,
 )
-from tasks.schema import apply_post_data, apply_pre_data, forget_dump, plan_schema
+from shiftover.tasks.schema import apply_post_data, apply_pre_data, forget_dump, plan_schema
 
 
 class CutoverApproval(RunInput):
@@ -78,8 +78,8 @@ def copy_chunks(config_path: str, run_id: str, source: str, target: str, collect
     """Copy the run's chunks not yet done (at most `limit`), mapped over this flow's task runner. Each chunk is a
     retryable task that opens its own adapters from the config file, so it runs the same in a thread or on a Dask
     worker process."""
-    from adapters.config import load_config
-    from tasks.migration import control_store
+    from shiftover.adapters.config import load_config
+    from shiftover.tasks.migration import control_store
 
     with control_store(load_config(config_path)) as control:
         todo = [ChunkPlan(config_path, run_id, source, target, c.collection, c.idx, c.range, batch_size)
@@ -109,7 +109,7 @@ def run_copy(config: Config, params: MigrateParams, run_id: str, names: list[str
 
 
 def copy_workers(config: Config, params: MigrateParams, live: LivePlan) -> int:
-    from adapters.registry import adapter_class, provider_config
+    from shiftover.adapters.registry import adapter_class, provider_config
 
     workers = params.workers or config.migration.workers
     target_kind = provider_config(config, params.target).kind

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from adapters.config import Config
-from adapters.control import ControlStore, Run
-from tasks.digests import BATCHED
-from tasks.migration import CollectionPlan
+from shiftover.adapters.config import Config
+from shiftover.control.store import ControlStore, Run
+from shiftover.tasks.digests import BATCHED
+from shiftover.tasks.migration import CollectionPlan
 
 # First guesses (rows/s of the copy alone) before this installation has measured anything, on a 2-core machine.
 DEFAULT_RATES = {"binary COPY": 250_000, "native copy (sqlite)": 150_000, BATCHED: 25_000}

@@ -27,11 +27,11 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.events import emit_event
 from pydantic import BaseModel, Field
 
-from adapters.config import Config, load_config
-from adapters.control import ControlStore
-from adapters.errors import BackendError, LeaseHeld, PointerConflict
-from adapters.leases import RunLease
-from tasks.failover import (
+from shiftover.adapters.config import Config, load_config
+from shiftover.adapters.errors import BackendError, LeaseHeld, PointerConflict
+from shiftover.control.leases import RunLease
+from shiftover.control.store import ControlStore
+from shiftover.tasks.failover import (
     FailoverPlan,
     count_at_risk,
     fence_old_primary,
@@ -43,9 +43,9 @@ from tasks.failover import (
     undo_fence,
     unfence_target,
 )
-from tasks.migration import switch_pointer
-from tasks.sync import sync_standby
-from tasks.sync_result import SyncResult
+from shiftover.tasks.migration import switch_pointer
+from shiftover.tasks.sync import sync_standby
+from shiftover.tasks.sync_result import SyncResult
 
 log = logging.getLogger("shiftover.serve")
 

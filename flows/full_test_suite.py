@@ -16,8 +16,8 @@ import uuid
 
 from prefect import flow, get_run_logger
 
-from adapters.config import load_config
-from tasks.testsuite import (
+from shiftover.adapters.config import load_config
+from shiftover.tasks.testsuite import (
     auth_tests,
     connection_tests,
     crud_tests,
@@ -28,7 +28,7 @@ from tasks.testsuite import (
     skipped,
     storage_tests,
 )
-from tasks.testsuite_model import (
+from shiftover.tasks.testsuite_model import (
     CATEGORIES,
     CategoryOutcome,
     SuitePlan,

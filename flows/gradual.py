@@ -14,11 +14,11 @@ import time
 
 from prefect import get_run_logger
 
-from adapters.config import Config
-from adapters.control import ControlStore, Pointer
-from adapters.errors import BackendError, CutoverBlocked, MigrationFailed
-from adapters.pg_schema import KEYS
-from flows.bluegreen import (
+from shiftover.adapters.config import Config
+from shiftover.adapters.errors import BackendError, CutoverBlocked, MigrationFailed
+from shiftover.adapters.pg_schema import KEYS
+from shiftover.control.store import ControlStore, Pointer
+from shiftover.flows.bluegreen import (
     _finish,
     build_books,
     catch_up_all,
@@ -28,11 +28,11 @@ from flows.bluegreen import (
     planned_only,
     run_copy,
 )
-from flows.migration_run import MigrateParams, begin_run
-from tasks.capture import LivePlan, cutover_window, start_capture, stop_capture, switched_by
-from tasks.migration import CollectionPlan, prepare_target, switch_pointer
-from tasks.reporting import MigrationReport, start_progress
-from tasks.schema import apply_post_data, apply_pre_data
+from shiftover.flows.migration_run import MigrateParams, begin_run
+from shiftover.tasks.capture import LivePlan, cutover_window, start_capture, stop_capture, switched_by
+from shiftover.tasks.migration import CollectionPlan, prepare_target, switch_pointer
+from shiftover.tasks.reporting import MigrationReport, start_progress
+from shiftover.tasks.schema import apply_post_data, apply_pre_data
 
 
 def gradual(params: MigrateParams, config: Config, control: ControlStore, pointer: Pointer,

@@ -2,7 +2,7 @@
 
 A scheduled deployment of `shiftover serve` (default every failover.sweep_interval_s). It covers every provider and
 keeps the history the failover policy and the uptime column read; second-by-second detection of the active provider
-is the monitor's job (flows/serve.py). Old primaries that answer again are fenced here too.
+is the monitor's job (shiftover/service/process.py). Old primaries that answer again are fenced here too.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from pydantic import BaseModel, Field
 
-from adapters.config import load_config
-from tasks.failover import fence_returning
-from tasks.health import ProviderHealth, probe_provider, record_health
+from shiftover.adapters.config import load_config
+from shiftover.tasks.failover import fence_returning
+from shiftover.tasks.health import ProviderHealth, probe_provider, record_health
 
 
 class HealthSweepParams(BaseModel):

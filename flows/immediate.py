@@ -13,16 +13,16 @@ from dataclasses import dataclass, field, replace
 from prefect import get_run_logger
 from prefect.futures import PrefectFuture, as_completed
 
-from adapters.config import Config, load_config
-from adapters.control import ControlStore, Pointer
-from adapters.errors import BackendError, CutoverBlocked, MigrationFailed
-from adapters.pg_schema import ENFORCEMENT, KEYS
-from expectations.suites import CollectionEvidence, ValidationResult
-from flows.estimates import estimate, freeze_warning
-from flows.migration_run import MigrateParams, begin_run, record_validation, resolve_run_id
-from tasks.batches import Measurement, bundled, copy_chunks, in_bundles, measure_collections, small
-from tasks.digests import BATCHED, SourceDigests
-from tasks.migration import (
+from shiftover.adapters.config import Config, load_config
+from shiftover.adapters.errors import BackendError, CutoverBlocked, MigrationFailed
+from shiftover.adapters.pg_schema import ENFORCEMENT, KEYS
+from shiftover.control.store import ControlStore, Pointer
+from shiftover.expectations.suites import CollectionEvidence, ValidationResult
+from shiftover.flows.estimates import estimate, freeze_warning
+from shiftover.flows.migration_run import MigrateParams, begin_run, record_validation, resolve_run_id
+from shiftover.tasks.batches import Measurement, bundled, copy_chunks, in_bundles, measure_collections, small
+from shiftover.tasks.digests import BATCHED, SourceDigests
+from shiftover.tasks.migration import (
     ChunkPlan,
     ChunkResult,
     CollectionPlan,
@@ -36,8 +36,14 @@ from tasks.migration import (
     switch_pointer,
     unfreeze_source,
 )
-from tasks.reporting import CollectionReport, MigrationReport, advance_progress, publish_report, start_progress
-from tasks.schema import (
+from shiftover.tasks.reporting import (
+    CollectionReport,
+    MigrationReport,
+    advance_progress,
+    publish_report,
+    start_progress,
+)
+from shiftover.tasks.schema import (
     apply_post_data,
     apply_pre_data,
     describe_schemas,
@@ -269,7 +275,7 @@ def _submit(item: ChunkPlan | list[ChunkPlan]) -> PrefectFuture:
 
 
 def _concurrent_target(config_path: str, target: str) -> bool:
-    from adapters.registry import adapter_class, provider_config
+    from shiftover.adapters.registry import adapter_class, provider_config
 
     config = load_config(config_path)
     return adapter_class(provider_config(config, target).kind).capabilities.concurrent_writes

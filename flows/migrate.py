@@ -13,15 +13,15 @@ from pathlib import Path
 
 from prefect import flow
 
-from adapters.config import Config, load_config
-from adapters.control import ControlStore
-from adapters.errors import MigrationFailed
-from adapters.leases import RunLease
-from adapters.strategies import Strategy
-from adapters.syncstate import SyncStates
-from expectations.suites import prewarm
-from flows.migration_run import MigrateParams, resolve_run_id
-from tasks.reporting import MigrationReport
+from shiftover.adapters.config import Config, load_config
+from shiftover.adapters.errors import MigrationFailed
+from shiftover.adapters.strategies import Strategy
+from shiftover.control.leases import RunLease
+from shiftover.control.store import ControlStore
+from shiftover.control.syncstate import SyncStates
+from shiftover.expectations.suites import prewarm
+from shiftover.flows.migration_run import MigrateParams, resolve_run_id
+from shiftover.tasks.reporting import MigrationReport
 
 __all__ = ["MigrateParams", "migrate"]
 

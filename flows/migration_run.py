@@ -8,12 +8,12 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from adapters.config import Config
-from adapters.control import ControlStore
-from adapters.strategies import Strategy, summaries
-from expectations.suites import CollectionEvidence, ValidationResult
-from tasks.digests import digests_equal
-from tasks.reporting import REPORT_DIR, ExpectationReport, MigrationReport
+from shiftover.adapters.config import Config
+from shiftover.adapters.strategies import Strategy, summaries
+from shiftover.control.store import ControlStore
+from shiftover.expectations.suites import CollectionEvidence, ValidationResult
+from shiftover.tasks.digests import digests_equal
+from shiftover.tasks.reporting import REPORT_DIR, ExpectationReport, MigrationReport
 
 
 class MigrateParams(BaseModel):

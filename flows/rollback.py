@@ -17,13 +17,13 @@ import uuid
 from prefect import flow, get_run_logger
 from pydantic import BaseModel, Field
 
-from adapters.base import ranges_from_boundaries
-from adapters.config import Config, load_config
-from adapters.control import ControlStore, Run
-from adapters.errors import BackendError, CutoverBlocked, MigrationFailed
-from adapters.leases import RunLease
-from adapters.syncstate import SyncStates
-from tasks.capture import (
+from shiftover.adapters.base import ranges_from_boundaries
+from shiftover.adapters.config import Config, load_config
+from shiftover.adapters.errors import BackendError, CutoverBlocked, MigrationFailed
+from shiftover.control.leases import RunLease
+from shiftover.control.store import ControlStore, Run
+from shiftover.control.syncstate import SyncStates
+from shiftover.tasks.capture import (
     capturing,
     catch_up,
     copy_back,
@@ -33,8 +33,8 @@ from tasks.capture import (
     lift_fence,
     stop_capture,
 )
-from tasks.migration import measure_collection, run_expectations, switch_pointer
-from tasks.reporting import CollectionReport, MigrationReport, publish_report
+from shiftover.tasks.migration import measure_collection, run_expectations, switch_pointer
+from shiftover.tasks.reporting import CollectionReport, MigrationReport, publish_report
 
 
 class RollbackParams(BaseModel):

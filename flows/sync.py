@@ -4,7 +4,7 @@ By default (`sync.method: capture`) through the primary's change capture, delete
 standby (one reader of the change log), a new or stale standby is first copied in full. With `sync.method:
 updated_at`, incremental through `changes(since)` (deletes not replicated). Both record per standby and collection
 when the last complete pass ran and the lag, which the failover flow checks before it switches. The run holds a
-lease on the primary and the standbys (adapters/leases.py): a migration or another sync of them is refused meanwhile,
+lease on the primary and the standbys (control/leases.py): a migration or another sync of them is refused meanwhile,
 and a failover preempts it. A scheduled deployment of `shiftover serve`; the lag bounds the records at risk when
 the primary dies without mirror mode.
 
@@ -20,11 +20,11 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from pydantic import BaseModel, Field
 
-from adapters.config import load_config
-from adapters.leases import RunLease
-from tasks.migration import control_store
-from tasks.sync import DEFAULT_OVERLAP_S, live_standbys, standbys, sync_standby, sync_standbys
-from tasks.sync_result import SyncResult
+from shiftover.adapters.config import load_config
+from shiftover.control.leases import RunLease
+from shiftover.tasks.migration import control_store
+from shiftover.tasks.sync import DEFAULT_OVERLAP_S, live_standbys, standbys, sync_standby, sync_standbys
+from shiftover.tasks.sync_result import SyncResult
 
 
 class SyncParams(BaseModel):

@@ -12,11 +12,11 @@ from __future__ import annotations
 import socket
 from typing import TYPE_CHECKING, Any
 
-from adapters.config import check_dask_address
-from adapters.errors import ConfigInvalid, OrchestratorUnavailable
+from shiftover.adapters.config import check_dask_address
+from shiftover.adapters.errors import ConfigInvalid, OrchestratorUnavailable
 
 if TYPE_CHECKING:
-    from adapters.config import Config
+    from shiftover.adapters.config import Config
 
 CONNECT_TIMEOUT_S = 5.0
 

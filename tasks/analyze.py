@@ -7,10 +7,10 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.codebase.model import Analysis, FileIssue, ScanResult
-from tasks.codebase.plan import build_analysis
-from tasks.codebase.scan import analyze_files, write_analysis
-from tasks.codebase.walk import list_sources
+from shiftover.codebase.model import Analysis, FileIssue, ScanResult
+from shiftover.codebase.plan import build_analysis
+from shiftover.codebase.scan import analyze_files, write_analysis
+from shiftover.codebase.walk import list_sources
 
 
 @task(cache_policy=NO_CACHE)

@@ -16,13 +16,13 @@ from typing import TypeVar
 
 from prefect import task
 
-from adapters.base import KeyRange
-from adapters.config import load_config
-from adapters.registry import open_adapter
-from expectations.suites import CollectionEvidence
-from tasks.digests import SourceDigests, measure
-from tasks.migration import ChunkPlan, ChunkResult, CollectionPlan, copy_one
-from tasks.retry import RETRYABLE
+from shiftover.adapters.base import KeyRange
+from shiftover.adapters.config import load_config
+from shiftover.adapters.registry import open_adapter
+from shiftover.expectations.suites import CollectionEvidence
+from shiftover.tasks.digests import SourceDigests, measure
+from shiftover.tasks.migration import ChunkPlan, ChunkResult, CollectionPlan, copy_one
+from shiftover.tasks.retry import RETRYABLE
 
 SMALL_ROWS = 5_000  # a collection of at most this many rows, in one chunk, goes into a bundle
 BUNDLE = 25  # collections per bundle

@@ -19,16 +19,16 @@ from typing import TYPE_CHECKING
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from adapters.base import Adapter, Filter, Key, KeyRange, RangeDigest, Record, ranges_from_boundaries
-from adapters.config import load_config
-from adapters.registry import open_adapter
-from tasks.digests import copy_path, pushdown_function
-from tasks.migration import CollectionPlan, control_store, pause_point
-from tasks.retry import RETRYABLE
+from shiftover.adapters.base import Adapter, Filter, Key, KeyRange, RangeDigest, Record, ranges_from_boundaries
+from shiftover.adapters.config import load_config
+from shiftover.adapters.registry import open_adapter
+from shiftover.tasks.digests import copy_path, pushdown_function
+from shiftover.tasks.migration import CollectionPlan, control_store, pause_point
+from shiftover.tasks.retry import RETRYABLE
 
 if TYPE_CHECKING:
-    from adapters.control import ControlStore
-    from expectations.suites import CollectionEvidence
+    from shiftover.control.store import ControlStore
+    from shiftover.expectations.suites import CollectionEvidence
 
 
 @dataclass(frozen=True)
@@ -268,9 +268,9 @@ def cutover_window(config_path: str, run_id: str, source: str, target: str, name
     target (for rollback) → switch the pointer by compare-and-swap. With `route` (gradual) the collections are routed
     to the target instead and the source keeps them frozen: they live on the target from now on. On a failed suite
     the freeze is lifted and CutoverBlocked raised; nothing moves unless the suites pass."""
-    from adapters.errors import CutoverBlocked
-    from expectations.suites import validate
-    from tasks.schema import finish_in_freeze, with_objects
+    from shiftover.adapters.errors import CutoverBlocked
+    from shiftover.expectations.suites import validate
+    from shiftover.tasks.schema import finish_in_freeze, with_objects
 
     config = load_config(config_path)
     with control_store(config) as control, open_adapter(config, source) as src, open_adapter(config, target) as dst:
@@ -324,7 +324,7 @@ def _final_delta(src: Adapter, dst: Adapter, books: list[DigestBook], control: C
                  run_id: str) -> tuple[int, int, list[CollectionEvidence]]:
     """Inside the freeze: apply the last captured changes and re-digest the ranges they (or an earlier difference)
     touched; (changes applied, ranges re-digested, the evidence for the suites)."""
-    from expectations.suites import CollectionEvidence
+    from shiftover.expectations.suites import CollectionEvidence
 
     final, redigested, evidence = 0, 0, []
     for book in books:

@@ -11,13 +11,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from adapters import canonical, mapping
-from adapters.base import Adapter, CollectionSchema, KeyRange, RangeDigest, Record
-from adapters.config import Config
-from adapters.errors import UnsupportedValue
-from adapters.registry import open_adapter
-from adapters.userfiles import is_users_or_files
-from expectations.suites import CollectionEvidence
+from shiftover.adapters import canonical, mapping
+from shiftover.adapters.base import Adapter, CollectionSchema, KeyRange, RangeDigest, Record
+from shiftover.adapters.config import Config
+from shiftover.adapters.errors import UnsupportedValue
+from shiftover.adapters.registry import open_adapter
+from shiftover.adapters.userfiles import is_users_or_files
+from shiftover.expectations.suites import CollectionEvidence
 
 
 def copy_path(src: Adapter, dst: Adapter) -> str:
@@ -204,7 +204,7 @@ def hashed_digests(adapter: Adapter, name: str, ranges: Sequence[KeyRange], hash
 # -- shape changes between kinds of backend (adapters.mapping) ---------------------------------------------------------
 def collection_mapping(config: Config, src: Adapter, dst: Adapter, name: str) -> mapping.CollectionMapping:
     """The mapping of one collection from `src` to `dst`, with the options of migration.mappings[name]."""
-    if is_users_or_files(name):  # one canonical shape on every provider (adapters.userfiles)
+    if is_users_or_files(name):  # one canonical shape on every provider (shiftover.adapters.userfiles)
         return mapping.CollectionMapping(name, src.schema(name), src.schema(name))
     rules = config.migration.mappings.get(name)
     sample = src.scan(name, limit=config.migration.sample_size) if rules and rules.flatten else []

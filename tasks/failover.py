@@ -22,16 +22,16 @@ from dataclasses import dataclass, field
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from adapters.base import ProbeResult
-from adapters.config import Config, load_config
-from adapters.control import ControlStore, Pointer, now
-from adapters.errors import BackendError, ConnectionTimeout, HealthCheckFailed, StandbyNotInSync
-from adapters.registry import open_adapter
-from adapters.syncstate import SyncStates
-from tasks.health import probe_with_timeout
-from tasks.migration import control_store
-from tasks.retry import RETRYABLE
-from tasks.sync import records_at_risk
+from shiftover.adapters.base import ProbeResult
+from shiftover.adapters.config import Config, load_config
+from shiftover.adapters.errors import BackendError, ConnectionTimeout, HealthCheckFailed, StandbyNotInSync
+from shiftover.adapters.registry import open_adapter
+from shiftover.control.store import ControlStore, Pointer, now
+from shiftover.control.syncstate import SyncStates
+from shiftover.tasks.health import probe_with_timeout
+from shiftover.tasks.migration import control_store
+from shiftover.tasks.retry import RETRYABLE
+from shiftover.tasks.sync import records_at_risk
 
 
 @dataclass(frozen=True)
@@ -168,7 +168,7 @@ def plan_failover(config_path: str, to: str | None) -> FailoverPlan:
         pointer = control.ensure_pointer(config.primary())
         if to is not None:
             if to not in config.providers:
-                from adapters.registry import provider_config
+                from shiftover.adapters.registry import provider_config
 
                 provider_config(config, to)
             if to == pointer.provider:

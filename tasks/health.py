@@ -20,13 +20,13 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
-from adapters.base import ProbeResult
-from adapters.config import Config, HealthPolicy, load_config
-from adapters.control import ControlStore
-from adapters.errors import ConnectionTimeout, redact
-from adapters.registry import open_adapter
-from tasks.migration import control_store
-from tasks.retry import retry_if_transient
+from shiftover.adapters.base import ProbeResult
+from shiftover.adapters.config import Config, HealthPolicy, load_config
+from shiftover.adapters.errors import ConnectionTimeout, redact
+from shiftover.adapters.registry import open_adapter
+from shiftover.control.store import ControlStore
+from shiftover.tasks.migration import control_store
+from shiftover.tasks.retry import retry_if_transient
 
 STATES = ("healthy", "degraded", "down")
 

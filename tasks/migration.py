@@ -1,6 +1,6 @@
 """Small retryable tasks that a migration is made of. Each opens the adapters it needs and closes them again.
 
-Tasks retry only what a retry can fix (`adapters.errors.TransientError`); a permanent error fails at once.
+Tasks retry only what a retry can fix (`shiftover.adapters.errors.TransientError`); a permanent error fails at once.
 Every write is idempotent: a chunk replaces exactly its key range on the target, so a retried or resumed chunk
 never duplicates a record.
 """
@@ -20,13 +20,21 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from adapters import canonical, mapping
-from adapters.base import Adapter, CollectionSchema, Key, KeyRange, RangeDigest, Record, ranges_from_boundaries
-from adapters.config import Config, load_config
-from adapters.control import ControlStore
-from adapters.registry import open_adapter
-from expectations.suites import CollectionEvidence, ValidationResult, validate
-from tasks.digests import (
+from shiftover.adapters import canonical, mapping
+from shiftover.adapters.base import (
+    Adapter,
+    CollectionSchema,
+    Key,
+    KeyRange,
+    RangeDigest,
+    Record,
+    ranges_from_boundaries,
+)
+from shiftover.adapters.config import Config, load_config
+from shiftover.adapters.registry import open_adapter
+from shiftover.control.store import ControlStore
+from shiftover.expectations.suites import CollectionEvidence, ValidationResult, validate
+from shiftover.tasks.digests import (
     BATCHED,
     SourceDigests,
     collection_mapping,
@@ -35,7 +43,7 @@ from tasks.digests import (
     measure,
     source_hasher,
 )
-from tasks.retry import RETRYABLE
+from shiftover.tasks.retry import RETRYABLE
 
 
 def control_store(config: Config) -> ControlStore:
@@ -50,7 +58,7 @@ class CollectionPlan:
     ranges: tuple[KeyRange, ...]
     path: str  # "binary COPY" (PostgreSQL), "native copy (sqlite)" or "batched upsert" (COPY_PATHS)
     target_exists: bool
-    mapping: tuple[str, ...] = ()  # what changes shape on the way (adapters.mapping), for the report
+    mapping: tuple[str, ...] = ()  # what changes shape on the way (shiftover.adapters.mapping), for the report
     columns: tuple[tuple[str, str, str], ...] = ()  # (source field, target column, type) when the shape changes
     excluded: tuple[str, ...] = ()  # fields the target drops or cannot give back: left out of the digests
     notes: tuple[str, ...] = ()  # what the report must say: fields dropped, RLS policies missing
@@ -187,7 +195,7 @@ def copy_chunk(plan: ChunkPlan) -> ChunkResult:
 
 
 def copy_one(config: Config, src: Adapter, dst: Adapter, plan: ChunkPlan) -> ChunkResult:
-    """`copy_chunk` with open adapters (tasks.batches copies many small collections with one pair)."""
+    """`copy_chunk` with open adapters (shiftover.tasks.batches copies many small collections with one pair)."""
     start = time.perf_counter()
     digest: RangeDigest | None = None
     label: str | None = None

@@ -7,10 +7,10 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING
 
-from tasks.html_page import data_uri, page
+from shiftover.tasks.html_page import data_uri, page
 
 if TYPE_CHECKING:
-    from tasks.reporting import CollectionReport, MigrationReport
+    from shiftover.tasks.reporting import CollectionReport, MigrationReport
 
 REPORT_DIR = "reports/migrations"  # where the HTML page goes unless the run names a directory (no Prefect import here)
 EQUAL, DIFFERS, UNMEASURED = "✓ equal", "✗ differs", "– not measured"

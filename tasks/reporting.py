@@ -18,7 +18,14 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 
-from tasks.report_views import REPORT_DIR, collection_table, md_cell, phase_chart_markdown, report_html, verdict
+from shiftover.tasks.report_views import (
+    REPORT_DIR,
+    collection_table,
+    md_cell,
+    phase_chart_markdown,
+    report_html,
+    verdict,
+)
 
 
 class CollectionReport(BaseModel):

@@ -17,16 +17,16 @@ from typing import cast
 
 from prefect import task
 
-from adapters import pg_objects, pg_schema
-from adapters.base import Adapter
-from adapters.config import load_config
-from adapters.errors import SchemaRefused
-from adapters.postgres import PostgresAdapter
-from adapters.registry import open_adapter
-from adapters.userfiles import is_users_or_files
-from expectations.suites import CollectionEvidence
-from tasks.migration import control_store
-from tasks.retry import RETRYABLE
+from shiftover.adapters import pg_objects, pg_schema
+from shiftover.adapters.base import Adapter
+from shiftover.adapters.config import load_config
+from shiftover.adapters.errors import SchemaRefused
+from shiftover.adapters.postgres import PostgresAdapter
+from shiftover.adapters.registry import open_adapter
+from shiftover.adapters.userfiles import is_users_or_files
+from shiftover.expectations.suites import CollectionEvidence
+from shiftover.tasks.migration import control_store
+from shiftover.tasks.retry import RETRYABLE
 
 _CHECKPOINT = "(schema)"
 

@@ -19,16 +19,16 @@ from typing import cast
 
 from prefect import task
 
-from adapters import canonical
-from adapters.base import Adapter, Record
-from adapters.config import Config, load_config
-from adapters.control import ControlStore, now
-from adapters.registry import open_adapter
-from adapters.syncstate import SyncStates
-from tasks.migration import control_store
-from tasks.retry import RETRYABLE
-from tasks.sync_capture import require_capture, sync_by_capture
-from tasks.sync_result import SyncResult
+from shiftover.adapters import canonical
+from shiftover.adapters.base import Adapter, Record
+from shiftover.adapters.config import Config, load_config
+from shiftover.adapters.registry import open_adapter
+from shiftover.control.store import ControlStore, now
+from shiftover.control.syncstate import SyncStates
+from shiftover.tasks.migration import control_store
+from shiftover.tasks.retry import RETRYABLE
+from shiftover.tasks.sync_capture import require_capture, sync_by_capture
+from shiftover.tasks.sync_result import SyncResult
 
 DEFAULT_OVERLAP_S = 2.0
 _BATCH = 2000
@@ -149,8 +149,8 @@ def lease_check(control: ControlStore, providers: Sequence[str], token: str | No
     """A callable that raises LeaseHeld once the run holding `token` lost one of its leases (None: no check)."""
     if token is None:
         return None
-    from adapters.errors import LeaseHeld
-    from adapters.leases import LeaseTable
+    from shiftover.adapters.errors import LeaseHeld
+    from shiftover.control.leases import LeaseTable
 
     table = LeaseTable(control)
 

@@ -12,7 +12,7 @@ a standby the pass was not asked to sync, or one where a change failed, is marke
 time. While another run still needs the log (a blue-green or gradual migration from the primary that has not
 finished, or a blue-green run's rollback window), sync reads it without acknowledging it; such a migration makes the
 primary's standbys stale when it starts, since it consumes the log. A capture found stopped (release, a migration's
-end) makes every standby of it stale. What each pass did is kept in the control store (adapters/syncstate.py).
+end) makes every standby of it stale. What each pass did is kept in the control store (shiftover/control/syncstate.py).
 """
 
 from __future__ import annotations
@@ -21,14 +21,14 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 
-from adapters.base import Adapter, Key, KeyRange, ranges_from_boundaries
-from adapters.config import Config
-from adapters.control import ControlStore, now
-from adapters.errors import BackendError, StandbyNotInSync
-from adapters.registry import open_adapter
-from adapters.syncstate import SyncStates
-from tasks.capture import current_records
-from tasks.sync_result import SyncResult
+from shiftover.adapters.base import Adapter, Key, KeyRange, ranges_from_boundaries
+from shiftover.adapters.config import Config
+from shiftover.adapters.errors import BackendError, StandbyNotInSync
+from shiftover.adapters.registry import open_adapter
+from shiftover.control.store import ControlStore, now
+from shiftover.control.syncstate import SyncStates
+from shiftover.tasks.capture import current_records
+from shiftover.tasks.sync_result import SyncResult
 
 _BATCH = 2000
 _PASS_BUDGET_S = 60.0

@@ -16,14 +16,14 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from adapters.base import Adapter
-from adapters.config import Config, load_config
-from adapters.errors import BackendError
-from adapters.registry import adapter_class, open_adapter
-from tasks import testsuite_categories as cat
-from tasks import testsuite_performance as perf
-from tasks.testsuite_model import Category, CategoryOutcome, SuitePlan, TestSuiteReport
-from tasks.testsuite_render import render_html, render_markdown, table_rows
+from shiftover.adapters.base import Adapter
+from shiftover.adapters.config import Config, load_config
+from shiftover.adapters.errors import BackendError
+from shiftover.adapters.registry import adapter_class, open_adapter
+from shiftover.tasks import testsuite_categories as cat
+from shiftover.tasks import testsuite_performance as perf
+from shiftover.tasks.testsuite_model import Category, CategoryOutcome, SuitePlan, TestSuiteReport
+from shiftover.tasks.testsuite_render import render_html, render_markdown, table_rows
 
 REPORT_KEY = "test-suite-report"
 MATRIX_KEY = "test-suite-matrix"

@@ -15,10 +15,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from decimal import Decimal
 
-from adapters import canonical
-from adapters.base import Adapter, CollectionSchema, Column, Filter, KeyRange, Record, matches
-from adapters.errors import BackendError, redact
-from tasks.testsuite_model import (
+from shiftover.adapters import canonical
+from shiftover.adapters.base import Adapter, CollectionSchema, Column, Filter, KeyRange, Record, matches
+from shiftover.adapters.errors import BackendError, redact
+from shiftover.tasks.testsuite_model import (
     Category,
     CategoryOutcome,
     SuitePlan,
@@ -237,7 +237,7 @@ def not_offered(adapter: Adapter, rec: Recorder, service: str) -> CategoryOutcom
 def auth(adapter: Adapter, plan: SuitePlan, rec: Recorder) -> CategoryOutcome:
     if (skipped := not_offered(adapter, rec, "auth")) is not None:
         return skipped
-    from adapters.userfiles import USERS
+    from shiftover.adapters.userfiles import USERS
 
     uid = plan.scratch("user")
     email = f"{uid}@shiftover.invalid"
@@ -272,7 +272,7 @@ def auth(adapter: Adapter, plan: SuitePlan, rec: Recorder) -> CategoryOutcome:
 def storage(adapter: Adapter, plan: SuitePlan, rec: Recorder) -> CategoryOutcome:
     if (skipped := not_offered(adapter, rec, "storage")) is not None:
         return skipped
-    from adapters.userfiles import STORAGE_PREFIX, file_record, files_schema
+    from shiftover.adapters.userfiles import STORAGE_PREFIX, file_record, files_schema
 
     name = STORAGE_PREFIX + plan.scratch("files").replace("_", "-").strip("-")
     small = file_record("docs/hello ü.txt", "hello, Zoë\n".encode(), "text/plain", {"owner": "suite"})

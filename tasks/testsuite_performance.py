@@ -13,10 +13,10 @@ from functools import partial
 
 import psutil
 
-from adapters.base import Adapter, Filter, Record
-from adapters.errors import BackendError
-from tasks.testsuite_categories import BATCH, Recorder, check, key, scratch, scratch_record, write_batches
-from tasks.testsuite_model import CategoryOutcome, LoadStats, OperationStats, SuitePlan
+from shiftover.adapters.base import Adapter, Filter, Record
+from shiftover.adapters.errors import BackendError
+from shiftover.tasks.testsuite_categories import BATCH, Recorder, check, key, scratch, scratch_record, write_batches
+from shiftover.tasks.testsuite_model import CategoryOutcome, LoadStats, OperationStats, SuitePlan
 
 
 # -- performance ------------------------------------------------------------------------------------------------------

@@ -7,8 +7,8 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 
-from tasks.html_page import data_uri, page
-from tasks.testsuite_model import CATEGORIES, CategoryOutcome, OperationStats, TestSuiteReport
+from shiftover.tasks.html_page import data_uri, page
+from shiftover.tasks.testsuite_model import CATEGORIES, CategoryOutcome, OperationStats, TestSuiteReport
 
 _COLOURS = (("p50", "#4e79a7"), ("p95", "#f28e2b"), ("p99", "#e15759"))
 

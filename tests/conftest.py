@@ -87,7 +87,7 @@ def prefect_harness() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def _fresh_memory_stores() -> Iterator[None]:
-    from adapters.memory import MemoryAdapter
+    from shiftover.adapters.memory import MemoryAdapter
 
     MemoryAdapter.reset()
     yield

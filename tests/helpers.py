@@ -11,9 +11,9 @@ from typing import Any
 
 import yaml
 
-from adapters import canonical
-from adapters.base import Adapter
-from adapters.config import Config, load_config
+from shiftover.adapters import canonical
+from shiftover.adapters.base import Adapter
+from shiftover.adapters.config import Config, load_config
 
 
 def write_config(tmp_path: Path, providers: dict[str, dict[str, Any]], **extra: Any) -> Path:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from tasks.codebase.model import Finding
-from tasks.codebase.scan import analyze_files, analyze_source
-from tasks.codebase.sdks import KINDS, PREFILTER
-from tasks.codebase.sql import classify_sql
-from tasks.codebase.walk import list_sources
+from shiftover.codebase.model import Finding
+from shiftover.codebase.scan import analyze_files, analyze_source
+from shiftover.codebase.sdks import KINDS, PREFILTER
+from shiftover.codebase.sql import classify_sql
+from shiftover.codebase.walk import list_sources
 
 CORPUS = Path(__file__).parent / "corpus" / "analyze"
 

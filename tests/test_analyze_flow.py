@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from flows.analyze_codebase import ARTIFACT_KEY, AnalyzeParams
-from tasks.codebase.model import Analysis
+from shiftover.codebase.model import Analysis
+from shiftover.flows.analyze_codebase import ARTIFACT_KEY, AnalyzeParams
 
 CORPUS = Path(__file__).parent / "corpus" / "analyze"
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,7 +31,7 @@ async def _latest_markdown(key: str) -> str:
 
 
 def test_flow_writes_the_json_report_and_the_markdown_artifact(prefect_harness: None, tmp_path: Path) -> None:
-    from flows.analyze_codebase import analyze_codebase
+    from shiftover.flows.analyze_codebase import analyze_codebase
 
     output = tmp_path / "out" / "analysis.json"
     analysis = analyze_codebase(AnalyzeParams(path=str(CORPUS), output=str(output), batch_size=4))
@@ -54,15 +54,15 @@ def test_flow_writes_the_json_report_and_the_markdown_artifact(prefect_harness: 
 
 
 def test_flow_rejects_a_missing_path(prefect_harness: None, tmp_path: Path) -> None:
-    from adapters.errors import InvalidRequest
-    from flows.analyze_codebase import analyze_codebase
+    from shiftover.adapters.errors import InvalidRequest
+    from shiftover.flows.analyze_codebase import analyze_codebase
 
     with pytest.raises(InvalidRequest, match="does not exist"):
         analyze_codebase.fn(AnalyzeParams(path=str(tmp_path / "missing"), output=str(tmp_path / "a.json")))
 
 
 def test_cli_analyze_without_prefect(tmp_path: Path) -> None:
-    from flows.cli import app
+    from shiftover.cli.main import app
 
     output = tmp_path / "a.json"
     result = CliRunner().invoke(app, ["analyze", str(CORPUS), "--json", str(output), "--no-prefect",
@@ -75,8 +75,8 @@ def test_cli_analyze_without_prefect(tmp_path: Path) -> None:
 
 
 def test_cli_analyze_missing_path_fails_with_the_error(tmp_path: Path) -> None:
-    from adapters.errors import InvalidRequest
-    from flows.cli import app
+    from shiftover.adapters.errors import InvalidRequest
+    from shiftover.cli.main import app
 
     result = CliRunner().invoke(app, ["analyze", str(tmp_path / "nope"), "--no-prefect"])
     assert result.exit_code != 0
@@ -84,6 +84,6 @@ def test_cli_analyze_missing_path_fails_with_the_error(tmp_path: Path) -> None:
 
 
 def test_importing_the_cli_command_does_not_import_prefect() -> None:
-    code = "import sys, flows.cli, flows.analyze_cli; print('prefect' in sys.modules)"
+    code = "import sys, shiftover.cli.main, shiftover.cli.analyze; print('prefect' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from adapters.errors import InvalidRequest
-from tasks.codebase.scan import analyze_path
-from tasks.codebase.walk import list_sources
+from shiftover.adapters.errors import InvalidRequest
+from shiftover.codebase.scan import analyze_path
+from shiftover.codebase.walk import list_sources
 
 CORPUS = Path(__file__).parent / "corpus" / "analyze"
 SUPABASE_CALL = "import { createClient } from '@supabase/supabase-js'\nconst s = createClient(u, k)\n" \

@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from adapters import canonical
-from adapters.base import CollectionSchema, Column, Record
-from adapters.control import ControlStore
-from adapters.errors import ConfigInvalid, CutoverBlocked
-from adapters.registry import open_adapter
-from flows.migrate import MigrateParams, migrate
+from shiftover.adapters import canonical
+from shiftover.adapters.base import CollectionSchema, Column, Record
+from shiftover.adapters.errors import ConfigInvalid, CutoverBlocked
+from shiftover.adapters.registry import open_adapter
+from shiftover.control.store import ControlStore
+from shiftover.flows.migrate import MigrateParams, migrate
 from tests.helpers import all_records, assert_same_records, config, write_config
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

@@ -24,7 +24,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.types.json import Jsonb
 
-from adapters.registry import open_adapter
+from shiftover.adapters.registry import open_adapter
 from tests.conftest import PG_ADMIN, drop_database, make_database
 from tests.helpers import assert_same_records, config, write_config
 from tests.test_bluegreen import assert_model, seed_items
@@ -298,8 +298,8 @@ class RoleWriter(threading.Thread):
 
 @pytest.mark.usefixtures("prefect_harness")
 def test_blue_green_with_an_app_writing_under_a_dml_role(tmp_path: Path, roles: Roles, dbs: tuple[str, str]) -> None:
-    from flows.migrate import MigrateParams, migrate
-    from flows.rollback import ReleaseParams, RollbackParams, release, rollback
+    from shiftover.flows.migrate import MigrateParams, migrate
+    from shiftover.flows.rollback import ReleaseParams, RollbackParams, release, rollback
 
     blue, green = dbs
     cfg_path = write_config(tmp_path, {"src": {"kind": "postgresql", "url": url(blue, roles.admin), "role": "primary"},
@@ -348,7 +348,7 @@ def test_status_lists_what_is_installed_and_the_command_that_removes_it(tmp_path
 
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from shiftover.cli.main import app
 
     src_url = url(dbs[0], roles.admin)
     cfg_path = write_config(tmp_path, {"src": {"kind": "postgresql", "url": src_url, "role": "primary"},
@@ -389,7 +389,7 @@ def test_status_lists_what_is_installed_and_the_command_that_removes_it(tmp_path
 
 @pytest.mark.usefixtures("prefect_harness")
 def test_gradual_with_an_app_writing_under_a_dml_role(tmp_path: Path, roles: Roles, dbs: tuple[str, str]) -> None:
-    from flows.migrate import MigrateParams, migrate
+    from shiftover.flows.migrate import MigrateParams, migrate
 
     source, target = dbs
     cfg_path = write_config(tmp_path, {"src": {"kind": "postgresql", "url": url(source, roles.admin),

@@ -13,11 +13,11 @@ from typing import Any
 import psycopg
 import pytest
 
-from adapters.base import CollectionSchema, Column
-from adapters.control import ControlStore
-from adapters.errors import BackendError, InvalidRequest, WriteFrozen
-from adapters.registry import open_adapter
-from flows.migrate import MigrateParams, migrate
+from shiftover.adapters.base import CollectionSchema, Column
+from shiftover.adapters.errors import BackendError, InvalidRequest, WriteFrozen
+from shiftover.adapters.registry import open_adapter
+from shiftover.control.store import ControlStore
+from shiftover.flows.migrate import MigrateParams, migrate
 from tests.helpers import assert_same_records, config, write_config
 from tests.helpers import newest_artifact as _artifact
 
@@ -104,7 +104,7 @@ def direct_pg_writer(pg_url: str, model: dict[int, dict[str, Any]], pause_s: flo
 
 
 def router_writer(cfg_path: Path, model: dict[int, dict[str, Any]]) -> Writer:
-    from adapters.router import Backend
+    from shiftover.adapters.router import Backend
 
     holder: dict[str, Any] = {}
 
@@ -118,7 +118,7 @@ def router_writer(cfg_path: Path, model: dict[int, dict[str, Any]]) -> Writer:
 
 
 def assert_model(adapter, model: dict[int, dict[str, Any]]) -> None:  # type: ignore[no-untyped-def]
-    from adapters import canonical
+    from shiftover.adapters import canonical
     from tests.helpers import all_records
 
     got = {r["id"]: r for r in all_records(adapter, "items")}
@@ -245,7 +245,7 @@ def test_table_without_primary_key_is_named_by_dry_run_and_run(tmp_path: Path, p
         assert dry.status == "dry-run"
         advice = [n for n in dry.notes if "'audit_log' has no primary key" in n]
         assert advice and "add a primary key" in advice[0] and "--collections" in advice[0]
-        from adapters.errors import MigrationFailed
+        from shiftover.adapters.errors import MigrationFailed
 
         with pytest.raises(MigrationFailed, match="'audit_log' has no primary key"):
             migrate(MigrateParams(source="src", target="dst", strategy=strategy, config_path=str(cfg_path)))
@@ -260,7 +260,7 @@ def test_table_without_primary_key_is_named_by_dry_run_and_run(tmp_path: Path, p
 def test_cli_offers_strategies_runner_rollback_release() -> None:
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from shiftover.cli.main import app
 
     runner = CliRunner()
     text = runner.invoke(app, ["migrate", "--help"], env={"COLUMNS": "200"}).output

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from adapters.registry import open_adapter
-from flows.migrate import MigrateParams, migrate
+from shiftover.adapters.registry import open_adapter
+from shiftover.flows.migrate import MigrateParams, migrate
 from tests.helpers import assert_same_records, config, write_config
 from tests.helpers import newest_artifact as _artifact
 from tests.test_bluegreen import control, seed_items

@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from adapters import canonical
+from shiftover.adapters import canonical
 
 
 def test_numbers_compare_by_value() -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.registry import open_adapter
-from flows.demo import seed
+from shiftover.adapters.registry import open_adapter
+from shiftover.cli.demo_data import seed
 from tests.helpers import config, write_config
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -21,7 +21,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     from prefect.settings import PREFECT_API_URL
 
     env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value()), "COLUMNS": "200"}  # no second server
-    return subprocess.run([sys.executable, "-m", "flows.cli", *args], capture_output=True, text=True, env=env,
+    return subprocess.run([sys.executable, "-m", "shiftover.cli.main", *args], capture_output=True, text=True, env=env,
                           timeout=300)
 
 
@@ -138,11 +138,11 @@ def test_shell_completion_offers_commands_and_strategies() -> None:
 
 
 def test_help_fits_80_columns_without_cutting_anything() -> None:
-    from flows.cli import app
+    from shiftover.cli.main import app
 
     env = {**os.environ, "COLUMNS": "80", "TERM": "dumb"}
     for command in ([], ["migrate"], ["status"], ["health"], ["test-suite"], ["failover"], ["analyze"]):
-        done = subprocess.run([sys.executable, "-m", "flows.cli", *command, "--help"], capture_output=True,
+        done = subprocess.run([sys.executable, "-m", "shiftover.cli.main", *command, "--help"], capture_output=True,
                               text=True, env=env, timeout=120)
         assert done.returncode == 0, done.stderr
         lines = done.stdout.splitlines()

@@ -11,7 +11,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from adapters.control import ControlStore
+from shiftover.control.store import ControlStore
 from tests.helpers import write_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,7 +29,8 @@ def test_an_unexpected_error_is_one_line_naming_the_log_file(tmp_path: Path) -> 
     ControlStore(f"sqlite:///{db}").ensure_pointer("a")
     with sqlite3.connect(db) as conn:  # damaged by hand: the pointer's time no longer parses
         conn.execute("update pointer set since = 'yesterday-ish'")
-    proc = subprocess.run([sys.executable, "-m", "flows.cli", "status", "--config", str(cfg)], capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "shiftover.cli.main", "status", "--config", str(cfg)],
+                          capture_output=True,
                           text=True, timeout=120, env=_env(tmp_path), cwd=tmp_path)
     log_file = tmp_path / "logs" / "shiftover.log"
     assert proc.returncode == 1
@@ -45,7 +46,7 @@ def test_library_and_thread_tracebacks_go_to_the_log_file(tmp_path: Path, pg_url
     script = textwrap.dedent(f"""
         import threading
         import sqlalchemy as sa
-        from flows import cli_logging
+        from shiftover.cli import logs as cli_logging
 
         cli_logging.install()
         engine = sa.create_engine({pg_url!r}, pool_size=1)

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from adapters.config import load_config
-from adapters.errors import ConfigInvalid
-from flows.cli import app
+from shiftover.adapters.config import load_config
+from shiftover.adapters.errors import ConfigInvalid
+from shiftover.cli.main import app
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -95,7 +95,7 @@ def test_cli_reports_bad_config_without_traceback(tmp_path: Path) -> None:
     import sys
 
     bad = _write(tmp_path, "providers:\n  a: {kind: sqlite, url: 'sqlite:///a.db', role: boss}\n")
-    proc = subprocess.run([sys.executable, "-m", "flows.cli", "status", "--config", str(bad)],
+    proc = subprocess.run([sys.executable, "-m", "shiftover.cli.main", "status", "--config", str(bad)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert "BACKEND_002" in proc.stderr and "providers.a.role" in proc.stderr

@@ -17,8 +17,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.config import Config, load_config
-from adapters.errors import BackendError, ConfigInvalid
+from shiftover.adapters.config import Config, load_config
+from shiftover.adapters.errors import BackendError, ConfigInvalid
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -143,7 +143,8 @@ def test_status_with_a_bad_config_prints_one_backend_line(tmp_path: Path, conten
     bad.write_bytes(content)
     env = {**os.environ, "SHIFTOVER_LOG_DIR": str(tmp_path / "logs"), "COLUMNS": "80"}
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "flows.cli", "status", "--config", str(bad)], capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "shiftover.cli.main", "status", "--config", str(bad)],
+                          capture_output=True,
                           text=True, timeout=120, env=env, cwd=tmp_path)
     assert proc.returncode == 1 and proc.stdout == ""
     lines = proc.stderr.splitlines()

@@ -15,10 +15,10 @@ from decimal import Decimal
 
 import pytest
 
-from adapters import canonical
-from adapters.base import Adapter, CollectionSchema, Column, Filter, KeyRange, matches, ranges_from_boundaries
-from adapters.errors import BackendError, CollectionNotFound, InvalidRequest, WriteFrozen
-from adapters.registry import adapter_class
+from shiftover.adapters import canonical
+from shiftover.adapters.base import Adapter, CollectionSchema, Column, Filter, KeyRange, matches, ranges_from_boundaries
+from shiftover.adapters.errors import BackendError, CollectionNotFound, InvalidRequest, WriteFrozen
+from shiftover.adapters.registry import adapter_class
 
 PROVIDERS = ["memory", "sqlite", "postgresql", "firestore", "mongodb"]
 UTC = dt.timezone.utc
@@ -336,8 +336,8 @@ def test_firestore_native_types_and_subcollections(request: pytest.FixtureReques
 
 
 def test_firestore_schema_override_and_id_rules(request: pytest.FixtureRequest, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from adapters.errors import UnsupportedValue
-    from adapters.firestore import FirestoreAdapter
+    from shiftover.adapters.errors import UnsupportedValue
+    from shiftover.adapters.firestore import FirestoreAdapter
 
     emulator = request.getfixturevalue("firestore_emulator")
     options = FirestoreAdapter.Options(emulator_host=emulator.host, schemas={"people": {"age": "decimal"}})
@@ -383,9 +383,9 @@ def test_mongo_object_ids_datetimes_and_composite_keys(request: pytest.FixtureRe
 
 
 def test_unreachable_document_stores_fail_fast_without_secrets() -> None:
-    from adapters.errors import ConnectionTimeout
-    from adapters.firestore import FirestoreAdapter
-    from adapters.mongo import MongoAdapter
+    from shiftover.adapters.errors import ConnectionTimeout
+    from shiftover.adapters.firestore import FirestoreAdapter
+    from shiftover.adapters.mongo import MongoAdapter
 
     mongo = MongoAdapter("mg", "mongodb://app:hunter22@127.0.0.1:1/db", MongoAdapter.Options(timeout_s=0.3))
     fs = FirestoreAdapter("fs", "firestore://p", FirestoreAdapter.Options(emulator_host="127.0.0.1:1", timeout_s=0.5))

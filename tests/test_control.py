@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from adapters.base import KeyRange, ProbeResult
-from adapters.config import HealthPolicy
-from adapters.control import ControlStore
-from adapters.errors import PointerConflict
+from shiftover.adapters.base import KeyRange, ProbeResult
+from shiftover.adapters.config import HealthPolicy
+from shiftover.adapters.errors import PointerConflict
+from shiftover.control.store import ControlStore
 
 
 def test_pointer_moves_only_by_compare_and_swap(tmp_path: Path) -> None:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.registry import open_adapter
-from flows.migrate import MigrateParams, migrate
+from shiftover.adapters.registry import open_adapter
+from shiftover.flows.migrate import MigrateParams, migrate
 from tests.helpers import assert_same_records, config, write_config
 from tests.test_bluegreen import control, seed_items
 
@@ -56,7 +56,7 @@ def _dask_task_runs(run_id: str) -> int:
 def test_cli_immediate_on_dask(tmp_path: Path, pg_url: str, pg_url2: str) -> None:
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from shiftover.cli.main import app
 
     cfg_path = write_config(tmp_path, {"src": {"kind": "postgresql", "url": pg_url, "role": "primary"},
                                        "dst": {"kind": "postgresql", "url": pg_url2}})
@@ -109,7 +109,7 @@ def test_cli_runs_the_chunks_on_an_existing_dask_cluster(tmp_path: Path, pg_url:
     from distributed import Client, get_task_stream
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from shiftover.cli.main import app
 
     cfg_path = write_config(tmp_path, {"src": {"kind": "postgresql", "url": pg_url, "role": "primary"},
                                        "dst": {"kind": "postgresql", "url": pg_url2}})
@@ -134,8 +134,8 @@ def test_cli_runs_the_chunks_on_an_existing_dask_cluster(tmp_path: Path, pg_url:
 
 
 def test_an_unreachable_dask_address_is_one_line_with_the_fix(tmp_path: Path) -> None:
-    from adapters.errors import ConfigInvalid, OrchestratorUnavailable
-    from flows.task_runners import task_runner
+    from shiftover.adapters.errors import ConfigInvalid, OrchestratorUnavailable
+    from shiftover.flows.task_runners import task_runner
     from tests.fixtures_clusters import free_port
 
     address = f"tcp://127.0.0.1:{free_port()}"

@@ -1,5 +1,5 @@
 """End to end, as a user sees it: a real `prefect server` on a free port, the deployments served from
-deployments/serve.py, the migrate and full_test_suite deployments run through the Prefect API with parameters, their
+deployments/catalogue.py, the migrate and full_test_suite deployments run through the Prefect API with parameters, their
 artifacts read back, and the report checked in the Prefect UI by a headless Chromium (Debian's `chromium`, driven by
 Python Playwright; never `playwright install`). One server for the module; the screenshots go to test-output/.
 """
@@ -22,9 +22,9 @@ from typing import Any, TypeVar
 
 import pytest
 
-from adapters.registry import open_adapter
-from flows.demo import seed
-from tasks.report_views import EQUAL
+from shiftover.adapters.registry import open_adapter
+from shiftover.cli.demo_data import seed
+from shiftover.tasks.report_views import EQUAL
 from tests.fixtures_clusters import free_port
 from tests.helpers import config, write_config
 
@@ -119,7 +119,7 @@ class Runs:
 
 @pytest.fixture(scope="module")
 def runs(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
-    """Serve migrate and full-test-suite from deployments/serve.py, then run both through the API."""
+    """Serve migrate and full-test-suite from deployments/catalogue.py, then run both through the API."""
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -130,7 +130,7 @@ def runs(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
                                    "lab": {"kind": "sqlite", "url": "sqlite:///lab.db"}})
     with open_adapter(config(cfg_path), "shop") as shop:
         seed(shop, 600)
-    script = ("import sys\nfrom prefect import serve\nfrom deployments.serve import build_deployments\n"
+    script = ("import sys\nfrom prefect import serve\nfrom shiftover.deployments.catalogue import build_deployments\n"
               "wanted = {'migrate', 'full-test-suite'}\n"
               "serve(*[d for d in build_deployments(sys.argv[1], sweep_interval_s=3600, sync_interval_s=3600)"
               " if d.name in wanted], limit=4)\n")

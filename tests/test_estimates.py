@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from adapters.registry import open_adapter
-from flows.demo import seed
-from flows.migrate import MigrateParams, migrate
+from shiftover.adapters.registry import open_adapter
+from shiftover.cli.demo_data import seed
+from shiftover.flows.migrate import MigrateParams, migrate
 from tests.helpers import config, write_config
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

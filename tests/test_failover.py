@@ -10,16 +10,16 @@ import time
 import psycopg
 import pytest
 
-from adapters.base import CollectionSchema, Column
-from adapters.config import load_config
-from adapters.control import ControlStore
-from adapters.errors import StaleEpoch
-from adapters.memory import MemoryAdapter
-from adapters.registry import open_adapter
-from adapters.router import Backend
-from flows.failover import FailoverParams, failover, render
-from flows.serve import Monitor
-from tasks.sync import sync_pair
+from shiftover.adapters.base import CollectionSchema, Column
+from shiftover.adapters.config import load_config
+from shiftover.adapters.errors import StaleEpoch
+from shiftover.adapters.memory import MemoryAdapter
+from shiftover.adapters.registry import open_adapter
+from shiftover.adapters.router import Backend
+from shiftover.control.store import ControlStore
+from shiftover.flows.failover import FailoverParams, failover, render
+from shiftover.service.process import Monitor
+from shiftover.tasks.sync import sync_pair
 from tests.fixtures_clusters import write_config
 
 ITEMS = CollectionSchema("items", (Column("id", "integer", False), Column("v", "text"),
@@ -248,7 +248,7 @@ def test_failover_dry_run_and_to_from_the_command_line(prefect_harness, memory_c
 
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from shiftover.cli.main import app
 
     cfg = memory_config()
     control = ControlStore(cfg.control.url.get_secret_value())

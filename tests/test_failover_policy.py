@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from adapters.base import ProbeResult
-from adapters.config import parse_config
-from adapters.control import Pointer
-from tasks.failover import MonitorPolicy
+from shiftover.adapters.base import ProbeResult
+from shiftover.adapters.config import parse_config
+from shiftover.control.store import Pointer
+from shiftover.tasks.failover import MonitorPolicy
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 

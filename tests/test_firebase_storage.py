@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from adapters.errors import CutoverBlocked, InvalidRequest, UnsupportedValue
-from adapters.registry import open_adapter
-from flows.migrate import MigrateParams, migrate
+from shiftover.adapters.errors import CutoverBlocked, InvalidRequest, UnsupportedValue
+from shiftover.adapters.registry import open_adapter
+from shiftover.flows.migrate import MigrateParams, migrate
 from tests.fixtures_firebase_storage import FirebaseStorageEmulator
 from tests.fixtures_supabase import SupabaseFake
 from tests.helpers import config, write_config

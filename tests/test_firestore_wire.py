@@ -9,10 +9,10 @@ from decimal import Decimal
 
 import pytest
 
-from adapters import firestore_wire as fs_module
-from adapters.base import CollectionSchema, Column, KeyRange, ranges_from_boundaries
-from adapters.errors import UnsupportedValue
-from adapters.firestore import STAMP, FirestoreAdapter
+from shiftover.adapters import firestore_wire as fs_module
+from shiftover.adapters.base import CollectionSchema, Column, KeyRange, ranges_from_boundaries
+from shiftover.adapters.errors import UnsupportedValue
+from shiftover.adapters.firestore import STAMP, FirestoreAdapter
 
 IST = dt.timezone(dt.timedelta(hours=5, minutes=30))
 
@@ -123,7 +123,7 @@ def test_round_trip_through_the_emulator_matches_the_public_api(live: FirestoreA
 
 
 def test_digests_and_boundaries_in_one_pass_match_the_generic_ones(live: FirestoreAdapter) -> None:
-    from adapters.base import Adapter
+    from shiftover.adapters.base import Adapter
 
     live.upsert("wire", [{"id": f"k{i:04d}", "v": {"i": i}, "n": i} for i in range(1, 1201)])
     every = 250

@@ -21,13 +21,13 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from adapters.base import Filter
-from adapters.memory import MemoryAdapter
-from adapters.registry import open_adapter
-from tasks.testsuite import MATRIX_KEY, REPORT_KEY
-from tasks.testsuite_categories import scratch_record, scratch_schema
-from tasks.testsuite_model import CATEGORIES, TestSuiteParams, TestSuiteReport
-from tasks.testsuite_performance import percentile
+from shiftover.adapters.base import Filter
+from shiftover.adapters.memory import MemoryAdapter
+from shiftover.adapters.registry import open_adapter
+from shiftover.tasks.testsuite import MATRIX_KEY, REPORT_KEY
+from shiftover.tasks.testsuite_categories import scratch_record, scratch_schema
+from shiftover.tasks.testsuite_model import CATEGORIES, TestSuiteParams, TestSuiteReport
+from shiftover.tasks.testsuite_performance import percentile
 from tests.fixtures_clusters import BINDIR, PgCluster, _as_postgres
 from tests.helpers import config, write_config
 
@@ -58,7 +58,7 @@ async def _logs(flow_run_id: UUID) -> str:
 
 
 def run_suite(params: TestSuiteParams) -> tuple[TestSuiteReport, UUID, dict[str, Any]]:
-    from flows.full_test_suite import full_test_suite
+    from shiftover.flows.full_test_suite import full_test_suite
 
     state = full_test_suite(params, return_state=True)
     assert state.is_completed(), state.message
@@ -74,7 +74,7 @@ def matrix(artifact: Any) -> dict[str, dict[str, str]]:
 
 def boolean_filter_works(url: str) -> bool:
     """Whether the PostgreSQL adapter answers a find on a boolean field (the suite must report what it does)."""
-    from adapters.registry import adapter_class
+    from shiftover.adapters.registry import adapter_class
 
     cls = adapter_class("postgresql")
     with cls("probe-bool", url, cls.Options()) as pg:
@@ -248,7 +248,8 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     from prefect.settings import PREFECT_API_URL
 
     env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value()), "COLUMNS": "200"}  # no second server
-    return subprocess.run([sys.executable, "-m", "flows.cli", "test-suite", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "shiftover.cli.main", "test-suite", *args], 
+                          capture_output=True, text=True,
                           env=env, timeout=300)
 
 

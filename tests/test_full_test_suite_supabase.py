@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from tasks.testsuite import MATRIX_KEY, REPORT_KEY
-from tasks.testsuite_model import TestSuiteParams
+from shiftover.tasks.testsuite import MATRIX_KEY, REPORT_KEY
+from shiftover.tasks.testsuite_model import TestSuiteParams
 from tests.helpers import write_config
 from tests.test_full_test_suite import FAST, matrix, run_suite
 

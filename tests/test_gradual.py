@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from adapters.base import CollectionSchema
-from adapters.registry import open_adapter
-from adapters.router import Backend
-from flows.migrate import MigrateParams, migrate
+from shiftover.adapters.base import CollectionSchema
+from shiftover.adapters.registry import open_adapter
+from shiftover.adapters.router import Backend
+from shiftover.flows.migrate import MigrateParams, migrate
 from tests.helpers import assert_same_records, config, write_config
 from tests.test_bluegreen import ITEMS, control
 

@@ -8,10 +8,10 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from adapters.config import load_config
-from adapters.control import ControlStore
-from adapters.memory import MemoryAdapter
-from flows.health_sweep import HealthSweepParams, health_sweep
+from shiftover.adapters.config import load_config
+from shiftover.adapters.memory import MemoryAdapter
+from shiftover.control.store import ControlStore
+from shiftover.flows.health_sweep import HealthSweepParams, health_sweep
 from tests.fixtures_clusters import write_config
 
 
@@ -69,7 +69,7 @@ def test_sweep_records_every_probe_and_publishes_the_table(prefect_harness, conf
 
 
 def test_health_command_prints_json(prefect_harness, config_path):
-    from flows.cli import app
+    from shiftover.cli.main import app
 
     run = CliRunner().invoke(app, ["health", "--config", str(config_path), "--json", "--no-canary"])
     rows = {r["provider"]: r for r in json.loads(run.stdout)}

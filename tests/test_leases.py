@@ -18,12 +18,12 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from adapters.config import load_config
-from adapters.control import ControlStore
-from adapters.errors import LeaseHeld
-from adapters.leases import LeaseTable, RunLease, leases_t
-from adapters.registry import open_adapter
-from flows.migrate import MigrateParams, migrate
+from shiftover.adapters.config import load_config
+from shiftover.adapters.errors import LeaseHeld
+from shiftover.adapters.registry import open_adapter
+from shiftover.control.leases import LeaseTable, RunLease, leases_t
+from shiftover.control.store import ControlStore
+from shiftover.flows.migrate import MigrateParams, migrate
 from tests.helpers import all_records, assert_same_records, config, write_config
 from tests.test_bluegreen import seed_items
 
@@ -196,8 +196,8 @@ def test_a_killed_holders_lease_is_taken_over_by_the_next_migration(
 def test_a_freeze_is_lifted_only_by_its_run_or_by_naming_it(tmp_path: Path, pg_url: str) -> None:
     from typer.testing import CliRunner
 
-    from flows.cli import app
-    from tasks.migration import unfreeze_source
+    from shiftover.cli.main import app
+    from shiftover.tasks.migration import unfreeze_source
 
     cfg_path = write_config(tmp_path, {"src": {"kind": "postgresql", "url": pg_url, "role": "primary"}})
     seed_items(cfg_path, "src", 10)

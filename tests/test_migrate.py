@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from adapters.control import ControlStore
-from adapters.errors import BackendError, CutoverBlocked, MigrationFailed, WriteFrozen
-from adapters.registry import open_adapter
-from flows.demo import seed
-from flows.migrate import MigrateParams, migrate
+from shiftover.adapters.errors import BackendError, CutoverBlocked, MigrationFailed, WriteFrozen
+from shiftover.adapters.registry import open_adapter
+from shiftover.cli.demo_data import seed
+from shiftover.control.store import ControlStore
+from shiftover.flows.migrate import MigrateParams, migrate
 from tests.helpers import assert_same_records, config, write_config
 from tests.helpers import newest_artifact as _artifact
 
@@ -119,7 +119,7 @@ def test_pg_to_pg_in_engine_digests_catch_one_changed_value(tmp_path: Path, pg_u
         conn.exec_driver_sql("INSERT INTO docs SELECT g, json_build_object('n', g, 'ü', 'é'), g * 1.25, "
                              "timestamptz '2024-01-01 00:00+00' + g * interval '1 minute' "
                              "FROM generate_series(1, 2000) AS g")
-    from adapters.postgres import PostgresAdapter
+    from shiftover.adapters.postgres import PostgresAdapter
 
     original = PostgresAdapter.copy_range_from
 
@@ -151,7 +151,7 @@ def test_source_rejects_writes_from_any_client_during_the_freeze(tmp_path: Path,
     _seeded(cfg_path, "src", 600)
     cfg = config(cfg_path)
     seen: list[str] = []
-    import tasks.migration as tm
+    import shiftover.tasks.migration as tm
 
     original = tm._copy_batches
 
@@ -195,7 +195,7 @@ def test_failed_run_leaves_everything_and_a_rerun_resumes(tmp_path: Path, pg_url
     cfg_path = write_config(tmp_path, {"src": {"kind": "postgresql", "url": pg_url, "role": "primary"},
                                        "dst": {"kind": "memory", "url": "memory://resume"}})
     _seeded(cfg_path, "src", 2400)
-    import tasks.migration as tm
+    import shiftover.tasks.migration as tm
 
     original, calls = tm._copy_batches, []
 
@@ -235,7 +235,7 @@ def test_failed_run_leaves_everything_and_a_rerun_resumes(tmp_path: Path, pg_url
 
 def test_password_never_appears_in_logs_artifacts_or_errors(tmp_path: Path, pg_url: str, caplog,
                                                             capfd, monkeypatch) -> None:
-    import tasks.migration as tm
+    import shiftover.tasks.migration as tm
 
     monkeypatch.setattr(tm.plan_collections, "retries", 0)
     secret = "Pa55-w0rd-nobody-sees"
@@ -265,8 +265,8 @@ def test_password_never_appears_in_logs_artifacts_or_errors(tmp_path: Path, pg_u
 def test_large_postgres_tables_are_split_from_a_sample_into_even_covering_chunks(pg_url: str) -> None:
     """Above ~250,000 rows the key boundaries come from a page sample, not a numbering of the whole index: the ranges
     still cover every key exactly once, in the engine's key order (bytewise for text), in chunks near the size asked."""
-    from adapters.base import ranges_from_boundaries
-    from adapters.postgres import PostgresAdapter
+    from shiftover.adapters.base import ranges_from_boundaries
+    from shiftover.adapters.postgres import PostgresAdapter
 
     engine = sa.create_engine(pg_url)
     with engine.begin() as conn:
@@ -330,7 +330,7 @@ def test_validation_reads_only_the_target_when_the_chunks_digested_the_frozen_so
                                                                                       pg_url: str) -> None:
     """Each chunk digests the source range it copies (the source is frozen, so the digest holds until the cutover):
     validation then reads the target alone. A resumed run, whose earlier chunks made no digest here, reads both."""
-    import tasks.digests as tm
+    import shiftover.tasks.digests as tm
 
     cfg_path = write_config(tmp_path, {"src": {"kind": "postgresql", "url": pg_url, "role": "primary"},
                                        "dst": {"kind": "sqlite", "url": "sqlite:///dst.db"}})
@@ -367,8 +367,8 @@ def test_interrupted_bulk_copy_leaves_the_key_to_the_rerun(tmp_path: Path, pg_ur
     """PG → PG creates the target's tables from the source's pre-data (without keys) and builds the keys after the
     load. A run that stops half-way leaves the keyless table and the pointer where it was; the re-run (the same run,
     which recorded that it created the table) finishes the copy, builds the key and switches."""
-    from adapters.errors import InvalidRequest
-    from adapters.postgres import PostgresAdapter
+    from shiftover.adapters.errors import InvalidRequest
+    from shiftover.adapters.postgres import PostgresAdapter
 
     cfg_path = write_config(tmp_path, {"src": {"kind": "postgresql", "url": pg_url, "role": "primary"},
                                        "dst": {"kind": "postgresql", "url": pg_url2}})

@@ -9,8 +9,8 @@ from decimal import Decimal
 
 import pytest
 
-from adapters.base import Adapter, CollectionSchema, Column, KeyRange, ranges_from_boundaries
-from adapters.mongo import MongoAdapter
+from shiftover.adapters.base import Adapter, CollectionSchema, Column, KeyRange, ranges_from_boundaries
+from shiftover.adapters.mongo import MongoAdapter
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from adapters.base import KeyRange
-from adapters.registry import open_adapter
-from tasks.migration import finish_target, prepare_target
+from shiftover.adapters.base import KeyRange
+from shiftover.adapters.registry import open_adapter
+from shiftover.tasks.migration import finish_target, prepare_target
 from tests.helpers import config, write_config
 
 

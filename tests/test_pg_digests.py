@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from adapters.base import KeyRange
-from adapters.postgres import PostgresAdapter
+from shiftover.adapters.base import KeyRange
+from shiftover.adapters.postgres import PostgresAdapter
 
 DDL = [
     "CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy')",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from adapters.errors import CollectionNotFound
-from adapters.postgres import PostgresAdapter
+from shiftover.adapters.errors import CollectionNotFound
+from shiftover.adapters.postgres import PostgresAdapter
 
 
 def _schema(url: str) -> tuple[tuple[tuple[str, str, bool, int | None, int | None], ...], tuple[str, ...]]:

@@ -15,11 +15,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from adapters import pg_types
-from adapters.base import KeyRange
-from adapters.errors import UnsupportedValue
-from adapters.registry import open_adapter
-from flows.migrate import MigrateParams, migrate
+from shiftover.adapters import pg_types
+from shiftover.adapters.base import KeyRange
+from shiftover.adapters.errors import UnsupportedValue
+from shiftover.adapters.registry import open_adapter
+from shiftover.flows.migrate import MigrateParams, migrate
 from tests.conftest import PG_ADMIN, _pg_url, drop_database, make_database
 from tests.helpers import config, write_config
 

@@ -77,7 +77,7 @@ def _flow_runs(api: str, flow_name: str) -> list:
 def test_commands_that_need_no_flow_import_no_prefect_gx_or_pandas(tmp_path: Path, argv: list[str]) -> None:
     cfg = _config(tmp_path)
     args = [a.replace("{tmp}", str(tmp_path)) for a in argv] + (["--config", str(cfg)] if argv[0] == "status" else [])
-    script = ("import json, sys\nfrom flows.cli import app\ncode = 0\ntry:\n    app(args=sys.argv[1:], "
+    script = ("import json, sys\nfrom shiftover.cli.main import app\ncode = 0\ntry:\n    app(args=sys.argv[1:], "
               "prog_name='shiftover')\nexcept SystemExit as exc:\n    code = exc.code or 0\n"
               "heavy = [m for m in ('prefect', 'great_expectations', 'pandas') if m in sys.modules]\n"
               "print('MODULES ' + json.dumps({'code': code, 'heavy': heavy}), file=sys.stderr)\n")

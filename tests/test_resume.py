@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.registry import open_adapter
-from flows.migrate import MigrateParams, migrate
+from shiftover.adapters.registry import open_adapter
+from shiftover.flows.migrate import MigrateParams, migrate
 from tests.conftest import ROOT
 from tests.helpers import all_records, assert_same_records, config, write_config
 from tests.test_bluegreen import assert_model, control, seed_items
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 SCRIPT = """
 import sys
-from flows.migrate import MigrateParams, migrate
+from shiftover.flows.migrate import MigrateParams, migrate
 migrate(MigrateParams(source="src", target="dst", strategy="blue_green", config_path=sys.argv[1], chunk_rows=300,
                       batch_size=100, workers=2))
 """

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from adapters.errors import MigrationFailed, WriteFrozen
-from adapters.registry import open_adapter
-from flows.migrate import MigrateParams, migrate
-from flows.rollback import ReleaseParams, RollbackParams, release, rollback
+from shiftover.adapters.errors import MigrationFailed, WriteFrozen
+from shiftover.adapters.registry import open_adapter
+from shiftover.flows.migrate import MigrateParams, migrate
+from shiftover.flows.rollback import ReleaseParams, RollbackParams, release, rollback
 from tests.helpers import assert_same_records, config, write_config
 from tests.test_bluegreen import control, seed_items
 

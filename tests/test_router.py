@@ -7,13 +7,13 @@ import time
 
 import pytest
 
-from adapters.base import CollectionSchema, Column
-from adapters.config import load_config
-from adapters.control import ControlStore
-from adapters.errors import ProviderUnavailable, StaleEpoch, WriteFrozen
-from adapters.memory import MemoryAdapter
-from adapters.registry import open_adapter
-from adapters.router import Backend
+from shiftover.adapters.base import CollectionSchema, Column
+from shiftover.adapters.config import load_config
+from shiftover.adapters.errors import ProviderUnavailable, StaleEpoch, WriteFrozen
+from shiftover.adapters.memory import MemoryAdapter
+from shiftover.adapters.registry import open_adapter
+from shiftover.adapters.router import Backend
+from shiftover.control.store import ControlStore
 from tests.fixtures_clusters import write_config
 
 ITEMS = CollectionSchema("items", (Column("id", "integer", False), Column("v", "text")), ("id",))

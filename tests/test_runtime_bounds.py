@@ -10,12 +10,12 @@ import time
 
 import pytest
 
-import tasks.health as health_tasks
-from adapters.base import CollectionSchema, Column
-from adapters.config import load_config
-from adapters.control import ControlStore
-from adapters.memory import MemoryAdapter
-from adapters.registry import open_adapter
+import shiftover.tasks.health as health_tasks
+from shiftover.adapters.base import CollectionSchema, Column
+from shiftover.adapters.config import load_config
+from shiftover.adapters.memory import MemoryAdapter
+from shiftover.adapters.registry import open_adapter
+from shiftover.control.store import ControlStore
 from tests.fixtures_clusters import write_config
 
 ITEMS = CollectionSchema("items", (Column("id", "integer", False), Column("v", "text"),
@@ -23,7 +23,7 @@ ITEMS = CollectionSchema("items", (Column("id", "integer", False), Column("v", "
 
 
 def test_the_debounce_holds_a_state_through_one_failed_probe(prefect_harness, tmp_path):
-    from flows.health_sweep import HealthSweepParams, health_sweep
+    from shiftover.flows.health_sweep import HealthSweepParams, health_sweep
 
     MemoryAdapter.store("db")
     path = write_config(tmp_path, {"db": {"kind": "memory", "url": "memory://db", "role": "primary"}},
@@ -71,7 +71,7 @@ def test_a_probe_timeout_counts_from_the_probe_start_not_from_opening(monkeypatc
 
 
 def test_sync_never_writes_into_the_target_of_a_running_migration(prefect_harness, tmp_path):
-    from flows.sync import SyncParams, sync
+    from shiftover.flows.sync import SyncParams, sync
 
     path = write_config(tmp_path, {
         "main": {"kind": "sqlite", "url": f"sqlite:///{tmp_path / 'main.db'}", "role": "primary", "priority": 1},
@@ -103,7 +103,7 @@ def test_sync_never_writes_into_the_target_of_a_running_migration(prefect_harnes
                                             ("failover", "CANCEL_NEW"), ("migrate", "ENQUEUE"),
                                             ("full-test-suite", "ENQUEUE"), ("analyze-codebase", "ENQUEUE")])
 def test_every_served_deployment_runs_one_run_at_a_time(tmp_path, name, strategy):
-    from deployments.serve import build_deployments
+    from shiftover.deployments.catalogue import build_deployments
 
     path = write_config(tmp_path, {"db": {"kind": "memory", "url": "memory://db", "role": "primary"}})
     deployment = {d.name: d for d in build_deployments(path)}[name]
@@ -117,7 +117,7 @@ def test_the_monitor_switches_first_and_records_the_flow_run_after(prefect_harne
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 
-    from flows.serve import Monitor
+    from shiftover.service.process import Monitor
 
     path, control = _primary_and_standby(tmp_path, failures=2)
     _synced(path, control)
@@ -149,7 +149,7 @@ def test_the_monitor_switches_first_and_records_the_flow_run_after(prefect_harne
 
 def _synced(path, control) -> None:
     """b has completed a sync from a: automatic failover never switches to a standby not known to be in sync."""
-    from tasks.sync import sync_pair
+    from shiftover.tasks.sync import sync_pair
 
     cfg = load_config(path)
     for name in ("a", "b"):
@@ -160,8 +160,8 @@ def _synced(path, control) -> None:
 
 def test_the_monitor_takes_the_flows_steps_and_refuses_a_standby_never_synced(tmp_path):
     """The monitor's switch is the flow's `fail_over`: no blind switch (BACKEND_017), nothing fenced, no flow run."""
-    from adapters.errors import StandbyNotInSync
-    from flows.serve import Monitor
+    from shiftover.adapters.errors import StandbyNotInSync
+    from shiftover.service.process import Monitor
 
     path, control = _primary_and_standby(tmp_path, failures=1)
     recorded: list = []
@@ -192,14 +192,14 @@ def _primary_and_standby(tmp_path, *, failures: int):  # noqa: ANN001, ANN202
 
 
 def _fail_over_plain(values: dict):
-    from flows.failover import TASKS, FailoverParams, fail_over
+    from shiftover.flows.failover import TASKS, FailoverParams, fail_over
 
     return fail_over(FailoverParams(**values), TASKS.plain())
 
 
 def test_the_monitor_says_a_refusal_it_keeps_meeting_once(caplog) -> None:
-    from adapters.errors import StandbyNotInSync
-    from flows.serve import Monitor
+    from shiftover.adapters.errors import StandbyNotInSync
+    from shiftover.service.process import Monitor
 
     refused = StandbyNotInSync("no standby is in sync with 'a'", provider="a", hint="run shiftover sync")
     stop, calls = threading.Event(), []

@@ -20,9 +20,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from adapters.control import ControlStore
-from adapters.errors import BackendError
-from flows.migrate import MigrateParams, migrate
+from shiftover.adapters.errors import BackendError
+from shiftover.control.store import ControlStore
+from shiftover.flows.migrate import MigrateParams, migrate
 from tests.helpers import config, write_config
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from adapters.errors import BackendError, redact, url_secrets
-from adapters.registry import open_adapter
-from flows.cli import app
+from shiftover.adapters.errors import BackendError, redact, url_secrets
+from shiftover.adapters.registry import open_adapter
+from shiftover.cli.main import app
 from tests.helpers import config, newest_artifact, write_config
 
 # any printable character, spaces and URL delimiters included; no control characters (a URL or YAML line cannot hold
@@ -106,7 +106,7 @@ async def _runs_and_logs() -> str:
 @example(password="p@ss/w0rd@x", encoded=True)
 def test_password_never_reaches_status_errors_logs_artifacts_runs_or_control_store(
         tmp_path_factory, seeded_db: str, caplog, password: str, encoded: bool) -> None:
-    from flows.migrate import MigrateParams, migrate
+    from shiftover.flows.migrate import MigrateParams, migrate
 
     assume(encoded or "@" not in password)  # a raw @ makes the URL mean another host: no dry run to look at
     tmp = tmp_path_factory.mktemp("secret")

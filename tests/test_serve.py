@@ -125,7 +125,7 @@ def test_serve_runs_the_scheduled_sweep_and_answers_the_active_backend(prefect_s
 
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
-        from deployments.automations import AUTOMATION_NAME, create
+        from shiftover.deployments.automations import AUTOMATION_NAME, create
 
         with temporary_settings({PREFECT_API_URL: api}):
             automation_id = create(str(config))

@@ -19,8 +19,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from adapters.control import ControlStore
-from flows.serve import Endpoint
+from shiftover.control.store import ControlStore
+from shiftover.service.process import Endpoint
 from tests.fixtures_clusters import free_port
 from tests.helpers import write_config
 
@@ -109,7 +109,7 @@ def test_slowloris_burst_leaves_threads_bounded_and_active_answering(tmp_path: P
     port = free_port()
     script = textwrap.dedent(f"""
         import time
-        from flows.serve import Endpoint
+        from shiftover.service.process import Endpoint
         Endpoint({str(cfg)!r}, "127.0.0.1", {port}, header_timeout_s=3).start()
         print("ready", flush=True)
         time.sleep(600)
@@ -155,7 +155,7 @@ def test_slowloris_burst_leaves_threads_bounded_and_active_answering(tmp_path: P
 def test_the_view_of_a_postgresql_control_store_reads_and_cannot_write(pg_url: str) -> None:
     import sqlalchemy as sa
 
-    from adapters.control_view import ControlView, NoPointerYet
+    from shiftover.control.view import ControlView, NoPointerYet
 
     view = ControlView(pg_url)
     try:

@@ -1,4 +1,4 @@
-"""Scheduled deployments run inside the serve process (flows/scheduled_runs.py): flow runs under their deployment,
+"""Scheduled deployments run inside the serve process (service/scheduled_runs.py): flow runs under their deployment,
 run by a thread of this process, one at a time, an overlapping run skipped, a backlog never run."""
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def test_scheduled_runs_run_in_this_process_one_at_a_time(running_prefect_api) -
     from prefect.settings import PREFECT_API_URL, temporary_settings
     from prefect.states import Scheduled
 
-    from flows.scheduled_runs import SKIPPED_BUSY, SKIPPED_STALE, InProcessRunner
+    from shiftover.service.scheduled_runs import SKIPPED_BUSY, SKIPPED_STALE, InProcessRunner
 
     api, _ = running_prefect_api
     name = f"slow-{uuid.uuid4().hex[:6]}"
@@ -73,7 +73,7 @@ def test_scheduled_runs_run_in_this_process_one_at_a_time(running_prefect_api) -
 def test_an_untested_prefect_version_is_named(monkeypatch, caplog) -> None:
     import prefect
 
-    from flows.scheduled_runs import TESTED, check_prefect
+    from shiftover.service.scheduled_runs import TESTED, check_prefect
 
     assert check_prefect().startswith(TESTED)  # the installed one was tested
     monkeypatch.setattr(prefect, "__version__", "9.1.0")

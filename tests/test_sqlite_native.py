@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from adapters.base import KeyRange
-from adapters.registry import open_adapter
-from flows.demo import seed
-from flows.migrate import MigrateParams, migrate
+from shiftover.adapters.base import KeyRange
+from shiftover.adapters.registry import open_adapter
+from shiftover.cli.demo_data import seed
+from shiftover.flows.migrate import MigrateParams, migrate
 from tests.helpers import assert_same_records, config, write_config
 
 TABLES = ("customers", "orders", "order_items")

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from adapters import canonical, sqlite_native, sqlite_rows
-from adapters.base import CollectionSchema, Column, KeyRange
-from adapters.registry import open_adapter
-from adapters.sql import SqlAdapter
-from flows.migrate import MigrateParams, migrate
-from tasks.digests import ENCODED, measure
-from tasks.migration import plan_collections
+from shiftover.adapters import canonical, sqlite_native, sqlite_rows
+from shiftover.adapters.base import CollectionSchema, Column, KeyRange
+from shiftover.adapters.registry import open_adapter
+from shiftover.adapters.sql import SqlAdapter
+from shiftover.flows.migrate import MigrateParams, migrate
+from shiftover.tasks.digests import ENCODED, measure
+from shiftover.tasks.migration import plan_collections
 from tests.helpers import assert_same_records, config, write_config
 from tests.test_any_to_any import ITEMS, item_rows
 

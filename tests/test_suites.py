@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 
-from adapters.base import CollectionSchema, Column, KeyRange, RangeDigest
-from expectations import suites
-from expectations.suites import CollectionEvidence, validate
+from shiftover.adapters.base import CollectionSchema, Column, KeyRange, RangeDigest
+from shiftover.expectations import suites
+from shiftover.expectations.suites import CollectionEvidence, validate
 
 SCHEMA = CollectionSchema("orders", (Column("id", "integer"), Column("note", "text")), ("id",))
 RANGES = (KeyRange(None, (700,)), KeyRange((700,), None))

@@ -11,13 +11,13 @@ import psycopg
 import pytest
 from pydantic import SecretStr
 
-from adapters.base import CollectionSchema, Column, Filter, KeyRange
-from adapters.errors import AuthenticationFailed, BackendError, InvalidRequest, ProviderUnavailable
-from adapters.registry import open_adapter
-from adapters.supabase import SupabaseAdapter
-from adapters.supabase_auth import UID_NAMESPACE
-from adapters.userfiles import USERS, files_schema
-from flows.migrate import MigrateParams, migrate
+from shiftover.adapters.base import CollectionSchema, Column, Filter, KeyRange
+from shiftover.adapters.errors import AuthenticationFailed, BackendError, InvalidRequest, ProviderUnavailable
+from shiftover.adapters.registry import open_adapter
+from shiftover.adapters.supabase import SupabaseAdapter
+from shiftover.adapters.supabase_auth import UID_NAMESPACE
+from shiftover.adapters.userfiles import USERS, files_schema
+from shiftover.flows.migrate import MigrateParams, migrate
 from tests.fixtures_supabase import SupabaseFake
 from tests.helpers import config, write_config
 
@@ -227,7 +227,7 @@ def test_migrate_storage_objects_between_projects_verified_by_checksums(
             (f["content"], "application/pdf", f["metadata"])
     # one byte changed on the target: the content checksum catches it and the cutover is refused
     target["docs/07.pdf"].content = target["docs/07.pdf"].content[:-1] + b"!"
-    from tasks.migration import measure_collection
+    from shiftover.tasks.migration import measure_collection
 
     evidence = measure_collection.fn(str(cfg), "old", "new", "storage/docs",
                                      [KeyRange(None, ("docs/04.pdf",)), KeyRange(("docs/04.pdf",), None)])

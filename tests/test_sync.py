@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
-from adapters.base import CollectionSchema, Column
-from adapters.config import load_config
-from adapters.control import ControlStore
-from adapters.registry import open_adapter
-from flows.sync import SyncParams, sync
-from tasks.sync import sync_pair
+from shiftover.adapters.base import CollectionSchema, Column
+from shiftover.adapters.config import load_config
+from shiftover.adapters.registry import open_adapter
+from shiftover.control.store import ControlStore
+from shiftover.flows.sync import SyncParams, sync
+from shiftover.tasks.sync import sync_pair
 from tests.fixtures_clusters import write_config
 
 ITEMS = CollectionSchema("items", (Column("id", "integer", False), Column("v", "text"),

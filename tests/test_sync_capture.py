@@ -10,16 +10,16 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from adapters.base import CollectionSchema, Column
-from adapters.control import ControlStore
-from adapters.errors import StandbyNotInSync
-from adapters.memory import MemoryAdapter
-from adapters.registry import open_adapter
-from adapters.syncstate import SyncStates
-from flows.cli import app
-from flows.failover import FailoverParams, failover
-from flows.sync import SyncParams, sync
-from tasks.sync import sync_pair
+from shiftover.adapters.base import CollectionSchema, Column
+from shiftover.adapters.errors import StandbyNotInSync
+from shiftover.adapters.memory import MemoryAdapter
+from shiftover.adapters.registry import open_adapter
+from shiftover.cli.main import app
+from shiftover.control.store import ControlStore
+from shiftover.control.syncstate import SyncStates
+from shiftover.flows.failover import FailoverParams, failover
+from shiftover.flows.sync import SyncParams, sync
+from shiftover.tasks.sync import sync_pair
 from tests.helpers import all_records, assert_same_records, config, write_config
 from tests.test_bluegreen import ITEMS, seed_items
 

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from adapters.errors import InvalidRequest
-from adapters.registry import open_adapter
-from adapters.supabase_auth import UID_NAMESPACE
-from adapters.userfiles import USERS
-from flows.migrate import MigrateParams, migrate
+from shiftover.adapters.errors import InvalidRequest
+from shiftover.adapters.registry import open_adapter
+from shiftover.adapters.supabase_auth import UID_NAMESPACE
+from shiftover.adapters.userfiles import USERS
+from shiftover.flows.migrate import MigrateParams, migrate
 from tests.fixtures_supabase import FirebaseAuthEmulator, SupabaseFake
 from tests.helpers import config, write_config
 from tests.test_supabase import FB_HASH, FB_KEY, FB_SALT, GOTRUE_VERIFIED
@@ -121,7 +121,7 @@ def test_firebase_users_migrate_to_supabase_with_uid_metadata_and_password_hash(
 
 def test_a_changed_user_blocks_the_cutover(tmp_path: Path, pg_url: str, firebase_auth: FirebaseAuthEmulator,
                                            supabase_fake: SupabaseFake) -> None:
-    from tasks.migration import measure_collection
+    from shiftover.tasks.migration import measure_collection
 
     cfg = _config(tmp_path, firebase_auth, pg_url, supabase_fake)
     _seed_firebase(cfg)
@@ -130,7 +130,7 @@ def test_a_changed_user_blocks_the_cutover(tmp_path: Path, pg_url: str, firebase
     assert report.collections[0].digests_equal
     victim = next(u for u in supabase_fake.users.values() if u.data["email"] == "ann@example.com")
     victim.data["app_metadata"]["role"] = "viewer"
-    from adapters.base import KeyRange
+    from shiftover.adapters.base import KeyRange
 
     evidence = measure_collection.fn(str(cfg), "firebase", "supabase", USERS, [KeyRange(None, None)],
                                      report_excluded(cfg))
@@ -139,7 +139,7 @@ def test_a_changed_user_blocks_the_cutover(tmp_path: Path, pg_url: str, firebase
 
 
 def report_excluded(cfg: Path) -> tuple[str, ...]:
-    from tasks.migration import field_limits
+    from shiftover.tasks.migration import field_limits
 
     with open_adapter(config(cfg), "firebase") as src, open_adapter(config(cfg), "supabase") as dst:
         return field_limits(src, dst, USERS, True)[0]

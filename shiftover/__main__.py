@@ -1,0 +1,5 @@
+"""`python -m shiftover`: the same as the `shiftover` command."""
+
+from shiftover.cli.main import main
+
+main()
