@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel
@@ -182,8 +183,8 @@ class Adapter(abc.ABC):
     """One backend. Opened per task with `with open_adapter(provider) as a:`; never shared between threads."""
 
     kind: ClassVar[str]
-    # class data; an instance narrows it where its options leave a service out (no auth API configured, mongomock)
-    capabilities: Capabilities
+    # What this kind of adapter can do: class data, never reassigned. `capabilities` is what one instance offers.
+    offers: ClassVar[Capabilities]
     # Modules the adapter imports on first use (drivers, dialects); `registry.preload` imports them ahead of time.
     driver_modules: ClassVar[tuple[str, ...]] = ()
 
@@ -196,6 +197,16 @@ class Adapter(abc.ABC):
         self.name = name
         self.url = url
         self.options = options
+
+    @cached_property
+    def capabilities(self) -> Capabilities:
+        """What this instance offers: the kind's `offers`, less what its options leave out (`narrowed`)."""
+        return self.narrowed(self.offers)
+
+    def narrowed(self, offers: Capabilities) -> Capabilities:
+        """`offers` less the services this instance's options leave out (a kind with optional services overrides it;
+        mixins narrow through super())."""
+        return offers
 
     def __enter__(self) -> Self:
         return self

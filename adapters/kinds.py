@@ -12,12 +12,12 @@ if TYPE_CHECKING:
     from shiftover.adapters.base import Adapter
 
 _ADAPTERS: dict[str, str] = {
-    "postgresql": "shiftover.adapters.postgres:PostgresAdapter",
-    "sqlite": "shiftover.adapters.sqlite:SqliteAdapter",
+    "postgresql": "shiftover.adapters.postgres.adapter:PostgresAdapter",
+    "sqlite": "shiftover.adapters.sqlite.adapter:SqliteAdapter",
     "memory": "shiftover.adapters.memory:MemoryAdapter",
-    "supabase": "shiftover.adapters.supabase:SupabaseAdapter",
-    "firestore": "shiftover.adapters.firestore:FirestoreAdapter",
-    "mongodb": "shiftover.adapters.mongo:MongoAdapter",
+    "supabase": "shiftover.adapters.supabase.adapter:SupabaseAdapter",
+    "firestore": "shiftover.adapters.firestore.adapter:FirestoreAdapter",
+    "mongodb": "shiftover.adapters.mongo.adapter:MongoAdapter",
 }
 
 _INSTALL_HINTS: dict[str, str] = {

@@ -30,9 +30,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from shiftover.adapters import canonical, pg_types
+from shiftover.adapters import canonical
 from shiftover.adapters.base import CanonicalType, CollectionSchema, Column, Key, Record
 from shiftover.adapters.errors import ConfigInvalid, UnsupportedValue
+from shiftover.adapters.postgres import types as pg_types
 
 STRING_KEY_KINDS = frozenset({"firestore"})  # engines whose record keys are always strings
 ID_KEY_KINDS = frozenset({"firestore"})  # engines whose root collections are keyed by a column named `id`
@@ -275,5 +276,5 @@ def build(
 
 def type_fidelity(schema: CollectionSchema, *, source_kind: str, target_kind: str) -> list[str]:
     """One line per column whose PostgreSQL type does not cross exactly, or is restored on a move back, as declared in
-    `shiftover.adapters.pg_types.TYPES`: for --dry-run and the migration report."""
+    `shiftover.adapters.postgres.types.TYPES`: for --dry-run and the migration report."""
     return pg_types.fidelity_lines(schema, source_kind, target_kind)

@@ -49,7 +49,7 @@ _STORES_LOCK = threading.Lock()
 
 class MemoryAdapter(Adapter):
     kind = "memory"
-    capabilities = Capabilities(transactions=True, engine_freeze=True, change_feed="write time",
+    offers = Capabilities(transactions=True, engine_freeze=True, change_feed="write time",
                                 capture="in-process write log")
 
     class Options(Adapter.Options):

@@ -25,7 +25,7 @@ from pydantic import Field
 
 from shiftover.adapters.config import Config
 from shiftover.adapters.errors import BackendError, CutoverBlocked, MigrationFailed
-from shiftover.adapters.pg_schema import KEYS
+from shiftover.adapters.postgres.schema import KEYS
 from shiftover.control.store import ControlStore, Pointer
 from shiftover.expectations.suites import CollectionEvidence
 from shiftover.flows.migration_run import MigrateParams, begin_run, record_validation
@@ -113,7 +113,7 @@ def copy_workers(config: Config, params: MigrateParams, live: LivePlan) -> int:
 
     workers = params.workers or config.migration.workers
     target_kind = provider_config(config, params.target).kind
-    serial_target = not adapter_class(target_kind).capabilities.concurrent_writes
+    serial_target = not adapter_class(target_kind).offers.concurrent_writes
     if serial_target:  # one writer at a time (SQLite), whatever the copy path
         return 1
     return workers

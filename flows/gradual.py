@@ -16,7 +16,7 @@ from prefect import get_run_logger
 
 from shiftover.adapters.config import Config
 from shiftover.adapters.errors import BackendError, CutoverBlocked, MigrationFailed
-from shiftover.adapters.pg_schema import KEYS
+from shiftover.adapters.postgres.schema import KEYS
 from shiftover.control.store import ControlStore, Pointer
 from shiftover.flows.bluegreen import (
     _finish,

@@ -15,7 +15,7 @@ from prefect.futures import PrefectFuture, as_completed
 
 from shiftover.adapters.config import Config, load_config
 from shiftover.adapters.errors import BackendError, CutoverBlocked, MigrationFailed
-from shiftover.adapters.pg_schema import ENFORCEMENT, KEYS
+from shiftover.adapters.postgres.schema import ENFORCEMENT, KEYS
 from shiftover.control.store import ControlStore, Pointer
 from shiftover.expectations.suites import CollectionEvidence, ValidationResult
 from shiftover.flows.estimates import estimate, freeze_warning
@@ -278,4 +278,4 @@ def _concurrent_target(config_path: str, target: str) -> bool:
     from shiftover.adapters.registry import adapter_class, provider_config
 
     config = load_config(config_path)
-    return adapter_class(provider_config(config, target).kind).capabilities.concurrent_writes
+    return adapter_class(provider_config(config, target).kind).offers.concurrent_writes

@@ -78,7 +78,7 @@ def _encoded_function(src: Adapter, dst: Adapter, s_schema: CollectionSchema, sh
                       excluded: Sequence[str]) -> str | None:
     """Into SQLite from another engine (a batched copy): the target's stored-values digest, whose source side is made
     from the very rows the copy encodes and writes. Used only when the records keep their shape, the target table is
-    declared as the SQLite adapter declares the source's schema (adapters/sqlite_rows.py), and the source's JSON
+    declared as the SQLite adapter declares the source's schema (adapters/sqlite/rows.py), and the source's JSON
     columns hold plain JSON (so encoding a value loses nothing the canonical digest would have seen)."""
     if excluded or not shape.identity or is_users_or_files(s_schema.name) or copy_path(src, dst) != BATCHED or \
             dst.capabilities.digest_pushdown != "sqlite" or src.kind not in mapping.PLAIN_JSON_KINDS:
@@ -143,7 +143,7 @@ def _pushdown_family(src: Adapter, dst: Adapter, s_schema: CollectionSchema, t_s
         return None
     family = src.capabilities.digest_pushdown
     # The same native types on both sides. SQLite's columns have none of their own: its method compares the
-    # declared types itself (adapters/sqlite_native.py).
+    # declared types itself (adapters/sqlite/native.py).
     untyped = family == "sqlite"
     same_types = all(c.name in t_schema.names and c.native == _native(t_schema, c.name) and (untyped or c.native)
                      for c in s_schema.columns)

@@ -1,4 +1,4 @@
-"""Tasks that move the schema around the rows between PostgreSQL-family providers (adapters.pg_schema), and read
+"""Tasks that move the schema around the rows between PostgreSQL-family providers (adapters.postgres.schema), and read
 back what the application sees on both sides for the `schema` suite.
 
 A run records, before it restores anything, which tables its pre-data creates (checkpoint "(schema)" of the run):
@@ -17,11 +17,12 @@ from typing import cast
 
 from prefect import task
 
-from shiftover.adapters import pg_objects, pg_schema
 from shiftover.adapters.base import Adapter
 from shiftover.adapters.config import load_config
 from shiftover.adapters.errors import SchemaRefused
-from shiftover.adapters.postgres import PostgresAdapter
+from shiftover.adapters.postgres import objects as pg_objects
+from shiftover.adapters.postgres import schema as pg_schema
+from shiftover.adapters.postgres.adapter import PostgresAdapter
 from shiftover.adapters.registry import open_adapter
 from shiftover.adapters.userfiles import is_users_or_files
 from shiftover.expectations.suites import CollectionEvidence

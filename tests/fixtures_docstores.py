@@ -125,7 +125,7 @@ def mongo_target() -> Iterator[MongoTarget]:
     database = f"shiftover_t_{uuid.uuid4().hex[:10]}"
     real_url = os.environ.get("MONGODB_URL")
     if not real_url:
-        from shiftover.adapters import mongo
+        from shiftover.adapters.mongo import adapter as mongo
 
         store = f"test-{database}"
         yield MongoTarget(f"mongomock://{store}/{database}", database, False)

@@ -337,7 +337,7 @@ def test_firestore_native_types_and_subcollections(request: pytest.FixtureReques
 
 def test_firestore_schema_override_and_id_rules(request: pytest.FixtureRequest, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from shiftover.adapters.errors import UnsupportedValue
-    from shiftover.adapters.firestore import FirestoreAdapter
+    from shiftover.adapters.firestore.adapter import FirestoreAdapter
 
     emulator = request.getfixturevalue("firestore_emulator")
     options = FirestoreAdapter.Options(emulator_host=emulator.host, schemas={"people": {"age": "decimal"}})
@@ -384,8 +384,8 @@ def test_mongo_object_ids_datetimes_and_composite_keys(request: pytest.FixtureRe
 
 def test_unreachable_document_stores_fail_fast_without_secrets() -> None:
     from shiftover.adapters.errors import ConnectionTimeout
-    from shiftover.adapters.firestore import FirestoreAdapter
-    from shiftover.adapters.mongo import MongoAdapter
+    from shiftover.adapters.firestore.adapter import FirestoreAdapter
+    from shiftover.adapters.mongo.adapter import MongoAdapter
 
     mongo = MongoAdapter("mg", "mongodb://app:hunter22@127.0.0.1:1/db", MongoAdapter.Options(timeout_s=0.3))
     fs = FirestoreAdapter("fs", "firestore://p", FirestoreAdapter.Options(emulator_host="127.0.0.1:1", timeout_s=0.5))

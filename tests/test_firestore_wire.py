@@ -9,10 +9,10 @@ from decimal import Decimal
 
 import pytest
 
-from shiftover.adapters import firestore_wire as fs_module
 from shiftover.adapters.base import CollectionSchema, Column, KeyRange, ranges_from_boundaries
 from shiftover.adapters.errors import UnsupportedValue
-from shiftover.adapters.firestore import STAMP, FirestoreAdapter
+from shiftover.adapters.firestore import wire as fs_module
+from shiftover.adapters.firestore.adapter import STAMP, FirestoreAdapter
 
 IST = dt.timezone(dt.timedelta(hours=5, minutes=30))
 
@@ -35,7 +35,7 @@ def test_the_wire_path_was_verified_against_this_client_version() -> None:
     """Upgrading google-cloud-firestore fails here until the tests below are run again and VERIFIED_CLIENT updated."""
     assert fs_module.client_version() == fs_module.VERIFIED_CLIENT, (
         "the wire path uses private client internals: run tests/test_firestore_wire.py on the new client and update "
-        "adapters/firestore_wire.py VERIFIED_CLIENT")
+        "adapters/firestore/wire.py VERIFIED_CLIENT")
     assert fs_module.wire() is not None
 
 

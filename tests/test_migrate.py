@@ -119,7 +119,7 @@ def test_pg_to_pg_in_engine_digests_catch_one_changed_value(tmp_path: Path, pg_u
         conn.exec_driver_sql("INSERT INTO docs SELECT g, json_build_object('n', g, 'ü', 'é'), g * 1.25, "
                              "timestamptz '2024-01-01 00:00+00' + g * interval '1 minute' "
                              "FROM generate_series(1, 2000) AS g")
-    from shiftover.adapters.postgres import PostgresAdapter
+    from shiftover.adapters.postgres.adapter import PostgresAdapter
 
     original = PostgresAdapter.copy_range_from
 
@@ -266,7 +266,7 @@ def test_large_postgres_tables_are_split_from_a_sample_into_even_covering_chunks
     """Above ~250,000 rows the key boundaries come from a page sample, not a numbering of the whole index: the ranges
     still cover every key exactly once, in the engine's key order (bytewise for text), in chunks near the size asked."""
     from shiftover.adapters.base import ranges_from_boundaries
-    from shiftover.adapters.postgres import PostgresAdapter
+    from shiftover.adapters.postgres.adapter import PostgresAdapter
 
     engine = sa.create_engine(pg_url)
     with engine.begin() as conn:
@@ -368,7 +368,7 @@ def test_interrupted_bulk_copy_leaves_the_key_to_the_rerun(tmp_path: Path, pg_ur
     load. A run that stops half-way leaves the keyless table and the pointer where it was; the re-run (the same run,
     which recorded that it created the table) finishes the copy, builds the key and switches."""
     from shiftover.adapters.errors import InvalidRequest
-    from shiftover.adapters.postgres import PostgresAdapter
+    from shiftover.adapters.postgres.adapter import PostgresAdapter
 
     cfg_path = write_config(tmp_path, {"src": {"kind": "postgresql", "url": pg_url, "role": "primary"},
                                        "dst": {"kind": "postgresql", "url": pg_url2}})

@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 
 from shiftover.adapters.base import Adapter, CollectionSchema, Column, KeyRange, ranges_from_boundaries
-from shiftover.adapters.mongo import MongoAdapter
+from shiftover.adapters.mongo.adapter import MongoAdapter
 
 
 @pytest.fixture

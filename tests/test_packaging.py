@@ -6,6 +6,7 @@ nothing at the top level but `shiftover`.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -39,6 +40,10 @@ def test_the_wheel_holds_one_top_level_package(wheel: Path) -> None:
                  "shiftover/cli/main.py", "shiftover/service/process.py", "shiftover/control/store.py",
                  "shiftover/codebase/scan.py"):
         assert path in names, path
+    packages = {str(Path(d).relative_to(ROOT)) for d, _, files in os.walk(ROOT / "shiftover", followlinks=True)
+                if "__init__.py" in files}  # through the shiftover/<folder> symlinks
+    assert {n.rsplit("/", 1)[0] for n in names if n.endswith("/__init__.py")} == packages
+    assert {"shiftover/adapters/postgres", "shiftover/adapters/firestore", "shiftover/codebase"} <= packages
     assert any(n.startswith("shiftover/flows/templates/") and n.endswith(".yaml") for n in names)
     entry = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "shiftover = shiftover.cli.main:main" in entry

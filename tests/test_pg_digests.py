@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from shiftover.adapters.base import KeyRange
-from shiftover.adapters.postgres import PostgresAdapter
+from shiftover.adapters.postgres.adapter import PostgresAdapter
 
 DDL = [
     "CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy')",

@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from shiftover.adapters.errors import CollectionNotFound
-from shiftover.adapters.postgres import PostgresAdapter
+from shiftover.adapters.postgres.adapter import PostgresAdapter
 
 
 def _schema(url: str) -> tuple[tuple[tuple[str, str, bool, int | None, int | None], ...], tuple[str, ...]]:

@@ -1,4 +1,4 @@
-"""Every PostgreSQL column type moves (adapters/pg_types.py): a type zoo of every built-in type pg_type lets a table
+"""Every PostgreSQL column type moves (adapters/postgres/types.py): a zoo of every built-in type pg_type lets a table
 column have, arrays of them, an enum, a domain, a composite type, citext and hstore, moved value by value with
 `shiftover migrate` (the flow, strategy immediate) PostgreSQL → PostgreSQL, PostgreSQL → SQLite → PostgreSQL, and
 PostgreSQL → Firestore (emulator) / MongoDB (mongomock), then compared as `col::text` on both sides."""
@@ -15,9 +15,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from shiftover.adapters import pg_types
 from shiftover.adapters.base import KeyRange
 from shiftover.adapters.errors import UnsupportedValue
+from shiftover.adapters.postgres import types as pg_types
 from shiftover.adapters.registry import open_adapter
 from shiftover.flows.migrate import MigrateParams, migrate
 from tests.conftest import PG_ADMIN, _pg_url, drop_database, make_database

@@ -1,4 +1,4 @@
-"""SQLite → SQLite in the engine (adapters/sqlite_native.py): the copy by INSERT … SELECT from the attached source, and
+"""SQLite → SQLite in the engine (adapters/sqlite/native.py): the copy by INSERT … SELECT from the attached source, and
 digests over stored values that see every changed value and refuse to compare differently declared tables."""
 
 from __future__ import annotations

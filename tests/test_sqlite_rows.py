@@ -1,4 +1,4 @@
-"""SQLite writes as row tuples (adapters/sqlite_rows.py) and the PostgreSQL → SQLite gate that digests the source as
+"""SQLite writes as row tuples (adapters/sqlite/rows.py) and the PostgreSQL → SQLite gate that digests the source as
 SQLite stores it: the same stored values as the generic path, value by value; a changed value, a missing row and a
 differently declared table are all seen."""
 
@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from shiftover.adapters import canonical, sqlite_native, sqlite_rows
+from shiftover.adapters import canonical
 from shiftover.adapters.base import CollectionSchema, Column, KeyRange
 from shiftover.adapters.registry import open_adapter
 from shiftover.adapters.sql import SqlAdapter
+from shiftover.adapters.sqlite import native as sqlite_native
+from shiftover.adapters.sqlite import rows as sqlite_rows
 from shiftover.flows.migrate import MigrateParams, migrate
 from shiftover.tasks.digests import ENCODED, measure
 from shiftover.tasks.migration import plan_collections

@@ -14,8 +14,8 @@ from pydantic import SecretStr
 from shiftover.adapters.base import CollectionSchema, Column, Filter, KeyRange
 from shiftover.adapters.errors import AuthenticationFailed, BackendError, InvalidRequest, ProviderUnavailable
 from shiftover.adapters.registry import open_adapter
-from shiftover.adapters.supabase import SupabaseAdapter
-from shiftover.adapters.supabase_auth import UID_NAMESPACE
+from shiftover.adapters.supabase.adapter import SupabaseAdapter
+from shiftover.adapters.supabase.auth import UID_NAMESPACE
 from shiftover.adapters.userfiles import USERS, files_schema
 from shiftover.flows.migrate import MigrateParams, migrate
 from tests.fixtures_supabase import SupabaseFake

@@ -19,7 +19,7 @@ import pytest
 
 from shiftover.adapters.errors import InvalidRequest
 from shiftover.adapters.registry import open_adapter
-from shiftover.adapters.supabase_auth import UID_NAMESPACE
+from shiftover.adapters.supabase.auth import UID_NAMESPACE
 from shiftover.adapters.userfiles import USERS
 from shiftover.flows.migrate import MigrateParams, migrate
 from tests.fixtures_supabase import FirebaseAuthEmulator, SupabaseFake

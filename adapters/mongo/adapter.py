@@ -22,8 +22,8 @@ changes(since): by `options.updated_at_field` when set; otherwise by a hidden `_
 upsert stamps with the client's clock rounded up to the next millisecond (a change is never missed; a change made
 within a millisecond before the watermark may be seen twice). Change streams are not used.
 
-Mixed in: the values mapping above (adapters/mongo_values.py) and the bulk paths by key range
-(adapters/mongo_ranges.py).
+Mixed in: the values mapping above (adapters/mongo/values.py) and the bulk paths by key range
+(adapters/mongo/ranges.py).
 """
 
 from __future__ import annotations
@@ -60,8 +60,8 @@ from shiftover.adapters.errors import (
     redact,
     url_secrets,
 )
-from shiftover.adapters.mongo_ranges import KeyRanges
-from shiftover.adapters.mongo_values import OBJECT_ID, BsonValues
+from shiftover.adapters.mongo.ranges import KeyRanges
+from shiftover.adapters.mongo.values import OBJECT_ID, BsonValues
 
 STAMP = "_shiftover_updated_at"
 SCHEMAS = "_shiftover_schemas"
@@ -77,7 +77,7 @@ def _columns(schema: CollectionSchema) -> dict[str, Column]:
 
 class MongoAdapter(BsonValues, KeyRanges, Adapter):
     kind = "mongodb"
-    capabilities = Capabilities(transactions=True, change_feed="updated-at field (stamped by the adapter)")
+    offers = Capabilities(transactions=True, change_feed="updated-at field (stamped by the adapter)")
 
     class Options(Adapter.Options):
         database: str | None = None
@@ -94,8 +94,10 @@ class MongoAdapter(BsonValues, KeyRanges, Adapter):
         self._client: Any = None
         self._session: Any = None
         self._schemas: dict[str, CollectionSchema] = {}
-        if self._mock:
-            self.capabilities = Capabilities(change_feed=type(self).capabilities.change_feed)
+
+    def narrowed(self, offers: Capabilities) -> Capabilities:
+        """mongomock (in-process) offers no transactions."""
+        return Capabilities(change_feed=offers.change_feed) if self._mock else offers
 
     @property
     def _mock(self) -> bool:
@@ -306,7 +308,7 @@ class MongoAdapter(BsonValues, KeyRanges, Adapter):
         except TypeError:  # another mongomock version: the plain cursor
             return cursor
 
-    # scan_range, key_boundaries, digests, replace_range: adapters/mongo_ranges.py
+    # scan_range, key_boundaries, digests, replace_range: adapters/mongo/ranges.py
     def scan(self, name: str, *, after: Key | None = None, until: Key | None = None, limit: int = 1000) -> list[Record]:
         schema = self.schema(name)
         with self._errors():

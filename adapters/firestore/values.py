@@ -1,6 +1,6 @@
 """Firestore's values, mixed into FirestoreDocuments: canonical values ↔ what google-cloud-firestore writes and
-reads, as the mapping in adapters/firestore.py's docstring describes (references, geopoints, decimals and dates as
-marker maps, timestamps in UTC). The raw protobuf forms of the same values are in adapters/firestore_wire.py."""
+reads, as the mapping in the adapter module's docstring describes (references, geopoints, decimals and dates as
+marker maps, timestamps in UTC). The raw protobuf forms of the same values are in adapters/firestore/wire.py."""
 
 from __future__ import annotations
 

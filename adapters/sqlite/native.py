@@ -32,7 +32,7 @@ from shiftover.adapters.base import CollectionSchema, Column, Key, KeyRange, Ran
 
 
 class SqliteTables(Protocol):
-    """What these functions use of SqliteAdapter (adapters/sqlite.py passes itself; this module does not import it)."""
+    """What these functions use of SqliteAdapter (sqlite/adapter.py passes itself; this module does not import it)."""
 
     name: str
 

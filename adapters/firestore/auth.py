@@ -16,7 +16,7 @@ user_metadata, custom claims are app_metadata, the hash parameters come from opt
 auth.import_users (1000 per call, replacing users with the same uid), with UserImportHash.scrypt for Firebase hashes
 and UserImportHash.bcrypt for bcrypt ones. Firebase keeps no other user metadata: other keys are reported dropped.
 
-`FirebaseAuthUsers` is mixed into FirestoreAdapter (adapters/firestore.py): its calls for `auth.users` come here and
+`FirebaseAuthUsers` is mixed into FirestoreAdapter (firestore/adapter.py): its calls for `auth.users` come here and
 its other calls go on to Firestore unchanged.
 """
 
@@ -34,7 +34,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from shiftover.adapters import canonical
-from shiftover.adapters.base import Adapter, CollectionSchema, Filter, Key, Record
+from shiftover.adapters.base import Adapter, Capabilities, CollectionSchema, Filter, Key, Record
 from shiftover.adapters.errors import (
     AuthenticationFailed,
     BackendError,
@@ -236,8 +236,10 @@ class FirebaseAuthUsers(Adapter):
 
     def __init__(self, name: str, url: str | None, options: Any) -> None:
         super().__init__(name, url, options)
-        self.capabilities = replace(self.capabilities, auth=options.auth is not None)
         self._users: FirebaseUsers | None = None
+
+    def narrowed(self, offers: Capabilities) -> Capabilities:
+        return replace(super().narrowed(offers), auth=self.options.auth is not None)
 
     @property
     def users(self) -> FirebaseUsers:

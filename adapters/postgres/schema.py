@@ -38,7 +38,7 @@ import sqlalchemy as sa
 from shiftover.adapters.errors import DriverMissing, SchemaRefused, redact
 
 if TYPE_CHECKING:
-    from shiftover.adapters.postgres import PostgresAdapter
+    from shiftover.adapters.postgres.adapter import PostgresAdapter
 
 PRE = "pre-data"
 KEYS = "keys"  # post-data that the copy and catch-up need or can live with: keys, unique, indexes, RLS, policies

@@ -23,7 +23,7 @@ control, content disposition/encoding/language, generations, storage class and A
 Other bucket names are served too (the emulator and GCS create no bucket through this API: a missing bucket reads as
 empty and refuses writes); `drop_collection` empties such a bucket and refuses to touch a configured one.
 
-`FirebaseStorageFiles` is mixed into FirestoreAdapter, as adapters.firebase_auth's FirebaseAuthUsers is for users.
+`FirebaseStorageFiles` is mixed into FirestoreAdapter, as adapters.firestore.auth's FirebaseAuthUsers is for users.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from shiftover.adapters.base import Adapter, CollectionSchema, Filter, Key, KeyRange, Record
+from shiftover.adapters.base import Adapter, Capabilities, CollectionSchema, Filter, Key, KeyRange, Record
 from shiftover.adapters.errors import (
     AuthenticationFailed,
     BackendError,
@@ -211,8 +211,10 @@ class FirebaseStorageFiles(Adapter):
 
     def __init__(self, name: str, url: str | None, options: Any) -> None:
         super().__init__(name, url, options)
-        self.capabilities = replace(self.capabilities, storage=options.storage is not None)
         self._files: FirebaseFiles | None = None
+
+    def narrowed(self, offers: Capabilities) -> Capabilities:
+        return replace(super().narrowed(offers), storage=self.options.storage is not None)
 
     @property
     def files(self) -> FirebaseFiles:

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from shiftover.adapters.pg_schema import ident
+from shiftover.adapters.postgres.schema import ident
 
 if TYPE_CHECKING:
-    from shiftover.adapters.postgres import PostgresAdapter
+    from shiftover.adapters.postgres.adapter import PostgresAdapter
 
 
 @dataclass(frozen=True)

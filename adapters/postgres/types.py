@@ -9,7 +9,7 @@ Between two PostgreSQL databases nothing here applies to the values: binary COPY
 column keeps its native type (`Column.native`, e.g. `postgresql:interval`). Towards another engine a column is read in
 a *form*: a SQL expression that turns the value into something canonical (its text, its amount, its JSON) and the
 Python function that finishes the job; the way back casts the canonical value into the native type again (both in
-adapters/pg_forms.py).
+adapters/postgres/forms.py).
 
 The PostgreSQL type is recorded with the column (`Column.native`, and `Column.native_def` for what a move back needs:
 the form, an enum's labels, a domain's base type and checks, a composite's fields, the extension a type comes from).

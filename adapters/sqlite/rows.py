@@ -23,7 +23,7 @@ from shiftover.adapters.base import CollectionSchema, Column, KeyRange, Record
 from shiftover.adapters.errors import InvalidRequest
 
 if TYPE_CHECKING:
-    from shiftover.adapters.sqlite_native import SqliteTables
+    from shiftover.adapters.sqlite.native import SqliteTables
 
 Encoder = Callable[[Any], Any]
 
@@ -133,7 +133,7 @@ def replace_range_hashed(adapter: SqliteTables, name: str, rng: KeyRange, record
                          columns: Sequence[str]) -> int:
     """SqliteAdapter.replace_range_hashed: the range replaced in one transaction, and the sum of the row hashes of
     what was written, as `sqlite_native.digests` hashes stored rows of `columns`."""
-    from shiftover.adapters import sqlite_native
+    from shiftover.adapters.sqlite import native as sqlite_native
 
     with adapter.transaction():
         with adapter._conn() as conn:
@@ -165,7 +165,7 @@ def encoded_method(adapter: SqliteTables, schema: CollectionSchema, columns: Seq
     """The stored-values digest method of the target table (sqlite_native.methods) when its columns are declared as
     this adapter declares `schema`'s (so each encoded value is stored as it is sent and read back as the same
     canonical value); None otherwise."""
-    from shiftover.adapters import sqlite_native
+    from shiftover.adapters.sqlite import native as sqlite_native
 
     declared = adapter.declared_types(schema.name)
     if sorted(schema.names) != sorted(columns) or any(

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from shiftover.adapters import canonical
 from shiftover.adapters.base import Change, CollectionSchema, Column
 from shiftover.adapters.errors import InvalidRequest
-from shiftover.adapters.pg_guard import lock_down, unused_function
+from shiftover.adapters.postgres.guard import lock_down, unused_function
 
 CAPTURE_FUNCTION = "_shiftover_capture"
 LOG = "_shiftover_changes"

@@ -29,7 +29,7 @@ from typing import Any
 import sqlalchemy as sa
 from pydantic import Field, HttpUrl, SecretStr
 
-from shiftover.adapters.base import Adapter, CollectionSchema, KeyRange
+from shiftover.adapters.base import Adapter, Capabilities, CollectionSchema, KeyRange
 from shiftover.adapters.errors import (
     AuthenticationFailed,
     BackendError,
@@ -42,9 +42,9 @@ from shiftover.adapters.errors import (
     UnsupportedValue,
     redact,
 )
-from shiftover.adapters.postgres import PostgresAdapter
-from shiftover.adapters.supabase_auth import SupabaseAuthUsers
-from shiftover.adapters.supabase_storage import SupabaseStorageFiles
+from shiftover.adapters.postgres.adapter import PostgresAdapter
+from shiftover.adapters.supabase.auth import SupabaseAuthUsers
+from shiftover.adapters.supabase.storage import SupabaseStorageFiles
 from shiftover.adapters.userfiles import (
     is_users_or_files,
 )
@@ -55,7 +55,7 @@ class SupabaseDatabase(PostgresAdapter):
     files."""
 
     kind = "supabase"
-    capabilities = replace(PostgresAdapter.capabilities, auth=True, storage=True)
+    offers = replace(PostgresAdapter.offers, auth=True, storage=True)
 
     class Options(PostgresAdapter.Options):
         api_url: HttpUrl | None = Field(None, description="https://PROJECT.supabase.co: Auth and Storage")
@@ -68,11 +68,14 @@ class SupabaseDatabase(PostgresAdapter):
 
     def __init__(self, name: str, url: str | None, options: Any) -> None:
         super().__init__(name, url, options)
-        api = options.api_url is not None and options.service_role_key is not None
-        self.capabilities = replace(type(self).capabilities, auth=api, storage=api)
         self._api: Any = None
         self._http: Any = None
         self._rls_checked: set[str] = set()
+
+    def narrowed(self, offers: Capabilities) -> Capabilities:
+        """Users and files only with the Auth and Storage API configured (api_url and service_role_key)."""
+        api = self.options.api_url is not None and self.options.service_role_key is not None
+        return replace(super().narrowed(offers), auth=api, storage=api)
 
     # -- API client and errors ---------------------------------------------------------------------------------------
     @property
@@ -202,7 +205,7 @@ class SupabaseDatabase(PostgresAdapter):
     def migration_notes(self, names: Sequence[str], *, as_target: bool, exists: bool = True,
                         source: Adapter | None = None) -> list[str]:
         """As the target: tables that will have no RLS policies here (Shiftover never disables any). A table created by
-        the move from a PostgreSQL-family `source` carries the source's RLS flags and policies (adapters.pg_schema);
+        the move from a PostgreSQL-family `source` carries the source's RLS flags and policies (postgres/schema.py);
         one created from another engine has none."""
         tables = [n for n in names if not is_users_or_files(n)]
         if not as_target or not tables:
@@ -226,5 +229,5 @@ class SupabaseDatabase(PostgresAdapter):
 
 
 class SupabaseAdapter(SupabaseStorageFiles, SupabaseAuthUsers, SupabaseDatabase):
-    """Supabase: the tables of its PostgreSQL, `auth.users` (adapters/supabase_auth.py) and `storage/<bucket>`
-    (adapters/supabase_storage.py); the first two classes serve those names and pass every other one on."""
+    """Supabase: the tables of its PostgreSQL, `auth.users` (adapters/supabase/auth.py) and `storage/<bucket>`
+    (adapters/supabase/storage.py); the first two classes serve those names and pass every other one on."""

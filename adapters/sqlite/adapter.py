@@ -58,7 +58,7 @@ _RECORDS = sa.Table("_shiftover_schemas", sa.MetaData(), sa.Column("name", sa.Te
 
 class SqliteAdapter(SqlAdapter):
     kind = "sqlite"
-    capabilities = Capabilities(
+    offers = Capabilities(
         transactions=True, engine_freeze=True, concurrent_writes=False, change_feed="updated_at column",
         capture="row triggers into a change-log table", bulk_copy="sqlite", digest_pushdown="sqlite",
     )
@@ -152,9 +152,9 @@ class SqliteAdapter(SqlAdapter):
                     return out
                 out.append(tuple(self._from_db(c, v) for c, v in zip(cols, row, strict=True)))
 
-    # -- SQLite to SQLite in the engine (adapters/sqlite_native.py) ----------------------------------------------------
+    # -- SQLite to SQLite in the engine (adapters/sqlite/native.py) ----------------------------------------------------
     def copy_range_from(self, source: Any, name: str, rng: Any) -> int:
-        from shiftover.adapters import sqlite_native
+        from shiftover.adapters.sqlite import native as sqlite_native
 
         if isinstance(source, SqliteAdapter) and sqlite_native.database_file(source):
             return sqlite_native.copy_range(self, source, name, rng)
@@ -167,12 +167,12 @@ class SqliteAdapter(SqlAdapter):
             return copied
 
     def pushdown_methods(self, name: str, columns: Sequence[str]) -> tuple[str, ...]:
-        from shiftover.adapters import sqlite_native
+        from shiftover.adapters.sqlite import native as sqlite_native
 
         return sqlite_native.methods(self, name, columns)
 
     def pushdown_digests(self, name: str, ranges: Sequence[Any], columns: Sequence[str], method: str) -> list[Any]:
-        from shiftover.adapters import sqlite_native
+        from shiftover.adapters.sqlite import native as sqlite_native
 
         return sqlite_native.digests(self, name, ranges, columns, method)
 
@@ -249,26 +249,27 @@ class SqliteAdapter(SqlAdapter):
         return sqlite_insert(table)
 
     def upsert(self, name: str, records: Sequence[Any]) -> int:
-        from shiftover.adapters import sqlite_rows
+        from shiftover.adapters.sqlite import rows as sqlite_rows
 
         sqlite_rows.write_records(self, name, records)
         return len(records)
 
     def replace_range_hashed(self, name: str, rng: Any, records: Sequence[Any], columns: Sequence[str]) -> int:
         """`replace_range`, returning the sum of the row hashes of what it stored, in the terms of the stored-values
-        digest over `columns` (adapters/sqlite_native.py): the source side of that digest, made from what is sent."""
-        from shiftover.adapters import sqlite_rows
+        digest over `columns` (adapters/sqlite/native.py): the source side of that digest, made from what is sent."""
+        from shiftover.adapters.sqlite import rows as sqlite_rows
 
         return sqlite_rows.replace_range_hashed(self, name, rng, records, columns)
 
     def encoded_hash(self, name: str, records: Sequence[Any], columns: Sequence[str]) -> int:
         """The sum of the row hashes `records` would have once stored here (see `replace_range_hashed`)."""
-        from shiftover.adapters import sqlite_native, sqlite_rows
+        from shiftover.adapters.sqlite import native as sqlite_native
+        from shiftover.adapters.sqlite import rows as sqlite_rows
 
         return sqlite_native.rows_hash(sqlite_rows.rows_for(self, self.schema(name), columns, records))
 
     def encoded_method(self, schema: CollectionSchema, columns: Sequence[str]) -> str | None:
-        from shiftover.adapters import sqlite_rows
+        from shiftover.adapters.sqlite import rows as sqlite_rows
 
         return sqlite_rows.encoded_method(self, schema, columns)
 

@@ -1,7 +1,7 @@
 """PostgreSQL through SQLAlchemy 2 and psycopg 3. URL: `postgresql+psycopg://user:password@host:5432/db`
 (`postgresql://` is accepted and means the same); options.schema picks the schema (default public).
 
-Sessions run in UTC, intervals print as ISO 8601. Every column type maps to a canonical one (adapters/pg_types.py);
+Sessions run in UTC, intervals print as ISO 8601. Every column type maps to a canonical one (postgres/types.py);
 the column keeps its native type for same-engine copies and a move back. PostgreSQL → PostgreSQL copies stream binary
 COPY between the two servers (text COPY when the column types differ); digests are computed in the server (per-field
 hashes of each row, or its text form where a type has no hash), so nothing is pulled to the client to compare two
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from pydantic import Field
 from sqlalchemy.dialects import postgresql as pg
 
-from shiftover.adapters import canonical, pg_forms, pg_types
+from shiftover.adapters import canonical
 from shiftover.adapters.base import Capabilities, CollectionSchema, Column, Key
 from shiftover.adapters.errors import (
     AuthenticationFailed,
@@ -36,9 +36,11 @@ from shiftover.adapters.errors import (
     redact,
     url_secrets,
 )
-from shiftover.adapters.pg_capture import ChangeCapture
-from shiftover.adapters.pg_guard import FreezeGuard
-from shiftover.adapters.pg_native import NativePaths
+from shiftover.adapters.postgres import forms as pg_forms
+from shiftover.adapters.postgres import types as pg_types
+from shiftover.adapters.postgres.capture import ChangeCapture
+from shiftover.adapters.postgres.guard import FreezeGuard
+from shiftover.adapters.postgres.native import NativePaths
 from shiftover.adapters.sql import NamedType, SqlAdapter
 
 FAMILY = "postgresql"
@@ -59,7 +61,7 @@ _FINGERPRINT = sa.text(
 class PostgresAdapter(FreezeGuard, ChangeCapture, NativePaths, SqlAdapter):
     kind = "postgresql"
     driver_modules = ("psycopg", "sqlalchemy.dialects.postgresql.psycopg")
-    capabilities = Capabilities(
+    offers = Capabilities(
         transactions=True, bulk_copy=FAMILY, digest_pushdown=FAMILY, engine_freeze=True,
         change_feed="updated_at column", capture="row triggers into a change-log table",
     )
@@ -176,7 +178,7 @@ class PostgresAdapter(FreezeGuard, ChangeCapture, NativePaths, SqlAdapter):
             return UnsupportedValue(text, provider=self.name)
         return InvalidRequest(f"PostgreSQL refused the statement: {text}", provider=self.name)
 
-    # -- types (adapters/pg_types.py: every PostgreSQL type maps; none is refused) ------------------------------------
+    # -- types (adapters/postgres/types.py: every PostgreSQL type maps; none is refused) -------------------------------
     def _column_infos(self, insp: Any, name: str) -> list[dict[str, Any]]:
         rows = insp.bind.execute(pg_types.COLUMNS, {"table": self._qualified_text(name)}).all()
         keys = ("name", "nullable", "oid", "format", "precision", "scale")
@@ -326,10 +328,10 @@ class PostgresAdapter(FreezeGuard, ChangeCapture, NativePaths, SqlAdapter):
 
     def bypass_session(self, cur: Any) -> None:
         """Let the current transaction of this raw cursor's connection pass Shiftover's own write freeze (the guard's
-        secret copied into the transaction-local setting inside the server; see adapters/pg_guard.py)."""
+        secret copied into the transaction-local setting inside the server; see adapters/postgres/guard.py)."""
         from psycopg import sql
 
-        from shiftover.adapters.pg_guard import BYPASS_SETTING, GUARD
+        from shiftover.adapters.postgres.guard import BYPASS_SETTING, GUARD
 
         cur.execute("SELECT to_regclass(%s) IS NOT NULL", (self._qualified_text(GUARD),))
         if cur.fetchone()[0]:

@@ -1,4 +1,4 @@
-"""A PostgreSQL column read in a *form* (adapters/pg_types.py decides which; `Column.native_def` records it): the
+"""A PostgreSQL column read in a *form* (adapters/postgres/types.py decides which; `Column.native_def` records it): the
 SQLAlchemy type that reads it through the form's SQL expression and writes it back by a cast into the native type,
 and its values, from the form's result to canonical and back to the text PostgreSQL reads."""
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from shiftover.adapters import canonical
 from shiftover.adapters.base import Column
-from shiftover.adapters.pg_types import definition_of
+from shiftover.adapters.postgres.types import definition_of
 from shiftover.adapters.sql import NamedType
 
 

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from shiftover.adapters import canonical, pg_types
+from shiftover.adapters import canonical
 from shiftover.adapters.base import Adapter, CollectionSchema, Column, KeyRange, RangeDigest
+from shiftover.adapters.postgres import types as pg_types
 
 
 class NativePaths:

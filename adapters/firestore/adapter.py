@@ -61,11 +61,11 @@ from shiftover.adapters.errors import (
     UnsupportedValue,
     redact,
 )
-from shiftover.adapters.firebase_auth import AuthOptions, FirebaseAuthUsers
-from shiftover.adapters.firebase_storage import FirebaseStorageFiles, StorageOptions
-from shiftover.adapters.firestore_catalogue import DocumentCatalogue
-from shiftover.adapters.firestore_values import DocumentValues
-from shiftover.adapters.firestore_wire import STAMP, WireCodec, add_raw_write, wire
+from shiftover.adapters.firestore.auth import AuthOptions, FirebaseAuthUsers
+from shiftover.adapters.firestore.catalogue import DocumentCatalogue
+from shiftover.adapters.firestore.storage import FirebaseStorageFiles, StorageOptions
+from shiftover.adapters.firestore.values import DocumentValues
+from shiftover.adapters.firestore.wire import STAMP, WireCodec, add_raw_write, wire
 
 # Documents per query in scan(): one stream per page, each with a deadline of timeout_s or _PAGE_S_PER_DOC per document
 # (a whole 50k-document stream outlasts any sane deadline). Pages are large because every query has a start-up cost
@@ -80,7 +80,7 @@ class FirestoreDocuments(DocumentCatalogue, DocumentValues, WireCodec, Adapter):
     """Firestore's own collections of documents; FirestoreAdapter (below) adds users and files to it."""
 
     kind = "firestore"
-    capabilities = Capabilities(transactions=True, change_feed="update stamp (server commit time)")
+    offers = Capabilities(transactions=True, change_feed="update stamp (server commit time)")
 
     class Options(Adapter.Options):
         project: str | None = None
@@ -462,7 +462,7 @@ class FirestoreAdapter(FirebaseStorageFiles, FirebaseAuthUsers, FirestoreDocumen
     objects as `storage/<bucket>` collections (options.storage). The first two classes serve those names and pass
     every other one on to FirestoreDocuments."""
 
-    capabilities = replace(FirestoreDocuments.capabilities, auth=True, storage=True)  # narrowed per instance
+    offers = replace(FirestoreDocuments.offers, auth=True, storage=True)  # narrowed by the mixins' options
 
     class Options(FirestoreDocuments.Options):
         auth: AuthOptions | None = Field(None, description="Firebase Authentication users as the collection auth.users")

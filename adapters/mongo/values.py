@@ -1,4 +1,4 @@
-"""MongoDB's values, mixed into MongoAdapter: canonical values ↔ BSON, as the mapping in adapters/mongo.py's
+"""MongoDB's values, mixed into MongoAdapter: canonical values ↔ BSON, as the mapping in adapters/mongo/adapter.py's
 docstring describes (ObjectId, Decimal128, sub-millisecond timestamps and dates as marker maps, bytes as binary)."""
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from urllib.parse import quote
 from shiftover.adapters import canonical
 from shiftover.adapters.base import CollectionSchema, Column, Key, override_columns
 from shiftover.adapters.errors import CollectionNotFound, InvalidRequest
-from shiftover.adapters.firestore_wire import STAMP
+from shiftover.adapters.firestore.wire import STAMP
 
 SCHEMAS = "_shiftover_schemas"
 
