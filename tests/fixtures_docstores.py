@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import mongomock_double  # registers mongomock:// with the MongoDB adapter
+
 FIRESTORE_PROJECT = "shiftover-test"
 
 
@@ -125,11 +127,9 @@ def mongo_target() -> Iterator[MongoTarget]:
     database = f"shiftover_t_{uuid.uuid4().hex[:10]}"
     real_url = os.environ.get("MONGODB_URL")
     if not real_url:
-        from shiftover.adapters.mongo import adapter as mongo
-
         store = f"test-{database}"
         yield MongoTarget(f"mongomock://{store}/{database}", database, False)
-        mongo._MOCK_STORES.pop(store, None)
+        mongomock_double.drop_store(store)
         return
     import pymongo
 

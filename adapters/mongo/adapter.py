@@ -1,6 +1,6 @@
 """MongoDB through pymongo. URL: `mongodb://user:password@host:27017/db` (or `mongodb+srv://...`); options.database
-overrides the URL's database. `mongomock://NAME/db` runs in-process on mongomock (tests and demos, no server):
-adapters opened on the same NAME in one process share the data; mongomock offers no transactions.
+overrides the URL's database. Other schemes reach in-process stand-ins registered in adapters/mongo/clients.py
+(the tests' mongomock double serves `mongomock://NAME/db`).
 
 Mapping (canonical ↔ BSON):
 - The key: a one-field key is stored as `_id`; a composite key as an `_id` sub-document `{k1: .., k2: ..}`. Key fields
@@ -60,13 +60,13 @@ from shiftover.adapters.errors import (
     redact,
     url_secrets,
 )
+from shiftover.adapters.mongo import clients
+from shiftover.adapters.mongo.clients import InProcessClient
 from shiftover.adapters.mongo.ranges import KeyRanges
 from shiftover.adapters.mongo.values import OBJECT_ID, BsonValues
 
 STAMP = "_shiftover_updated_at"
 SCHEMAS = "_shiftover_schemas"
-_MOCK_STORES: dict[str, Any] = {}
-_MOCK_LOCK = threading.Lock()
 _AUTH_CODES = {13, 18}  # Unauthorized, AuthenticationFailed
 
 
@@ -96,12 +96,13 @@ class MongoAdapter(BsonValues, KeyRanges, Adapter):
         self._schemas: dict[str, CollectionSchema] = {}
 
     def narrowed(self, offers: Capabilities) -> Capabilities:
-        """mongomock (in-process) offers no transactions."""
-        return Capabilities(change_feed=offers.change_feed) if self._mock else offers
+        """An in-process stand-in (clients.py) offers transactions only if it says so."""
+        double = self._double
+        return Capabilities(change_feed=offers.change_feed) if double and not double.transactions else offers
 
     @property
-    def _mock(self) -> bool:
-        return (self.url or "").startswith("mongomock://")
+    def _double(self) -> InProcessClient | None:
+        return clients.for_url(self.url)
 
     def _secrets(self) -> list[str]:
         return url_secrets(self.url)
@@ -116,14 +117,8 @@ class MongoAdapter(BsonValues, KeyRanges, Adapter):
 
     def _connect(self) -> tuple[Any, str | None]:
         url = self.url or ""
-        if self._mock:
-            import mongomock
-            from mongomock.store import ServerStore
-
-            host, _, db = url.removeprefix("mongomock://").partition("/")
-            with _MOCK_LOCK:
-                store = _MOCK_STORES.setdefault(host or "default", ServerStore())
-            return mongomock.MongoClient(tz_aware=True, _store=store), db.split("?")[0] or None
+        if self._double is not None:
+            return self._double.connect(url)
         import pymongo
         from pymongo.uri_parser import parse_uri
 
@@ -176,7 +171,7 @@ class MongoAdapter(BsonValues, KeyRanges, Adapter):
         except pe.PyMongoError as exc:
             raise InvalidRequest(f"MongoDB refused the operation: {self._text(exc)}", provider=self.name) from None
         except NotImplementedError as exc:  # mongomock's gaps
-            raise InvalidRequest(f"mongomock cannot do this: {exc}", hint="use a real MongoDB server",
+            raise InvalidRequest(f"this in-process stand-in cannot do this: {exc}", hint="use a real MongoDB server",
                                  provider=self.name) from None
 
     def _text(self, exc: BaseException) -> str:
@@ -297,16 +292,9 @@ class MongoAdapter(BsonValues, KeyRanges, Adapter):
         return {"$and": parts} if len(parts) > 1 else (parts[0] if parts else {})
 
     def _each(self, cursor: Any) -> Iterator[dict[str, Any]]:
-        """The documents of `cursor`. mongomock's Cursor re-slices its whole result list on every next(), so iterating
-        n results costs O(n²); on mongomock the result list is computed once (the same query, sort, projection and
-        copies) and iterated as a list. A server's cursor is iterated as it is."""
-        compute = getattr(cursor, "_compute_results", None) if self._mock else None
-        if compute is None:
-            return cursor
-        try:
-            return iter(list(compute(with_limit_and_skip=True)))
-        except TypeError:  # another mongomock version: the plain cursor
-            return cursor
+        """The documents of `cursor`: a server's cursor as it is, an in-process stand-in's its own faster way."""
+        double = self._double
+        return double.each(cursor) if double is not None and double.each is not None else cursor
 
     # scan_range, key_boundaries, digests, replace_range: adapters/mongo/ranges.py
     def scan(self, name: str, *, after: Key | None = None, until: Key | None = None, limit: int = 1000) -> list[Record]:
@@ -398,7 +386,8 @@ class MongoAdapter(BsonValues, KeyRanges, Adapter):
     def transaction(self) -> Iterator[Self]:
         """A multi-document transaction (replica sets and mongos only); reads inside see its own writes."""
         if not self.capabilities.transactions:
-            raise InvalidRequest("mongomock does not offer transactions", hint="use a real MongoDB replica set",
+            raise InvalidRequest("this in-process MongoDB stand-in does not offer transactions",
+                                 hint="use a real MongoDB replica set",
                                  provider=self.name)
         if self._session is not None:
             yield self

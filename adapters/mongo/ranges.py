@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from shiftover.adapters import canonical
 from shiftover.adapters.base import CollectionSchema, Column, Key, KeyRange, RangeDigest, Record
 from shiftover.adapters.errors import InvalidRequest
+from shiftover.adapters.mongo.clients import InProcessClient
 
 
 class KeyRanges:
@@ -26,7 +27,7 @@ class KeyRanges:
         @property
         def db(self) -> Any: ...
         @property
-        def _mock(self) -> bool: ...
+        def _double(self) -> InProcessClient | None: ...
         @property
         def _s(self) -> dict[str, Any]: ...
         def schema(self, name: str) -> CollectionSchema: ...
@@ -115,26 +116,16 @@ class KeyRanges:
         return len(docs)
 
     def _delete_range(self, name: str, schema: CollectionSchema, rng: KeyRange) -> None:
-        """Delete every document with a key in `rng`. A server answers the range filter from the `_id` index; mongomock
-        has no index and filters (and copies) the whole collection for it, which made a copy quadratic in the
-        collection. On mongomock, with a one-field key of one orderable type, the range's ids are therefore picked
-        from its store's keys (under the store's own read lock), and only those are deleted."""
-        from bson import ObjectId
-
+        """Delete every document with a key in `rng`. A server answers the range filter from the `_id` index; an
+        in-process stand-in without an index (mongomock filters and copies the whole collection, which made a copy
+        quadratic) may pick the range's ids itself (clients.InProcessClient.ids_in_range), and only those go."""
         coll = self.db[name]
-        store = getattr(coll, "_store", None) if self._mock and self._session is None else None
-        ids = getattr(store, "_documents", None)
-        lock = getattr(store, "_rwlock", None)
-        if isinstance(ids, dict) and lock is not None and len(schema.key) == 1:
+        double = self._double if self._session is None else None
+        if double is not None and double.ids_in_range is not None and len(schema.key) == 1:
             col = schema.column(schema.key[0])
             lo = None if rng.lo is None else self._enc(rng.lo[0], col)
             hi = None if rng.hi is None else self._enc(rng.hi[0], col)
-            with lock.reader():
-                present = list(ids)
-            kinds = {type(i) for i in present} | {type(b) for b in (lo, hi) if b is not None}
-            doomed = None  # ids or bounds of several types, or of one BSON and Python may order apart: filter
-            if len(kinds) <= 1 and kinds <= {int, str, ObjectId}:
-                doomed = [i for i in present if (lo is None or i > lo) and (hi is None or i <= hi)]
+            doomed = double.ids_in_range(coll, lo, hi)
             if doomed is not None:
                 if doomed:
                     coll.delete_many({"_id": {"$in": doomed}})
