@@ -21,7 +21,7 @@ from pathlib import Path
 
 from shiftover.adapters.errors import BackendError, redact
 
-OWN = ("shiftover", "adapters", "tasks", "flows", "expectations", "deployments", "prefect")
+OWN = ("shiftover", "prefect")
 _installed: dict[str, Path] = {}
 
 

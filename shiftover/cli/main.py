@@ -71,7 +71,7 @@ def init(
     """Write a commented backends.yaml from a template."""
     if path.exists() and not force:
         raise typer.BadParameter(f"{path} exists; pass --force to overwrite it", param_hint="--path")
-    text = resources.files("flows").joinpath("templates", f"{template.value}.yaml").read_text(encoding="utf-8")
+    text = resources.files("shiftover.flows").joinpath("templates", f"{template.value}.yaml").read_text(encoding="utf-8")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     out.print(f"Wrote [bold]{path}[/] from the {template.value} template. Edit it, then run "
