@@ -1,4 +1,5 @@
-"""Flow `health_sweep`: probe every provider at once, record each probe, publish a table, emit state changes.
+"""Flow `health_sweep`: probe every provider at once, record each probe, publish a table and the trend over the kept
+history (a chart), emit state changes.
 
 A scheduled deployment of `shiftover serve` (default every failover.sweep_interval_s). It covers every provider and
 keeps the history the failover policy and the uptime column read; second-by-second detection of the active provider
@@ -8,12 +9,12 @@ is the monitor's job (flows/serve.py). Old primaries that answer again are fence
 from __future__ import annotations
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from pydantic import BaseModel, Field
 
 from adapters.config import load_config
 from tasks.failover import fence_returning
-from tasks.health import ProviderHealth, probe_provider, record_health
+from tasks.health import ProviderHealth, health_trend, probe_provider, record_health
 
 
 class HealthSweepParams(BaseModel):
@@ -36,6 +37,8 @@ def health_sweep(params: HealthSweepParams) -> list[ProviderHealth]:
     create_table_artifact(key="health-sweep", table=table,
                           description=f"Health of {len(health)} provider(s); window {config.health.window_s:g} s"
                           + (f"; fenced on return: {', '.join(fenced)}" if fenced else ""))
+    create_markdown_artifact(key="health-trend", markdown=health_trend(config_path, names),
+                             description="Latency and uptime per provider over the health history kept")
     for h in health:
         if h.previous is not None and h.previous != h.status:
             logger.warning("%s went from %s to %s", h.provider, h.previous, h.status)

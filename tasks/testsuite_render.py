@@ -127,6 +127,8 @@ def render_markdown(r: TestSuiteReport) -> str:
         lines += [f"| {o.provider} | {o.batch_efficiency}× | {o.memory_rss_mb} | {o.memory_delta_mb:+} |"
                   for o in perf]
         peak = latency_peak(perf)
+        lines += ["", f"The latency charts share one axis, 0 to {peak:.2f} ms (the slowest p99 of all), so bars"
+                  " compare across providers."]
         for o in perf:
             lines += ["", f"![latency {o.provider}]({data_uri(latency_svg(o.provider, o.operations, peak))})"]
     loads = [o.load for o in r.outcomes if o.category == "load" and o.load]
