@@ -72,6 +72,8 @@ def test_migration_copies_every_value_and_switches(tmp_path: Path, pg_url: str, 
     markdown = asyncio.run(_artifact("migrate-src-to-dst"))
     assert "Is my data all there?" in markdown and "| orders | 1,000 | 1,000 | ✓ equal |" in markdown
     assert "![time per phase](data:image/svg+xml;base64," in markdown
+    assert "| pass | collection unique: 0 duplicates in 3 collections |" in markdown  # what each expectation found
+    assert "| pass | row counts equal in 3/3 collections |" in markdown and " nulls in source_digest (" in markdown
     table = asyncio.run(_artifact("migrate-src-to-dst-table"))
     assert "order_items" in table
     page = tmp_path / "reports" / f"migrate-src-to-dst-{report.run_id}.html"
