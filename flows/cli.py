@@ -208,9 +208,9 @@ class _progress:
                     total = run.summary.get("planned_rows") if run.status == "running" else None
                     if total:
                         bar.update(task, total=total)
-                    bar.update(task, completed=self.control.rows_done(self.run_id))
+                    bar.update(task, completed=self.control.rows_done(self.run_id, in_flight=True))
                 self._stop.wait(0.3)
-            bar.update(task, completed=self.control.rows_done(self.run_id))
+            bar.update(task, completed=self.control.rows_done(self.run_id, in_flight=True))
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
