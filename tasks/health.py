@@ -234,6 +234,21 @@ def trend_svg(series: dict[str, list[TrendPoint]], start: dt.datetime, end: dt.d
 
 
 TREND_BUCKETS = 60
+TREND_KEY = "health-trend"
+TREND_EVERY_S = 300.0  # each chart is a new version of the artifact (~15 kB): a sweep every 30 s must not store each
+
+
+def trend_due(every_s: float = TREND_EVERY_S) -> bool:
+    """Whether the newest health-trend artifact is older than `every_s` (or there is none)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    with get_client(sync_client=True) as client:
+        newest = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[TREND_KEY])),
+                                       sort=ArtifactSort.CREATED_DESC, limit=1)
+    created = newest[0].created if newest else None
+    return created is None or (dt.datetime.now(dt.timezone.utc) - created).total_seconds() >= every_s
 TREND_PROBES = 50_000  # per provider, the newest: enough for a probe every minute over the default 30 days
 
 
