@@ -19,7 +19,6 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.futures import as_completed
 from prefect.input import RunInput
 from pydantic import Field
 
@@ -59,8 +58,10 @@ from shiftover.tasks.migration import (
 from shiftover.tasks.reporting import (
     CollectionReport,
     MigrationReport,
+    ProgressFeed,
     advance_progress,
     artifact_key,
+    completed,
     publish_report,
     start_progress,
 )
@@ -88,14 +89,12 @@ def copy_chunks(config_path: str, run_id: str, source: str, target: str, collect
             todo = todo[:limit]
         if not todo:
             return 0
-        futures = copy_chunk.map(todo)
-        rows, done = 0, 0
-        for f in as_completed(futures):
+        feed = ProgressFeed(progress_id if total_rows else None, control, run_id, total_rows)
+        rows = 0
+        for f in completed(list(copy_chunk.map(todo)), feed):
             res: ChunkResult = f.result()
             rows += res.rows
-            done += 1
-            if progress_id and total_rows:
-                advance_progress(progress_id, 100.0 * control.rows_done(run_id) / total_rows)
+        feed.tick(force=True)
         return rows
 
 

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field, replace
 
 from prefect import get_run_logger
-from prefect.futures import PrefectFuture, as_completed
+from prefect.futures import PrefectFuture
 
 from shiftover.adapters.config import Config, load_config
 from shiftover.adapters.errors import BackendError, CutoverBlocked, MigrationFailed
@@ -39,7 +39,8 @@ from shiftover.tasks.migration import (
 from shiftover.tasks.reporting import (
     CollectionReport,
     MigrationReport,
-    advance_progress,
+    ProgressFeed,
+    completed,
     publish_report,
     start_progress,
 )
@@ -245,9 +246,8 @@ def _copy_all(control: ControlStore, config_path: str, params: MigrateParams, ru
     few = {p.name for p in plans if small(p)}
     queue = iter(bundled(todo, few))  # a sliding window: each finished item makes room for the next
     pending: list[PrefectFuture] = [_submit(item) for item in itertools.islice(queue, workers)]
-    while pending:
-        finished = next(as_completed(pending))
-        pending.remove(finished)
+    feed = ProgressFeed(progress_id, control, run_id, total)
+    for finished in completed(pending, feed):
         done = finished.result()  # a failed chunk stops the run here, before another one starts
         following = next(queue, None)
         if following is not None:
@@ -255,8 +255,7 @@ def _copy_all(control: ControlStore, config_path: str, params: MigrateParams, ru
         for res in done if isinstance(done, list) else [done]:
             seconds[res.collection] = seconds.get(res.collection, 0.0) + res.seconds
             digests[(res.collection, res.idx)] = res
-        if progress_id:
-            advance_progress(progress_id, 100.0 * control.rows_done(run_id) / total)
+    feed.tick(force=True)
     for c in report.collections:
         c.seconds = seconds.get(c.name, 0.0)
     out: list[SourceDigests | None] = []

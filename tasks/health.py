@@ -12,8 +12,10 @@ probe's own start (after its driver is imported and its adapter opened), not fro
 from __future__ import annotations
 
 import datetime as dt
+import html
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from prefect import task
@@ -25,6 +27,7 @@ from shiftover.adapters.config import Config, HealthPolicy, load_config
 from shiftover.adapters.errors import ConnectionTimeout, redact
 from shiftover.adapters.registry import open_adapter
 from shiftover.control.store import ControlStore
+from shiftover.tasks.html_page import GRID, MUTED, SERIES, data_uri, legend, svg_open, x_axis
 from shiftover.tasks.migration import control_store
 from shiftover.tasks.retry import retry_if_transient
 
@@ -154,3 +157,120 @@ def record_health(config_path: str, results: list[ProbeResult]) -> list[Provider
     with control_store(config) as control:
         active = control.ensure_pointer(config.primary()).provider
         return [assess(config, control, r, active) for r in results]
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    """One provider's probes in one time bucket: how many, the share that succeeded, the median latency of those
+    (None: no probe, or none answered)."""
+
+    at: dt.datetime
+    probes: int
+    uptime: float | None
+    latency_ms: float | None
+
+
+def trend(probes: list[ProbeResult], start: dt.datetime, end: dt.datetime, buckets: int) -> list[TrendPoint]:
+    """The probes in `buckets` equal slices of [start, end]; an empty slice has no values (the chart shows a gap)."""
+    span = max((end - start).total_seconds(), 1.0)
+    slots: list[list[ProbeResult]] = [[] for _ in range(buckets)]
+    for p in probes:
+        i = int((p.at - start).total_seconds() / span * buckets)
+        slots[min(max(i, 0), buckets - 1)].append(p)
+    out = []
+    for i, slot in enumerate(slots):
+        ok = sorted(p.latency_ms for p in slot if p.ok)
+        out.append(TrendPoint(start + dt.timedelta(seconds=span * (i + 0.5) / buckets), len(slot),
+                              len(ok) / len(slot) if slot else None, ok[len(ok) // 2] if ok else None))
+    return out
+
+
+def _series(points: list[tuple[float, float] | None], colour: str) -> str:
+    """Polylines through the points, broken where a point is None; a lone point is a dot."""
+    runs: list[list[tuple[float, float]]] = [[]]
+    for pt in points:
+        if pt is None:
+            runs.append([])
+        else:
+            runs[-1].append(pt)
+    out = []
+    for run in filter(None, runs):
+        if len(run) == 1:
+            out.append(f'<circle cx="{run[0][0]:.1f}" cy="{run[0][1]:.1f}" r="2.5" fill="{colour}"/>')
+        else:
+            xy = " ".join(f"{x:.1f},{y:.1f}" for x, y in run)
+            out.append(f'<polyline points="{xy}" fill="none" stroke="{colour}" stroke-width="2"/>')
+    return "".join(out)
+
+
+def trend_svg(series: dict[str, list[TrendPoint]], start: dt.datetime, end: dt.datetime) -> str:
+    """Two panels on one time axis: median latency (ms, one scale for every provider) and uptime (%), one coloured
+    series per provider in each (a `<g class="series …" data-provider=…>`), the legend on the right."""
+    left, width, panel, gap, top = 56, 440, 120, 44, 50
+    names = list(series)
+    key_w = 30 + 7 * max((len(n) for n in names), default=8)
+    total, height = left + width + 16 + key_w, top + 2 * panel + gap + 36
+    span = max((end - start).total_seconds(), 1.0)
+    peak = max((p.latency_ms or 0.0 for pts in series.values() for p in pts), default=0.0) or 1.0
+    x = lambda at: left + width * (at - start).total_seconds() / span  # noqa: E731
+    out = svg_open(total, height, "Health over the kept history: latency and uptime")
+    panels: list[tuple[str, str, str, str, float, Callable[[TrendPoint], float | None]]] = [
+        ("latency", "median latency of the probes that answered", f"{peak:.0f} ms", "0 ms", top + panel,
+         lambda p: None if p.latency_ms is None else p.latency_ms / peak),
+        ("uptime", "uptime: share of probes that answered", "100%", "0%", top + 2 * panel + gap, lambda p: p.uptime)]
+    for kind, title, high, low, bottom, share in panels:
+        out.append(f'<rect x="{left}" y="{bottom - panel}" width="{width}" height="{panel}" fill="none" '
+                   f'stroke="{GRID}"/><text x="{left - 6}" y="{bottom - panel + 10}" text-anchor="end" '
+                   f'fill="{MUTED}">{high}</text><text x="{left - 6}" y="{bottom}" text-anchor="end" '
+                   f'fill="{MUTED}">{low}</text><text x="{left}" y="{bottom - panel - 5}">{title}</text>')
+        for i, name in enumerate(names):
+            pts = [None if (v := share(p)) is None else (x(p.at), bottom - panel * v) for p in series[name]]
+            out.append(f'<g class="series {kind}" data-provider="{html.escape(name)}"><title>{html.escape(name)} '
+                       f'{kind}</title>{_series(pts, SERIES[i % len(SERIES)])}</g>')
+    for i, name in enumerate(names):
+        out.append(legend(left + width + 16, top + 4 + 18 * i, [(name, SERIES[i % len(SERIES)])], 0))
+    out.append(x_axis(left, width, top + 2 * panel + gap + 6, f"{start:%m-%d %H:%M}", f"{end:%m-%d %H:%M} UTC"))
+    return "".join(out) + "</svg>"
+
+
+TREND_BUCKETS = 60
+TREND_KEY = "health-trend"
+TREND_EVERY_S = 300.0  # each chart is a new version of the artifact (~15 kB): a sweep every 30 s must not store each
+
+
+def trend_due(every_s: float = TREND_EVERY_S) -> bool:
+    """Whether the newest health-trend artifact is older than `every_s` (or there is none)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    with get_client(sync_client=True) as client:
+        newest = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[TREND_KEY])),
+                                       sort=ArtifactSort.CREATED_DESC, limit=1)
+    created = newest[0].created if newest else None
+    return created is None or (dt.datetime.now(dt.timezone.utc) - created).total_seconds() >= every_s
+TREND_PROBES = 50_000  # per provider, the newest: enough for a probe every minute over the default 30 days
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1, retry_condition_fn=retry_if_transient)
+def health_trend(config_path: str, names: list[str]) -> str:
+    """Markdown: latency and uptime of each named provider over the probes the control store keeps (history_days),
+    drawn as one chart (a data-URI image, which the Prefect UI shows) and summed up in a table."""
+    config = load_config(config_path)
+    end = dt.datetime.now(dt.timezone.utc)
+    kept = config.health.kept()
+    with control_store(config) as control:
+        probes = {n: control.probes(n, since=end - kept if kept else None, limit=TREND_PROBES) for n in names}
+    start = min((p.at for ps in probes.values() for p in ps), default=end)
+    chart = trend_svg({n: trend(ps, start, end, TREND_BUCKETS) for n, ps in probes.items()}, start, end)
+    slice_s = max((end - start).total_seconds(), 1.0) / TREND_BUCKETS
+    lines = ["# Health trend", "", f"![latency and uptime per provider]({data_uri(chart)})", "",
+             f"From {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC, every probe kept (health.history_days: "
+             + (f"{config.health.history_days:g} days" if kept else "all") + f"), in {TREND_BUCKETS} slices of "
+             f"{slice_s:,.0f} s: the median latency of the probes that answered, and the share that answered.", "",
+             "| provider | probes | uptime | median ms |", "|---|---:|---:|---:|"]
+    for name, ps in probes.items():
+        ok = sorted(p.latency_ms for p in ps if p.ok)
+        uptime = f"{len(ok) / len(ps):.2%}" if ps else "–"
+        lines.append(f"| {name} | {len(ps):,} | {uptime} | {f'{ok[len(ok) // 2]:.1f}' if ok else '–'} |")
+    return "\n".join(lines) + "\n"

@@ -232,6 +232,34 @@ def copy_one(config: Config, src: Adapter, dst: Adapter, plan: ChunkPlan) -> Chu
                        label if digest is not None else None)
 
 
+PROGRESS_EVERY_S = 0.5  # the least time between two progress writes of one chunk
+
+
+class ChunkMeter:
+    """Tells the control store how many rows a chunk being copied has written, at most every PROGRESS_EVERY_S, so the
+    progress artifact and the CLI's bar move within a chunk. A chunk that ends sooner never opens the store."""
+
+    def __init__(self, plan: ChunkPlan) -> None:
+        self.plan = plan
+        self._control: ControlStore | None = None
+        self._due = time.monotonic() + PROGRESS_EVERY_S
+
+    def __enter__(self) -> ChunkMeter:
+        return self
+
+    def report(self, rows: int) -> None:
+        if time.monotonic() < self._due:
+            return
+        if self._control is None:
+            self._control = control_store(load_config(self.plan.config_path))
+        self._control.chunk_progress(self.plan.run_id, self.plan.collection, self.plan.idx, rows)
+        self._due = time.monotonic() + PROGRESS_EVERY_S
+
+    def __exit__(self, *exc: object) -> None:
+        if self._control is not None:
+            self._control.close()
+
+
 def _copy_batches(src: Adapter, dst: Adapter, plan: ChunkPlan, shape: mapping.CollectionMapping,
                   hasher: Callable[[Record], int] | None = None,
                   encoded: Sequence[str] | None = None) -> tuple[int, int]:
@@ -239,7 +267,8 @@ def _copy_batches(src: Adapter, dst: Adapter, plan: ChunkPlan, shape: mapping.Co
     of their hashes, or with `encoded` (columns) the sum of the row hashes of what the SQLite target stored."""
     key = src.key_of(plan.collection)
     lo, rows, total = plan.range.lo, 0, 0
-    with closing(_prefetched(src.scan_range(plan.collection, plan.range, batch=plan.batch_size))) as batches:
+    with closing(_prefetched(src.scan_range(plan.collection, plan.range, batch=plan.batch_size))) as batches, \
+            ChunkMeter(plan) as meter:
         batch = next(batches, [])
         while True:
             following = next(batches, None) if len(batch) == plan.batch_size else None
@@ -253,6 +282,7 @@ def _copy_batches(src: Adapter, dst: Adapter, plan: ChunkPlan, shape: mapping.Co
             else:
                 dst.replace_range(plan.collection, KeyRange(lo, hi), shape.records(batch))
             rows += len(batch)
+            meter.report(rows)
             if hasher is not None:
                 total += sum(hasher(r) for r in batch)
             if not following:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING
 
-from shiftover.tasks.html_page import data_uri, page
+from shiftover.tasks.html_page import data_uri, page, svg_open, x_axis
 
 if TYPE_CHECKING:
     from shiftover.tasks.reporting import CollectionReport, MigrationReport
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 REPORT_DIR = "reports/migrations"  # where the HTML page goes unless the run names a directory (no Prefect import here)
 EQUAL, DIFFERS, UNMEASURED = "✓ equal", "✗ differs", "– not measured"
 _CLASS = {EQUAL: "equal", DIFFERS: "differs", UNMEASURED: "unmeasured"}
-_BAR, _FREEZE, _INK, _PAPER, _GRID = "#4e79a7", "#e15759", "#222222", "#ffffff", "#bbbbbb"
+_BAR, _FREEZE = "#4e79a7", "#e15759"
 
 
 def verdict(c: CollectionReport) -> str:
@@ -74,10 +74,7 @@ def phase_svg(r: MigrationReport) -> str:
     height = top + row * max(1, len(phases)) + 28
     total = left + width + 80
     x = lambda s: left + width * s / end  # noqa: E731
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{total}" height="{height}" viewBox="0 0 {total} '
-           f'{height}" font-family="sans-serif" font-size="12" fill="{_INK}">',
-           f'<rect width="100%" height="100%" fill="{_PAPER}"/>',
-           '<text x="8" y="18" font-size="14" font-weight="bold">Time per phase (s)</text>']
+    out = svg_open(total, height, "Time per phase (s)")
     if window:
         out.append(f'<rect x="{left}" y="26" width="10" height="10" fill="{_FREEZE}" fill-opacity="0.3" '
                    f'stroke="{_FREEZE}"/><text x="{left + 14}" y="35">source frozen {r.freeze_ms:,.0f} ms</text>')
@@ -93,9 +90,7 @@ def phase_svg(r: MigrationReport) -> str:
                    f'fill="{_BAR}"><title>{label} {seconds:.2f} s</title></rect>'
                    f'<text x="{x(start) + w + 4:.1f}" y="{y + 12}">{seconds:.2f}</text>')
     axis = top + row * max(1, len(phases)) + 8
-    out.append(f'<line x1="{left}" y1="{axis}" x2="{left + width}" y2="{axis}" stroke="{_GRID}"/>'
-               f'<text x="{left}" y="{axis + 15}">0</text>'
-               f'<text x="{left + width}" y="{axis + 15}" text-anchor="end">{end:.2f} s</text></svg>')
+    out.append(x_axis(left, width, axis, "0", f"{end:.2f} s") + "</svg>")
     return "".join(out)
 
 

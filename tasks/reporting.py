@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import queue
 import re
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from prefect import task
@@ -16,6 +20,7 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 from prefect.cache_policies import NO_CACHE
+from prefect.futures import PrefectFuture
 from pydantic import BaseModel, Field
 
 from shiftover.tasks.report_views import (
@@ -26,6 +31,11 @@ from shiftover.tasks.report_views import (
     report_html,
     verdict,
 )
+
+if TYPE_CHECKING:
+    from shiftover.control.store import ControlStore
+
+PROGRESS_EVERY_S = 0.5  # the least time between two moves of the progress artifact
 
 
 class CollectionReport(BaseModel):
@@ -174,3 +184,42 @@ def advance_progress(progress_id: str, percent: float) -> None:
 def start_progress(report: MigrationReport) -> str | None:
     return str(create_progress_artifact(progress=0.0, key=artifact_key(report, "-progress"),
                                         description=f"Rows copied {report.source} → {report.target}"))
+
+
+class ProgressFeed:
+    """Moves a run's progress artifact from the control store's counts: the chunks done and the rows that chunks still
+    copying reported (tasks.migration.ChunkMeter). At most once every PROGRESS_EVERY_S, and only when it changed."""
+
+    def __init__(self, progress_id: str | None, control: ControlStore, run_id: str, total_rows: int) -> None:
+        self.progress_id, self.control, self.run_id, self.total = progress_id, control, run_id, max(total_rows, 1)
+        self._at, self._percent = 0.0, -1.0
+
+    def tick(self, *, force: bool = False) -> None:
+        if not self.progress_id or (not force and time.monotonic() - self._at < PROGRESS_EVERY_S):
+            return
+        self._at = time.monotonic()
+        percent = min(100.0, 100.0 * self.control.rows_done(self.run_id, in_flight=True) / self.total)
+        if percent != self._percent:
+            advance_progress(self.progress_id, percent)
+            self._percent = percent
+
+
+def completed(pending: list[PrefectFuture], feed: ProgressFeed) -> Iterator[PrefectFuture]:
+    """Each future of `pending` as soon as it finishes (taken out of the list; the caller may add more meanwhile),
+    feeding the progress artifact while it waits. `feed.tick(force=True)` after the last one is the caller's."""
+    finished: queue.SimpleQueue[PrefectFuture] = queue.SimpleQueue()
+    watched: set[int] = set()
+    while pending:
+        for f in pending:
+            if id(f) not in watched:
+                watched.add(id(f))
+                f.add_done_callback(finished.put)
+        try:
+            done = finished.get(timeout=PROGRESS_EVERY_S)
+        except queue.Empty:
+            feed.tick()
+            continue
+        pending.remove(done)
+        watched.discard(id(done))  # ids are reused once a future is gone
+        yield done
+        feed.tick()

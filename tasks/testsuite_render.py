@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 
-from shiftover.tasks.html_page import data_uri, page
+from shiftover.tasks.html_page import data_uri, legend, page, svg_open, x_axis
 from shiftover.tasks.testsuite_model import CATEGORIES, CategoryOutcome, OperationStats, TestSuiteReport
 
 _COLOURS = (("p50", "#4e79a7"), ("p95", "#f28e2b"), ("p99", "#e15759"))
@@ -41,32 +41,62 @@ def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def latency_svg(provider: str, ops: Sequence[OperationStats]) -> str:
-    """Horizontal grouped bars, milliseconds on a linear axis scaled to the slowest p99."""
+MATRIX_LEGEND = "✓ passed, ✗ failed (tests passed/run), – [n] skipped (note n below), · not run"
+
+
+def _short(o: CategoryOutcome | None, notes: list[str]) -> str:
+    """A matrix cell of a few characters; a skip's reason goes to `notes` (shared by cells with the same reason)."""
+    if o is None:
+        return "·"
+    if o.status == "skipped":
+        reason = cell(o).removeprefix("skipped: ")
+        if reason not in notes:
+            notes.append(reason)
+        return f"– [{notes.index(reason) + 1}]"
+    ran = [t for t in o.tests if t.status != "skipped"]
+    passed = sum(t.status == "passed" for t in ran)
+    extra = f" +{len(o.tests) - len(ran)} skipped" if len(o.tests) != len(ran) else ""
+    return f"**✗ {passed}/{len(ran)}{extra}**" if o.status == "failed" else f"✓ {passed}/{len(ran)}{extra}"
+
+
+def matrix_markdown(r: TestSuiteReport) -> list[str]:
+    """Provider × category with short cells, so the table fits the artifact panel (~100 characters); the legend and
+    the numbered skip reasons follow it in full words."""
+    notes: list[str] = []
+    lines = ["| provider | " + " | ".join(r.categories) + " |", "|---|" + ":---:|" * len(r.categories)]
+    lines += [f"| {_md(p)} | " + " | ".join(_short(r.outcome(p, c), notes) for c in r.categories) + " |"
+              for p in r.providers]
+    lines += ["", MATRIX_LEGEND]
+    if notes:
+        lines += [""] + [f"{i}. {_md(n)}" for i, n in enumerate(notes, 1)]
+    return lines
+
+
+def latency_peak(perf: Sequence[CategoryOutcome]) -> float:
+    """The slowest p99 of every provider: one scale for all the charts, so bars compare across providers."""
+    return max((op.p99_ms for o in perf for op in o.operations), default=1.0) or 1.0
+
+
+def latency_svg(provider: str, ops: Sequence[OperationStats], peak: float | None = None) -> str:
+    """Horizontal grouped bars, milliseconds on a linear axis from 0 to `peak` (default: this provider's slowest
+    p99; the report passes `latency_peak` so every provider's chart has the same axis)."""
     row_h, bar_h, left, width = 54, 14, 150, 420
     top = 46
     height = top + row_h * len(ops) + 30
-    peak = max((o.p99_ms for o in ops), default=1.0) or 1.0
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 90}" height="{height}" '
-             f'viewBox="0 0 {left + width + 90} {height}" font-family="sans-serif" font-size="12">',
-             '<rect width="100%" height="100%" fill="#ffffff"/>',
-             f'<text x="8" y="20" font-size="15" font-weight="bold">Latency on {html.escape(provider)} (ms)</text>']
-    for i, (label, colour) in enumerate(_COLOURS):
-        parts.append(f'<rect x="{left + i * 70}" y="28" width="10" height="10" fill="{colour}"/>'
-                     f'<text x="{left + i * 70 + 14}" y="37">{label}</text>')
+    peak = peak or max((o.p99_ms for o in ops), default=1.0) or 1.0
+    parts = svg_open(left + width + 90, height, f"Latency on {provider} (ms)")
+    parts.append(legend(left, 28, [(label, colour) for label, colour in _COLOURS], 70))
     for i, o in enumerate(ops):
         y = top + i * row_h
         parts.append(f'<text x="{left - 8}" y="{y + 26}" text-anchor="end">{html.escape(o.operation)}</text>')
         for j, (label, colour) in enumerate(_COLOURS):
             value = getattr(o, f"{label}_ms")
-            w = max(1.0, width * value / peak)
+            w = max(1.0, width * min(value, peak) / peak)
             parts.append(f'<rect x="{left}" y="{y + j * (bar_h + 2)}" width="{w:.1f}" height="{bar_h}" '
                          f'fill="{colour}"><title>{html.escape(o.operation)} {label} {value:.3f} ms</title></rect>'
                          f'<text x="{left + w + 4:.1f}" y="{y + j * (bar_h + 2) + 11}">{value:.2f}</text>')
     axis_y = top + row_h * len(ops)
-    parts.append(f'<line x1="{left}" y1="{axis_y}" x2="{left + width}" y2="{axis_y}" stroke="#888"/>'
-                 f'<text x="{left}" y="{axis_y + 16}">0</text>'
-                 f'<text x="{left + width}" y="{axis_y + 16}" text-anchor="end">{peak:.2f} ms</text></svg>')
+    parts.append(x_axis(left, width, axis_y, "0", f"{peak:.2f} ms") + "</svg>")
     return "".join(parts)
 
 
@@ -83,15 +113,7 @@ def render_markdown(r: TestSuiteReport) -> str:
              f"- providers: {', '.join(r.providers)}; data size {r.data_size}; {r.concurrent_users} concurrent users "
              f"for {r.duration_s:g} s; {r.seconds:.1f} s in all",
              f"- started {r.started:%Y-%m-%d %H:%M:%S} UTC", "",
-             "## Provider × category", "",
-             "| provider | " + " | ".join(r.categories) + " |",
-             "|---|" + "---|" * len(r.categories)]
-    for p in r.providers:
-        cells = []
-        for c in r.categories:
-            o = r.outcome(p, c)
-            cells.append(f"**{_md(cell(o))}**" if o and o.status == "failed" else _md(cell(o)))
-        lines.append(f"| {p} | " + " | ".join(cells) + " |")
+             "## Provider × category", ""] + matrix_markdown(r)
     perf = _perf(r)
     if perf:
         lines += ["", "## Performance", "",
@@ -104,8 +126,11 @@ def render_markdown(r: TestSuiteReport) -> str:
         lines += ["", "| provider | batch efficiency | process RSS MB | RSS change MB |", "|---|---:|---:|---:|"]
         lines += [f"| {o.provider} | {o.batch_efficiency}× | {o.memory_rss_mb} | {o.memory_delta_mb:+} |"
                   for o in perf]
+        peak = latency_peak(perf)
+        lines += ["", f"The latency charts share one axis, 0 to {peak:.2f} ms (the slowest p99 of all), so bars"
+                  " compare across providers."]
         for o in perf:
-            lines += ["", f"![latency {o.provider}]({data_uri(latency_svg(o.provider, o.operations))})"]
+            lines += ["", f"![latency {o.provider}]({data_uri(latency_svg(o.provider, o.operations, peak))})"]
     loads = [o.load for o in r.outcomes if o.category == "load" and o.load]
     if loads:
         lines += ["", "## Load", "",
@@ -143,7 +168,7 @@ def render_html(r: TestSuiteReport) -> str:
     perf = _perf(r)
     if perf:
         out.append("<h2>Latency</h2><div class='charts'>")
-        out += [latency_svg(o.provider, o.operations) for o in perf]
+        out += [latency_svg(o.provider, o.operations, latency_peak(perf)) for o in perf]
         out.append("</div><table><tr><th>provider</th><th>operation</th><th>calls</th><th>p50 ms</th><th>p95 ms</th>"
                    "<th>p99 ms</th><th>ops/s</th><th>records/s</th></tr>")
         for o in perf:

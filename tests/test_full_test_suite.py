@@ -116,12 +116,23 @@ def test_suite_on_postgres_sqlite_and_memory_publishes_the_expected_table(tmp_pa
 
     md = artifacts[REPORT_KEY].data
     assert "| provider | connection | crud | auth | storage | performance | load | migration |" in md
-    assert "| mem | passed 3/3 | passed 9/9 | skipped: memory does not offer auth (capabilities.auth is false) |" in md
+    table = md.split("## Provider × category\n\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert table[0] == "| provider | connection | crud | auth | storage | performance | load | migration |"
+    assert all(len(line) <= 100 for line in table), "the matrix fits the artifact panel"
+    assert "| mem | ✓ 3/3 | ✓ 9/9 | – [3] | – [4] | ✓ 8/8 | ✓ 2/2 | ✓ 3/3 |" in table  # lite's reasons are 1 and 2
+    assert "\n3. memory does not offer auth (capabilities.auth is false)\n" in md
     images = re.findall(r"!\[latency (\w+)\]\(data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)\)", md)
     assert [p for p, _ in images] == report.providers == ["lite", "mem", "pg"]  # the configuration's order
     svg = base64.b64decode(images[2][1]).decode()
     assert svg.startswith("<svg") and "Latency on pg (ms)" in svg and "batch upsert" in svg
     assert "<svg" not in md, "the UI strips inline SVG: charts must be data-URI images"
+    slowest = max(op.p99_ms for p in report.providers for op in report.outcome(p, "performance").operations)
+    for _, image in images:  # one latency scale for every provider, and ink that reads on a light or dark theme
+        chart = base64.b64decode(image).decode()
+        assert chart.endswith(f'>{slowest:.2f} ms</text></svg>')
+        ink = re.findall(r'<(?:svg|text) [^>]*?fill="([^"]+)"', chart)
+        assert "#222222" in ink and not set(ink) & {"#000", "#000000", "black", "#fff", "#ffffff", "white"}
+        assert '<rect x="0.5" y="0.5"' in chart and 'fill="#ffffff" stroke="#8a8a8a"' in chart  # its own panel
 
     s = report.summary
     assert (s.total, s.passed + s.failed + s.skipped) == (sum(len(o.tests) for o in report.outcomes), s.total)

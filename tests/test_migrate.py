@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
+import threading
 from pathlib import Path
 
 import pytest
@@ -72,6 +74,8 @@ def test_migration_copies_every_value_and_switches(tmp_path: Path, pg_url: str, 
     markdown = asyncio.run(_artifact("migrate-src-to-dst"))
     assert "Is my data all there?" in markdown and "| orders | 1,000 | 1,000 | ✓ equal |" in markdown
     assert "![time per phase](data:image/svg+xml;base64," in markdown
+    assert "| pass | collection unique: 0 duplicates in 3 collections |" in markdown  # what each expectation found
+    assert "| pass | row counts equal in 3/3 collections |" in markdown and " nulls in source_digest (" in markdown
     table = asyncio.run(_artifact("migrate-src-to-dst-table"))
     assert "order_items" in table
     page = tmp_path / "reports" / f"migrate-src-to-dst-{report.run_id}.html"
@@ -406,3 +410,32 @@ def test_interrupted_bulk_copy_leaves_the_key_to_the_rerun(tmp_path: Path, pg_ur
     with open_adapter(cfg, "src") as src, open_adapter(cfg, "dst") as dst:
         assert assert_same_records(src, dst, "items") == 5000
         assert dst.schema("items").key == ("id",)
+
+
+def test_the_progress_artifact_moves_within_one_chunk(tmp_path: Path, pg_url: str) -> None:
+    cfg_path = write_config(tmp_path, {"src": {"kind": "postgresql", "url": pg_url, "role": "primary"},
+                                       "slow": {"kind": "memory", "url": "memory://progress",
+                                                "options": {"latency_ms": 60}}})  # each batch's write takes 60 ms
+    _seeded(cfg_path, "src", 3600)  # 600 customers
+    seen: list[float] = []
+    stop = threading.Event()
+
+    def watch() -> None:  # what the UI shows, read from the API while the flow runs
+        while not stop.wait(0.1):
+            try:
+                seen.append(float(asyncio.run(_artifact("migrate-src-to-slow-progress"))))
+            except AssertionError:  # not created yet
+                pass
+
+    watcher = threading.Thread(target=contextvars.copy_context().run, args=(watch,))
+    watcher.start()
+    try:
+        report = migrate(MigrateParams(source="src", target="slow", config_path=str(cfg_path), chunk_rows=100_000,
+                                       batch_size=20, collections=["customers"], report_dir=str(tmp_path)))
+    finally:
+        stop.set()
+        watcher.join(30)
+    assert report.status == "switched" and [c.chunks for c in report.collections] == [1]
+    within = sorted({v for v in seen if 0 < v < 100})
+    assert len(within) >= 2, f"the one chunk moved the bar only once: {seen}"
+    assert seen[-1] == 100.0 and seen == sorted(seen)

@@ -29,9 +29,9 @@ def _report(**kw: object) -> MigrationReport:
             CollectionReport(name="customers", source_rows=300)],
         expectations=[
             ExpectationReport(suite="record_counts", expectation="source_rows == target_rows", success=True,
-                              detail="3 row(s) checked, all equal"),
+                              detail="row counts equal in 3/3 collections"),
             ExpectationReport(suite="integrity", expectation="source_digest == target_digest", success=False,
-                              detail="1 of 3 differ: order_items (start .. 700]")],
+                              detail="digests equal in 2/3 key ranges: order_items (start .. 700]")],
         notes=["the estimate is <from 2 runs> & rough"])
     fields.update(kw)
     return MigrationReport.model_validate(fields)

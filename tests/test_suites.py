@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from shiftover.adapters.base import CollectionSchema, Column, KeyRange, RangeDigest
@@ -40,3 +41,25 @@ def test_a_dead_worker_does_not_open_the_gate() -> None:
     assert not result.success and result.mismatched_ranges() == {"orders": ["(700 .. end]"]}
     assert validate([_evidence("bb")]).success
     assert suites._WORKER._proc is not None and suites._WORKER._proc.poll() is None
+
+
+def test_each_detail_says_what_the_expectation_checked_and_found() -> None:
+    details = {o.expectation: o.detail for o in validate([_evidence("bb")]).outcomes}
+    assert details == {
+        "expect_column_pair_values_to_be_equal(source_rows == target_rows)": "row counts equal in 1/1 collection",
+        "expect_column_values_to_be_unique(collection)": "collection unique: 0 duplicates in 1 collection",
+        "expect_column_pair_values_to_be_equal(source_count == target_count)": "counts equal in 2/2 key ranges",
+        "expect_column_pair_values_to_be_equal(source_digest == target_digest)": "digests equal in 2/2 key ranges",
+        "expect_column_values_to_not_be_null(source_digest)": "not null: 0 nulls in source_digest (2 key ranges)",
+        "expect_column_pair_values_to_be_equal(source_type == target_type)": "definitions equal in 3/3 schema entries",
+    }
+    twice = _evidence("XX")
+    nulls = dataclasses.replace(twice, source_digests=[RangeDigest(RANGES[0], 700, None),  # type: ignore[arg-type]
+                                                       RangeDigest(RANGES[1], 300, "bb")])
+    found = {o.expectation: (o.success, o.detail) for o in validate([twice, nulls]).outcomes}
+    assert found["expect_column_values_to_be_unique(collection)"] == (
+        False, "collection unique: 2 duplicates in 2 collections: orders; orders")
+    assert found["expect_column_values_to_not_be_null(source_digest)"] == (
+        False, "not null: 1 nulls in source_digest (4 key ranges): orders (start .. 700]")
+    assert found["expect_column_pair_values_to_be_equal(source_digest == target_digest)"][1].startswith(
+        "digests equal in 1/4 key ranges: ")

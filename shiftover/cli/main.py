@@ -71,7 +71,8 @@ def init(
     """Write a commented backends.yaml from a template."""
     if path.exists() and not force:
         raise typer.BadParameter(f"{path} exists; pass --force to overwrite it", param_hint="--path")
-    text = resources.files("shiftover.flows").joinpath("templates", f"{template.value}.yaml").read_text(encoding="utf-8")
+    templates = resources.files("shiftover.flows").joinpath("templates")
+    text = templates.joinpath(f"{template.value}.yaml").read_text(encoding="utf-8")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     out.print(f"Wrote [bold]{path}[/] from the {template.value} template. Edit it, then run "
@@ -208,9 +209,9 @@ class _progress:
                     total = run.summary.get("planned_rows") if run.status == "running" else None
                     if total:
                         bar.update(task, total=total)
-                    bar.update(task, completed=self.control.rows_done(self.run_id))
+                    bar.update(task, completed=self.control.rows_done(self.run_id, in_flight=True))
                 self._stop.wait(0.3)
-            bar.update(task, completed=self.control.rows_done(self.run_id))
+            bar.update(task, completed=self.control.rows_done(self.run_id, in_flight=True))
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()

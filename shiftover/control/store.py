@@ -328,10 +328,19 @@ class ControlStore:
             return [Chunk(r.collection, r.idx, KeyRange(key_from_json(r.lo), key_from_json(r.hi)), r.rows, r.done)
                     for r in conn.execute(stmt)]
 
-    def rows_done(self, run_id: str) -> int:
+    def rows_done(self, run_id: str, *, in_flight: bool = False) -> int:
+        """Rows of the chunks done; with `in_flight`, also the rows chunks still copying reported so far."""
+        where = [chunks_t.c.run_id == run_id] + ([] if in_flight else [chunks_t.c.done.is_(True)])
         with self._tx() as conn:
-            return int(conn.execute(sa.select(sa.func.coalesce(sa.func.sum(chunks_t.c.rows), 0)).where(
-                chunks_t.c.run_id == run_id, chunks_t.c.done.is_(True))).scalar_one())
+            return int(conn.execute(sa.select(sa.func.coalesce(sa.func.sum(chunks_t.c.rows), 0))
+                                    .where(*where)).scalar_one())
+
+    def chunk_progress(self, run_id: str, collection: str, idx: int, rows: int) -> None:
+        """Rows a chunk still copying has written so far (a done chunk keeps its count)."""
+        with self._tx() as conn:
+            conn.execute(sa.update(chunks_t).where(
+                chunks_t.c.run_id == run_id, chunks_t.c.collection == collection, chunks_t.c.idx == idx,
+                chunks_t.c.done.is_(False)).values(rows=rows))
 
     def set_checkpoint(self, run_id: str, collection: str, *, last_key: str | None = None,
                        watermark: str | None = None, rows_copied: int | None = None, phase: str | None = None) -> None:
