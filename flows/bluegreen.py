@@ -55,9 +55,8 @@ from shiftover.tasks.migration import (
     run_expectations,
     unfreeze_source,
 )
+from shiftover.tasks.report_model import CollectionReport, MigrationReport
 from shiftover.tasks.reporting import (
-    CollectionReport,
-    MigrationReport,
     ProgressFeed,
     advance_progress,
     artifact_key,

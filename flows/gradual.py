@@ -31,7 +31,8 @@ from shiftover.flows.bluegreen import (
 from shiftover.flows.migration_run import MigrateParams, begin_run
 from shiftover.tasks.capture import LivePlan, cutover_window, start_capture, stop_capture, switched_by
 from shiftover.tasks.migration import CollectionPlan, prepare_target, switch_pointer
-from shiftover.tasks.reporting import MigrationReport, start_progress
+from shiftover.tasks.report_model import MigrationReport
+from shiftover.tasks.reporting import start_progress
 from shiftover.tasks.schema import apply_post_data, apply_pre_data
 
 

@@ -36,14 +36,8 @@ from shiftover.tasks.migration import (
     switch_pointer,
     unfreeze_source,
 )
-from shiftover.tasks.reporting import (
-    CollectionReport,
-    MigrationReport,
-    ProgressFeed,
-    completed,
-    publish_report,
-    start_progress,
-)
+from shiftover.tasks.report_model import CollectionReport, MigrationReport
+from shiftover.tasks.reporting import ProgressFeed, completed, publish_report, start_progress
 from shiftover.tasks.schema import (
     apply_post_data,
     apply_pre_data,

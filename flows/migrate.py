@@ -21,7 +21,7 @@ from shiftover.control.store import ControlStore
 from shiftover.control.syncstate import SyncStates
 from shiftover.expectations.suites import prewarm
 from shiftover.flows.migration_run import MigrateParams, resolve_run_id
-from shiftover.tasks.reporting import MigrationReport
+from shiftover.tasks.report_model import MigrationReport
 
 __all__ = ["MigrateParams", "migrate"]
 

@@ -13,7 +13,7 @@ from shiftover.adapters.strategies import Strategy, summaries
 from shiftover.control.store import ControlStore
 from shiftover.expectations.suites import CollectionEvidence, ValidationResult
 from shiftover.tasks.digests import digests_equal
-from shiftover.tasks.reporting import REPORT_DIR, ExpectationReport, MigrationReport
+from shiftover.tasks.report_model import REPORT_DIR, ExpectationReport, MigrationReport
 
 
 class MigrateParams(BaseModel):

@@ -34,7 +34,8 @@ from shiftover.tasks.capture import (
     stop_capture,
 )
 from shiftover.tasks.migration import measure_collection, run_expectations, switch_pointer
-from shiftover.tasks.reporting import CollectionReport, MigrationReport, publish_report
+from shiftover.tasks.report_model import CollectionReport, MigrationReport
+from shiftover.tasks.reporting import publish_report
 
 
 class RollbackParams(BaseModel):

@@ -5,14 +5,10 @@ report as one self-contained HTML page."""
 from __future__ import annotations
 
 import html
-from typing import TYPE_CHECKING
 
 from shiftover.tasks.html_page import data_uri, page, svg_open, x_axis
+from shiftover.tasks.report_model import CollectionReport, MigrationReport
 
-if TYPE_CHECKING:
-    from shiftover.tasks.reporting import CollectionReport, MigrationReport
-
-REPORT_DIR = "reports/migrations"  # where the HTML page goes unless the run names a directory (no Prefect import here)
 EQUAL, DIFFERS, UNMEASURED = "✓ equal", "✗ differs", "– not measured"
 _CLASS = {EQUAL: "equal", DIFFERS: "differs", UNMEASURED: "unmeasured"}
 _BAR, _FREEZE = "#4e79a7", "#e15759"

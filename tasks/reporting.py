@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import queue
 import re
 import time
@@ -21,10 +20,9 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
-from pydantic import BaseModel, Field
 
+from shiftover.tasks.report_model import MigrationReport
 from shiftover.tasks.report_views import (
-    REPORT_DIR,
     collection_table,
     md_cell,
     phase_chart_markdown,
@@ -36,53 +34,6 @@ if TYPE_CHECKING:
     from shiftover.control.store import ControlStore
 
 PROGRESS_EVERY_S = 0.5  # the least time between two moves of the progress artifact
-
-
-class CollectionReport(BaseModel):
-    name: str
-    source_rows: int
-    target_rows: int | None = None
-    chunks: int = 0
-    digests_equal: bool | None = None
-    digest_method: str = ""
-    mismatched_ranges: list[str] = Field(default_factory=list)
-    path: str = ""
-    seconds: float = 0.0
-
-
-class ExpectationReport(BaseModel):
-    suite: str
-    expectation: str
-    success: bool
-    detail: str
-
-
-class MigrationReport(BaseModel):
-    run_id: str
-    source: str
-    target: str
-    strategy: str
-    status: str  # "switched", "validated" (copied and validated, --no-switch), "dry-run", "blocked", "failed"…
-    dry_run: bool = False
-    collections: list[CollectionReport] = Field(default_factory=list)
-    expectations: list[ExpectationReport] = Field(default_factory=list)
-    epoch_before: int | None = None
-    epoch_after: int | None = None
-    active_after: str | None = None
-    frozen_engine: list[str] = Field(default_factory=list)
-    freeze_ms: float | None = None
-    # immediate: plan, freeze, copy, index, validate, switch
-    phase_seconds: dict[str, float] = Field(default_factory=dict)
-    estimated_seconds: float | None = None
-    started: dt.datetime
-    seconds: float = 0.0
-    error: str | None = None
-    notes: list[str] = Field(default_factory=list)
-    report_dir: str = Field(REPORT_DIR, exclude=True)  # where publish_report writes the HTML page (not a finding)
-
-    @property
-    def rows(self) -> int:
-        return sum(c.source_rows for c in self.collections)
 
 
 def slug(text: str) -> str:

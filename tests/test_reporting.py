@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from shiftover.tasks.report_model import CollectionReport, ExpectationReport, MigrationReport
 from shiftover.tasks.report_views import phase_svg
-from shiftover.tasks.reporting import CollectionReport, ExpectationReport, MigrationReport, render_markdown, write_html
+from shiftover.tasks.reporting import render_markdown, write_html
 
 PHASES = {"plan": 0.12, "freeze": 0.05, "schema": 0.3, "copy": 1.8, "index": 0.2, "validate": 0.4, "switch": 0.03}
 

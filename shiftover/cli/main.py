@@ -23,7 +23,7 @@ from shiftover.adapters.errors import BackendError
 from shiftover.adapters.strategies import Strategy, summaries
 from shiftover.cli import logs as cli_logging
 from shiftover.cli.common import ConfigOpt, Markdown, err, known_providers, out, prefect_api, quiet_backend_tracebacks
-from shiftover.tasks.report_views import REPORT_DIR
+from shiftover.tasks.report_model import REPORT_DIR
 
 if TYPE_CHECKING:
     from shiftover.adapters.config import Config
