@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
 from adapters.errors import BackendError
 from adapters.strategies import Strategy, summaries
-from flows import cli_logging
-from flows.cli_common import ConfigOpt, Markdown, err, known_providers, out, prefect_api, quiet_backend_tracebacks
+from flows import cli_logging, cli_reports
+from flows.cli_common import ConfigOpt, err, known_providers, out, prefect_api, quiet_backend_tracebacks
+from flows.cli_tables import Col, show
 from tasks.report_views import REPORT_DIR
 
 if TYPE_CHECKING:
@@ -144,15 +144,15 @@ def migrate(
 
 def _print_report(report: Any, control: Any, *, as_json: bool) -> None:
     """The migration report (markdown or JSON), then the pointer after a run; exit 1 when it was blocked or failed."""
-    from tasks.reporting import html_path, render_markdown
+    from tasks.reporting import html_path
 
     if as_json:
         out.print_json(report.model_dump_json())
     else:
-        out.print(Markdown(render_markdown(report, chart=False)))  # a terminal cannot show the SVG
+        cli_reports.migration(out, report)
         page = html_path(report, report.report_dir)
         if page.exists():
-            out.print(f"The whole report, with the time-per-phase chart: {page}")
+            out.print(f"The whole report, with the time-per-phase chart: {page}", soft_wrap=True, highlight=False)
         if not report.dry_run:
             _print_pointer(control)
     if report.status in ("blocked", "failed"):
@@ -252,29 +252,25 @@ def status(
         out.print_json(json.dumps(status_json(pointer, leases, synced, freezes, installed, recent)))
         return
     _print_pointer(control)
-    providers = Table("provider", "kind", "role", "priority", "url", title="Providers")
-    for name, p in cfg.providers.items():
-        providers.add_row(name + (" *" if name == pointer.provider else ""), p.kind, p.role, str(p.priority),
-                          p.display_url())
-    out.print(providers)
+    show(out, "Providers", (Col("provider", "name"), Col("active"), Col("kind"), Col("role"), Col("priority"),
+                            Col("url", "text")),
+         [(name, name == pointer.provider, p.kind, p.role, p.priority, p.display_url())
+          for name, p in cfg.providers.items()])
     if freezes:
-        table = Table("provider", "collection", "since", "reason", title="Write freezes", style="yellow")
-        for f in freezes:
-            table.add_row(f.provider, f.collection, f"{f.since:%H:%M:%S}", f.reason)
-        out.print(table)
+        show(out, "Write freezes", (Col("provider", "name"), Col("collection", "name"), Col("since"),
+                                    Col("reason", "text")),
+             [(f.provider, f.collection, f"{f.since:%H:%M:%S}", f.reason) for f in freezes], style="yellow")
     if installed:
-        table = Table("provider", "what", "name", "on", "removed by", title="Installed by Shiftover", style="yellow")
-        for r in installed:
-            table.add_row(r.provider, r.item.what if r.item else "-", r.item.name if r.item else "-",
-                          (r.item.collection or "") if r.item else "", escape(r.remove))
-        out.print(table)
+        show(out, "Installed by Shiftover", (Col("provider", "name"), Col("what"), Col("name", "name"),
+                                             Col("on", "name"), Col("removed by", "text")),
+             [(r.provider, r.item.what if r.item else "-", r.item.name if r.item else "-",
+               (r.item.collection or "") if r.item else "", r.remove) for r in installed], style="yellow")
     print_leases_and_sync(out, pointer.provider, leases, synced)
     if recent:
-        table = Table("run", "kind", "from → to", "strategy", "status", "started", title="Recent runs")
-        for run in recent:
-            table.add_row(run.run_id, run.kind, f"{run.source} → {run.target}", run.strategy or "-", run.status,
-                          f"{run.started:%Y-%m-%d %H:%M:%S}")
-        out.print(table)
+        show(out, "Recent runs", (Col("run", "name"), Col("kind"), Col("from", "name"), Col("to", "name"),
+                                  Col("strategy"), Col("status", coloured=True), Col("started", "text")),
+             [(run.run_id, run.kind, run.source or "-", run.target or "-", run.strategy or "-", run.status,
+               f"{run.started:%Y-%m-%d %H:%M:%S}") for run in recent])
 
 
 @app.command(short_help="Undo a blue-green cutover.")

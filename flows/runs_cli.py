@@ -7,8 +7,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
+
+from flows.cli_tables import Col, show
 
 out = Console()
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="backends.yaml to read")]
@@ -64,18 +64,16 @@ def runs_json(leases: list[Any], synced: list[Any]) -> dict[str, Any]:
 
 def print_leases_and_sync(console: Console, active: str, leases: list[Any], synced: list[Any]) -> None:
     if leases:
-        table = Table("provider", "held by", "kind", "host / pid", "heartbeat", title="Leases (one run at a time)")
-        for x in leases:
-            table.add_row(x.provider, x.run_id, x.kind, f"{x.host} / {x.pid}", f"{x.age_s():.0f} s ago")
-        console.print(table)
+        show(console, "Leases (one run at a time)", (Col("provider", "name"), Col("held by", "name"), Col("kind"),
+                                                     Col("host / pid", "text"), Col("heartbeat")),
+             [(x.provider, x.run_id, x.kind, f"{x.host} / {x.pid}", f"{x.age_s():.0f} s ago") for x in leases])
     if synced:
-        table = Table("standby", "collection", "method", "state", "last complete pass", "pending changes",
-                      title=f"Sync from {active}")
-        for x in synced:
-            table.add_row(x.target, x.collection, x.method, escape(x.state + (f" ({x.note})" if x.note else "")),
-                          f"{x.completed_at:%Y-%m-%d %H:%M:%S}" if x.completed_at else "never",
-                          "unknown" if x.pending is None else str(x.pending))
-        console.print(table)
+        show(console, f"Sync from {active}", (Col("standby", "name"), Col("collection", "name"), Col("method"),
+                                              Col("state", "text", coloured=True), Col("last complete pass", "text"),
+                                              Col("pending changes")),
+             [(x.target, x.collection, x.method, x.state + (f" ({x.note})" if x.note else ""),
+               f"{x.completed_at:%Y-%m-%d %H:%M:%S}" if x.completed_at else "never",
+               "unknown" if x.pending is None else x.pending) for x in synced])
 
 
 def status_json(pointer: Any, leases: Any, synced: Any, freezes: Any, installed: Any, recent: Any) -> dict[str, Any]:
