@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 def analyze_command(
     path: Annotated[Path, typer.Argument(help="folder holding the application's source")],
-    json_out: Annotated[Path, typer.Option("--json", help="JSON report to write")] = Path("shiftover-analysis.json"),
+    json_out: Annotated[Path, typer.Option("--json", help="JSON report to write; - prints it on stdout instead of "
+                                                      "the summary")] = Path("shiftover-analysis.json"),
     include: Annotated[Optional[list[str]], typer.Option(
         "--include", help="only analyze files matching this glob (repeatable)")] = None,
     exclude: Annotated[Optional[list[str]], typer.Option(
@@ -33,11 +34,15 @@ def analyze_command(
     from tasks.codebase.scan import analyze_path, check_root, write_analysis
 
     check_root(path)
+    to_stdout = str(json_out) == "-"
+    if to_stdout:  # the flow run keeps its copy in the default file
+        json_out = Path("shiftover-analysis.json")
     excludes = ([] if no_default_excludes else list(DEFAULT_EXCLUDES)) + list(exclude or [])
     if no_prefect:
         analysis = analyze_path(path, include=tuple(include or ()), exclude=tuple(excludes),
                                 max_bytes=max_file_size)
-        write_analysis(analysis, json_out)
+        if not to_stdout:
+            write_analysis(analysis, json_out)
     else:
         from rich.console import Console
 
@@ -49,6 +54,9 @@ def analyze_command(
         params = AnalyzeParams(path=str(path), output=str(json_out), include=list(include or []), exclude=excludes,
                                max_file_bytes=max_file_size)
         analysis = analyze_codebase(params)
+    if to_stdout:
+        print(analysis.model_dump_json(indent=2))
+        return
     _print_summary(analysis, json_out, with_artifact=not no_prefect)
 
 

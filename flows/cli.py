@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from adapters.errors import BackendError
 from adapters.strategies import Strategy, summaries
 from flows import cli_logging, cli_reports
 from flows.cli_common import ConfigOpt, err, known_providers, out, prefect_api, quiet_backend_tracebacks
+from flows.cli_progress import CopyProgress
 from flows.cli_tables import Col, show
 from tasks.report_views import REPORT_DIR
 
@@ -137,7 +138,7 @@ def migrate(
         params.run_id = resolve_run_id(control, params)
     if runner is Runner.dask and params.strategy is Strategy.immediate:  # live strategies pick the runner per copy
         migrate_flow = migrate_flow.with_options(task_runner=_dask_runner(cfg, workers, dask_address))
-    with _progress(control, params.run_id, enabled=not dry_run and not as_json):
+    with CopyProgress(control, params.run_id, err, enabled=not dry_run and not as_json):
         report = migrate_flow(params)
     _print_report(report, control, as_json=as_json)
 
@@ -182,40 +183,6 @@ def _warm_up(cfg: Config, source: str, target: str) -> None:
     prewarm(yield_cpu=False)
     kinds = [cfg.providers[n].kind for n in (source, target) if n in cfg.providers]
     threading.Thread(target=preload, args=(kinds,), name="shiftover-preload", daemon=True).start()
-
-
-class _progress:
-    """A rich progress bar fed from the control store (the same numbers the Prefect progress artifact shows)."""
-
-    def __init__(self, control, run_id: str | None, *, enabled: bool) -> None:  # type: ignore[no-untyped-def]
-        self.control, self.run_id, self.enabled = control, run_id, enabled and sys.stderr.isatty()
-        self.enabled = self.enabled or os.environ.get("SHIFTOVER_PROGRESS") == "1"
-        self._stop = threading.Event()
-
-    def __enter__(self) -> None:
-        if not self.enabled or not self.run_id:
-            return
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        with Progress(TextColumn("[bold]copying"), BarColumn(), MofNCompleteColumn(), TextColumn("rows"),
-                      TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=False) as bar:
-            task = bar.add_task("copy", total=None)
-            while not self._stop.is_set():
-                run = self.control.run(self.run_id)
-                if run is not None:
-                    total = run.summary.get("planned_rows") if run.status == "running" else None
-                    if total:
-                        bar.update(task, total=total)
-                    bar.update(task, completed=self.control.rows_done(self.run_id))
-                self._stop.wait(0.3)
-            bar.update(task, completed=self.control.rows_done(self.run_id))
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if hasattr(self, "_thread"):
-            self._thread.join(timeout=5)
 
 
 def _print_pointer(control) -> None:  # type: ignore[no-untyped-def]
@@ -407,6 +374,9 @@ def leave(code: str | int | None) -> None:
     if isinstance(code, str):
         err.print(code, highlight=False)
         code = 1
+    handlers = sys.modules.get("prefect.logging.handlers")
+    if handlers is not None:  # send the run's last log lines while a temporary API still listens
+        handlers.APILogWorker.drain_all(timeout=5)
     atexit._run_exitfuncs()  # the stdlib's own exit path, which os._exit skips
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -417,7 +387,7 @@ def leave(code: str | int | None) -> None:
 
 
 def _run() -> None:
-    cli_logging.install()
+    cli_logging.install(err)
     try:
         app()
     except BackendError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -20,6 +21,7 @@ def unfreeze_command(
     run_id: Annotated[Optional[str], typer.Option("--run-id", help="lift the freeze this run set (a freeze owned by "
                                                   "a run is lifted only by it, or by you naming it here)")] = None,
     config: ConfigOpt = Path("backends.yaml"),
+    as_json: Annotated[bool, typer.Option("--json", help="print what was lifted as JSON")] = False,
 ) -> None:
     """Lift a write freeze left behind by an interrupted run (engine triggers and control-store flags). A freeze set
     by a run is lifted only with --run-id naming that run."""
@@ -48,6 +50,9 @@ def unfreeze_command(
                             provider=provider, hint=f"pass --run-id {blocked[0]} to lift that run's freeze yourself")
         adapter.unfreeze(names)
     control.clear_freeze(provider, names, only_run=run_id)
+    if as_json:
+        print(json.dumps({"provider": provider, "lifted": names, "run_id": run_id}))
+        return
     out.print(f"Lifted the write freeze on {provider}: {', '.join(names) or 'nothing was frozen'}"
               + (f" (set by run {run_id})" if run_id else ""))
 

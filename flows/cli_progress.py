@@ -1,0 +1,60 @@
+"""What `shiftover migrate` shows while a run copies: a rich progress bar fed from the control store (the same numbers
+the Prefect progress artifact shows), then a spinner while the target is validated. It draws on the CLI's stderr
+Console, the one the log lines go through (flows/cli_logging.py), so they print above it instead of into it."""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+VALIDATING = "Validating the target: counts, digests and schema (Great Expectations) …"
+
+
+class CopyProgress:
+    """A context manager around the flow call; shows nothing unless stderr is a terminal (or SHIFTOVER_PROGRESS=1)."""
+
+    def __init__(self, control: Any, run_id: str | None, console: Console, *, enabled: bool) -> None:
+        self.control, self.run_id, self.console = control, run_id, console
+        self.enabled = enabled and (console.is_terminal or os.environ.get("SHIFTOVER_PROGRESS") == "1")
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> None:
+        if not self.enabled or not self.run_id:
+            return
+        self._thread = threading.Thread(target=self._run, name="shiftover-progress", daemon=True)
+        self._thread.start()
+
+    def _phase(self) -> str | None:
+        run = self.control.run(self.run_id)
+        return run.summary.get("phase") if run is not None and run.status == "running" else None
+
+    def _run(self) -> None:
+        with Progress(TextColumn("[bold]copying"), BarColumn(), MofNCompleteColumn(), TextColumn("rows"),
+                      TimeElapsedColumn(), TimeRemainingColumn(), console=self.console, transient=False) as bar:
+            task = bar.add_task("copy", total=None)
+            while not self._stop.is_set():
+                run = self.control.run(self.run_id)
+                if run is not None and run.status == "running":
+                    total = run.summary.get("planned_rows")
+                    if total:
+                        bar.update(task, total=total)
+                    if run.summary.get("phase") == "validate":
+                        break
+                bar.update(task, completed=self.control.rows_done(self.run_id))
+                self._stop.wait(0.3)
+            bar.update(task, completed=self.control.rows_done(self.run_id))
+        if self._stop.is_set():
+            return
+        with self.console.status(VALIDATING, spinner="dots"):
+            while not self._stop.wait(0.3) and self._phase() == "validate":
+                pass
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
