@@ -216,7 +216,7 @@ def status(
     leases = LeaseTable(control).all()
     synced = SyncStates(control).get(source=pointer.provider)
     if as_json:
-        out.print_json(json.dumps(status_json(pointer, leases, synced, freezes, installed, recent)))
+        out.print_json(json.dumps(status_json(pointer, leases, synced, freezes, installed, recent, cfg.providers)))
         return
     _print_pointer(control)
     show(out, "Providers", (Col("provider", "name"), Col("active"), Col("kind"), Col("role"), Col("priority"),

@@ -81,11 +81,14 @@ def print_leases_and_sync(console: Console, active: str, leases: list[Any], sync
                "unknown" if x.pending is None else x.pending) for x in synced])
 
 
-def status_json(pointer: Any, leases: Any, synced: Any, freezes: Any, installed: Any, recent: Any) -> dict[str, Any]:
+def status_json(pointer: Any, leases: Any, synced: Any, freezes: Any, installed: Any, recent: Any,
+                providers: Any = None) -> dict[str, Any]:
     """What `shiftover status --json` prints."""
     return {
         "active": pointer.provider, "epoch": pointer.epoch, "since": pointer.since.isoformat(),
         "reason": pointer.reason,
+        "providers": [{"name": name, "active": name == pointer.provider, "kind": p.kind, "role": p.role,
+                       "priority": p.priority, "url": p.display_url()} for name, p in (providers or {}).items()],
         **runs_json(leases, synced),
         "freezes": [{"provider": f.provider, "collection": f.collection, "run_id": f.run_id,
                      "since": f.since.isoformat(), "reason": f.reason} for f in freezes],
