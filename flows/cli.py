@@ -234,10 +234,10 @@ def status(
                (r.item.collection or "") if r.item else "", r.remove) for r in installed], style="yellow")
     print_leases_and_sync(out, pointer.provider, leases, synced)
     if recent:
-        show(out, "Recent runs", (Col("run", "name"), Col("kind"), Col("from", "name"), Col("to", "name"),
-                                  Col("strategy"), Col("status", coloured=True), Col("started", "text")),
-             [(run.run_id, run.kind, run.source or "-", run.target or "-", run.strategy or "-", run.status,
-               f"{run.started:%Y-%m-%d %H:%M:%S}") for run in recent])
+        show(out, "Recent runs", (Col("run", "name"), Col("what", "text"), Col("from", "name"), Col("to", "name"),
+                                  Col("status", coloured=True), Col("started", "text")),
+             [(run.run_id, f"{run.kind} {run.strategy or ''}".strip(), run.source or "-", run.target or "-",
+               run.status, f"{run.started:%Y-%m-%d %H:%M:%S}") for run in recent])
 
 
 @app.command(short_help="Undo a blue-green cutover.")

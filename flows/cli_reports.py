@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from flows.cli_tables import Col, show
+from flows.cli_tables import Col, show, verdict
 
 if TYPE_CHECKING:
     from flows.failover import FailoverReport
@@ -75,9 +75,12 @@ def migration(console: Console, r: MigrationReport) -> None:
                                                                        + ", ".join(c.mismatched_ranges)))
     if r.expectations:
         heading(console, "Expectations (Great Expectations)")
-        show(console, "Suites", (Col("suite", "name"), Col("expectation", "name"), Col("result", coloured=True),
-                                 Col("detail", "text")),
-             [(e.suite, e.expectation, "pass" if e.success else "FAIL", e.detail) for e in r.expectations])
+        grid = Table.grid()
+        grid.add_column(width=7, no_wrap=True)
+        grid.add_column(overflow="fold")
+        for e in r.expectations:
+            grid.add_row(verdict("pass" if e.success else "FAIL"), Text(f"{e.suite}: {e.expectation} — {e.detail}"))
+        console.print(grid)
     if r.notes:
         heading(console, "Notes")
         _bullets(console, r.notes)
@@ -100,9 +103,9 @@ def failover(console: Console, r: FailoverReport) -> None:
 
 def health(console: Console, result: Sequence[ProviderHealth]) -> None:
     show(console, "Health", (Col("provider", "name"), Col("active"), Col("kind"), Col("status", coloured=True),
-                             Col("latency ms", justify="right"), Col("uptime", justify="right"), Col("probes"),
+                             Col("latency", justify="right"), Col("uptime", justify="right"), Col("probes"),
                              Col("error", "text")),
-         [(h.provider, h.active, h.kind, h.status, f"{h.latency_ms:.1f}",
+         [(h.provider, h.active, h.kind, h.status, f"{h.latency_ms:.1f} ms",
            "-" if h.uptime is None else f"{h.uptime * 100:.2f}%", h.probes, h.error or "-") for h in result])
 
 
