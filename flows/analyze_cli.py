@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -64,6 +64,7 @@ def _print_summary(analysis: Analysis, json_out: Path, *, with_artifact: bool) -
     from rich.console import Console
     from rich.table import Table
 
+    from flows.cli_tables import Col, show
     from tasks.codebase.sdks import FLAG_TEXT, OPERATIONS, SERVICES
 
     console = Console()
@@ -86,18 +87,13 @@ def _print_summary(analysis: Analysis, json_out: Path, *, with_artifact: bool) -
         for name, count in analysis.flags.items():
             flags.add_row(name, str(count), FLAG_TEXT.get(name, ""))
         console.print(flags)
-    steps = Table(title="Plan (least risky first)")
-    columns: tuple[tuple[str, Literal["left", "right"]], ...] = (
-        ("#", "right"), ("service", "left"), ("collection", "left"), ("calls", "right"), ("flagged", "right"),
-        ("files", "right"), ("minutes", "right"))
-    for col, justify in columns:
-        steps.add_column(col, justify=justify)
-    for s in plan.steps[:20]:
-        steps.add_row(str(s.order), s.service, s.collection or "(dynamic or none)", str(s.calls), str(s.flagged),
-                      str(len(s.files)), f"{s.minutes:g}")
+    show(console, "Plan (least risky first)", (
+        Col("#", justify="right"), Col("service"), Col("collection", "name"), Col("calls", justify="right"),
+        Col("flagged", justify="right"), Col("files", justify="right"), Col("minutes", justify="right")),
+        [(s.order, s.service, s.collection or "(dynamic or none)", s.calls, s.flagged, len(s.files), f"{s.minutes:g}")
+         for s in plan.steps[:20]])
     if len(plan.steps) > 20:
-        steps.caption = f"{len(plan.steps) - 20} more steps in {json_out}"
-    console.print(steps)
+        console.print(f"{len(plan.steps) - 20} more steps in {json_out}", highlight=False)
     console.print(f"[bold]{plan.total_calls}[/] calls in {plan.files_touched} files: [green]{plan.direct_calls} map "
                   f"directly[/], [yellow]{plan.flagged_calls} need a person[/]; about [bold]{plan.total_hours} h[/] "
                   f"({plan.effort_model.describe()}).", highlight=False)

@@ -185,3 +185,19 @@ def test_log_lines_print_above_the_progress_bar(tmp_path: Path) -> None:
     assert all(re.match(r"\d\d:\d\d:\d\d\.\d{3} \| INFO", line) for line in logged), "\n".join(shown)
     assert shown.index(bars[0]) > max(i for i, line in enumerate(shown) if "Task run 'copy_chunk" in line)
     assert "Validating the target" in raw and "Traceback" not in raw and "Logging error" not in raw
+
+
+def test_analyze_prints_its_json_report_with_a_dash(tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "main.py").write_text('from supabase import create_client\nsb = create_client("u", "k")\n'
+                                 'sb.table("customer_loyalty_transactions").select("*").execute()\n', encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "flows.cli", "analyze", str(app), "--json", "-", "--no-prefect"],
+                          capture_output=True, text=True, env=_env(80), timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["files_scanned"] == 1 and report["plan"]["steps"][0]["collection"] == "customer_loyalty_transactions"
+    assert not (tmp_path / "-").exists() and not (tmp_path / "shiftover-analysis.json").exists()
+    table = subprocess.run([sys.executable, "-m", "flows.cli", "analyze", str(app), "--no-prefect"],
+                           capture_output=True, text=True, env=_env(80), timeout=120, cwd=tmp_path)
+    assert "customer_loyalty_transactions" in table.stdout and "…" not in table.stdout, table.stdout
