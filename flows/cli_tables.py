@@ -16,7 +16,7 @@ Kind = Literal["name", "short", "text"]
 _GREEN = ("pass", "passed", "healthy", "succeeded", "switched", "validated", "ok", "equal", "✓", "yes", "cut",
           "completed", "released")
 _RED = ("fail", "failed", "down", "blocked", "differs", "✗", "error", "superseded", "rejected", "crashed",
-        "unhealthy")
+        "unhealthy", "no")
 _YELLOW = ("degraded", "skipped", "running", "in-progress", "dry-run", "dry", "pending", "unknown", "never",
            "frozen", "rolled-back", "paused", "warning", "stale")
 
