@@ -14,11 +14,11 @@ from rich.text import Text
 
 Kind = Literal["name", "short", "text"]
 _GREEN = ("pass", "passed", "healthy", "succeeded", "switched", "validated", "ok", "equal", "✓", "yes", "cut",
-          "completed", "released")
+          "completed", "released", "live")
 _RED = ("fail", "failed", "down", "blocked", "differs", "✗", "error", "superseded", "rejected", "crashed",
         "unhealthy", "no")
 _YELLOW = ("degraded", "skipped", "running", "in-progress", "dry-run", "dry", "pending", "unknown", "never",
-           "frozen", "rolled-back", "paused", "warning", "stale")
+           "frozen", "rolled-back", "paused", "warning", "stale", "copying", "interrupted")
 
 
 def word(value: object) -> str:

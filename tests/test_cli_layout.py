@@ -201,3 +201,24 @@ def test_analyze_prints_its_json_report_with_a_dash(tmp_path: Path) -> None:
     table = subprocess.run([sys.executable, "-m", "flows.cli", "analyze", str(app), "--no-prefect"],
                            capture_output=True, text=True, env=_env(80), timeout=120, cwd=tmp_path)
     assert "customer_loyalty_transactions" in table.stdout and "…" not in table.stdout, table.stdout
+
+
+def test_a_table_too_wide_for_its_names_becomes_one_block_per_row() -> None:
+    from rich.console import Console
+
+    from flows.cli_tables import Col, show
+
+    names = ("eu_west_primary_postgres_cluster_a", "us_east_standby_firestore_project_b")
+    rows = [(n, i == 0, "postgresql", "healthy" if i == 0 else "degraded", "no answer within 5 s")
+            for i, n in enumerate(names)]
+    cols = (Col("provider", "name"), Col("active"), Col("kind"), Col("status", coloured=True), Col("error", "text"))
+    for width, table in ((80, False), (120, True)):
+        console = Console(width=width, record=True, force_terminal=True, color_system="standard")
+        show(console, "Health", cols, rows)
+        text = console.export_text(clear=False)
+        assert "…" not in text and all(len(line) <= width for line in text.splitlines()), text
+        assert all(sum(n in line for line in text.splitlines()) == 1 for n in names), text
+        assert ("┃ provider" in text) is table, text
+        assert ("yes" in text and "no" in text) and "True" not in text and "False" not in text
+        coloured = console.export_text(styles=True)
+        assert "\x1b[32mhealthy" in coloured and "\x1b[33mdegraded" in coloured, coloured
