@@ -1,6 +1,7 @@
 """What `shiftover migrate` shows while a run copies: a rich progress bar fed from the control store (the same numbers
-the Prefect progress artifact shows), then a spinner while the target is validated. It draws on the CLI's stderr
-Console, the one the log lines go through (flows/cli_logging.py), so they print above it instead of into it."""
+the Prefect progress artifact shows), then a spinner while the target is validated (or a blue-green run cuts over).
+It draws on the CLI's stderr Console, the one the log lines go through (flows/cli_logging.py), so they print above
+it instead of into it."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-VALIDATING = "Validating the target: counts, digests and schema (Great Expectations) …"
+PHASES = {  # the run's summary["phase"] once copying is over → what the spinner says
+    "validate": "Validating the target: counts, digests and schema (Great Expectations) …",
+    "freeze": "Cutting over: source frozen for the final delta, validation and switch …",
+}
 
 
 class CopyProgress:
@@ -34,25 +38,34 @@ class CopyProgress:
         return run.summary.get("phase") if run is not None and run.status == "running" else None
 
     def _run(self) -> None:
+        phase = self._copying()
+        if phase is None:
+            return
+        with self.console.status(PHASES[phase], spinner="dots") as spinner:
+            while not self._stop.wait(0.3):
+                now = self._phase()
+                if now not in PHASES:
+                    break
+                if now != phase:
+                    phase = now
+                    spinner.update(PHASES[phase])
+
+    def _copying(self) -> str | None:
+        """The progress bar, until the flow ends (None) or the run enters one of PHASES (returned)."""
         with Progress(TextColumn("[bold]copying"), BarColumn(), MofNCompleteColumn(), TextColumn("rows"),
                       TimeElapsedColumn(), TimeRemainingColumn(), console=self.console, transient=False) as bar:
             task = bar.add_task("copy", total=None)
-            while not self._stop.is_set():
+            phase = None
+            while not self._stop.is_set() and phase not in PHASES:
                 run = self.control.run(self.run_id)
                 if run is not None and run.status == "running":
-                    total = run.summary.get("planned_rows")
+                    total, phase = run.summary.get("planned_rows"), run.summary.get("phase")
                     if total:
                         bar.update(task, total=total)
-                    if run.summary.get("phase") == "validate":
-                        break
                 bar.update(task, completed=self.control.rows_done(self.run_id))
                 self._stop.wait(0.3)
             bar.update(task, completed=self.control.rows_done(self.run_id))
-        if self._stop.is_set():
-            return
-        with self.console.status(VALIDATING, spinner="dots"):
-            while not self._stop.wait(0.3) and self._phase() == "validate":
-                pass
+        return None if self._stop.is_set() else phase
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
