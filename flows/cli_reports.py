@@ -110,9 +110,9 @@ def health(console: Console, result: Sequence[ProviderHealth]) -> None:
 
 
 def sync(console: Console, results: Sequence[SyncResult]) -> None:
-    show(console, "Sync", (Col("source", "name"), Col("target", "name"), Col("method"), Col("rows copied"),
+    show(console, "Sync", (Col("standby", "name"), Col("from", "name"), Col("method"), Col("rows copied"),
                            Col("created", "text"), Col("not synced", "text"), Col("lag s"), Col("seconds")),
-         [(row["source"], row["target"], row["method"], row["rows copied"], row["created"], row["not synced"],
+         [(row["target"], row["source"], row["method"], row["rows copied"], row["created"], row["not synced"],
            row["lag_s"], row["seconds"]) for row in (r.row() for r in results)])
 
 
