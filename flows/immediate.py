@@ -200,6 +200,7 @@ def validate_target(control: ControlStore, config_path: str, params: MigratePara
                     source_digests: list[SourceDigests | None] | None = None) -> ValidationResult:
     """Measure both sides, run the GX suites, record the outcome; chunks that differ are marked to be re-copied.
     `source_digests` (one per plan, made by the chunks that copied the frozen source) spare a second read of it."""
+    control.set_summary(run_id, {"planned_rows": report.rows, "phase": "validate"})  # the CLI shows a spinner
     early: list[SourceDigests | None] = list(source_digests) if source_digests else [None] * len(plans)
     pairs = list(zip(plans, early, strict=True))
     futures = {p.name: measure_collection.submit(config_path, params.source, params.target, p.name, list(p.ranges),

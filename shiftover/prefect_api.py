@@ -138,8 +138,8 @@ def use_prefect_api(status: object | None = None, *, warm: Sequence[str] = ()) -
     for t in warmers:
         t.start()
     timeout = startup_timeout_s()
-    spinner = (status.status(f"Starting Prefect's temporary API server (up to {timeout:g} s; a running "  # type: ignore[attr-defined]
-                             "`shiftover serve` makes this instant) …", spinner="dots")
+    spinner = (status.status(f"Starting a temporary Prefect API (up to {timeout:g} s; `shiftover serve` skips "  # type: ignore[attr-defined]
+                             "this) …", spinner="dots")
                if status is not None else contextlib.nullcontext())
     with spinner:
         from prefect.server.api.server import SubprocessASGIServer  # the server get_client() would start

@@ -47,7 +47,7 @@ class Candidate:
     def row(self) -> dict[str, object]:
         return {"provider": self.provider, "rank": self.rank, "healthy": self.healthy,
                 "latency_ms": round(self.latency_ms, 1), "lag_s": "never synced" if self.lag_s is None
-                else round(self.lag_s, 2), "in_sync": "yes" if self.not_in_sync is None else "no",
+                else round(self.lag_s, 2), "in_sync": self.not_in_sync is None,
                 "error": self.error or self.not_in_sync or ""}
 
 

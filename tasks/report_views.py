@@ -36,11 +36,11 @@ def collection_table(r: MigrationReport) -> list[str]:
     lines += [f"| {md_cell(c.name)} | {rows_text(c.source_rows)} | {rows_text(c.target_rows)} | {verdict(c)} |"
               for c in r.collections]
     if r.collections:
-        lines += ["", "Details:", ""] + [f"- `{c.name}`: {_details(c)}" for c in r.collections]
+        lines += ["", "Details:", ""] + [f"- `{c.name}`: {details(c)}" for c in r.collections]
     return lines
 
 
-def _details(c: CollectionReport) -> str:
+def details(c: CollectionReport) -> str:
     parts = [c.path or "no copy path", f"{c.chunks:,} chunk(s)", f"digests {c.digest_method or 'not computed'}",
              f"{c.seconds:.2f} s"]
     return " · ".join(md_cell(p) for p in parts)
@@ -111,7 +111,7 @@ def report_html(r: MigrationReport, verdict_text: str) -> str:
         v = verdict(c)
         ranges = f"<br>key ranges that differ: {e(', '.join(c.mismatched_ranges))}" if c.mismatched_ranges else ""
         body.append(f"<tr class='{_CLASS[v]}'><td>{e(c.name)}</td><td class=n>{rows_text(c.source_rows)}</td>"
-                    f"<td class=n>{rows_text(c.target_rows)}</td><td>{v}</td><td>{e(_details(c))}{ranges}</td></tr>")
+                    f"<td class=n>{rows_text(c.target_rows)}</td><td>{v}</td><td>{e(details(c))}{ranges}</td></tr>")
     body.append("</table>")
     if r.phase_seconds:
         body.append(f"<h2>Time per phase</h2><div class='charts'>{phase_svg(r)}</div>")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 def analyze_command(
     path: Annotated[Path, typer.Argument(help="folder holding the application's source")],
-    json_out: Annotated[Path, typer.Option("--json", help="JSON report to write")] = Path("shiftover-analysis.json"),
+    json_out: Annotated[Path, typer.Option("--json", help="JSON report to write; - prints it on stdout instead of "
+                                                      "the summary")] = Path("shiftover-analysis.json"),
     include: Annotated[Optional[list[str]], typer.Option(
         "--include", help="only analyze files matching this glob (repeatable)")] = None,
     exclude: Annotated[Optional[list[str]], typer.Option(
@@ -33,11 +34,15 @@ def analyze_command(
     from shiftover.codebase.scan import analyze_path, check_root, write_analysis
 
     check_root(path)
+    to_stdout = str(json_out) == "-"
+    if to_stdout:  # the flow run keeps its copy in the default file
+        json_out = Path("shiftover-analysis.json")
     excludes = ([] if no_default_excludes else list(DEFAULT_EXCLUDES)) + list(exclude or [])
     if no_prefect:
         analysis = analyze_path(path, include=tuple(include or ()), exclude=tuple(excludes),
                                 max_bytes=max_file_size)
-        write_analysis(analysis, json_out)
+        if not to_stdout:
+            write_analysis(analysis, json_out)
     else:
         from rich.console import Console
 
@@ -49,6 +54,9 @@ def analyze_command(
         params = AnalyzeParams(path=str(path), output=str(json_out), include=list(include or []), exclude=excludes,
                                max_file_bytes=max_file_size)
         analysis = analyze_codebase(params)
+    if to_stdout:
+        print(analysis.model_dump_json(indent=2))
+        return
     _print_summary(analysis, json_out, with_artifact=not no_prefect)
 
 
@@ -56,6 +64,7 @@ def _print_summary(analysis: Analysis, json_out: Path, *, with_artifact: bool) -
     from rich.console import Console
     from rich.table import Table
 
+    from shiftover.cli.tables import Col, show
     from shiftover.codebase.sdks import FLAG_TEXT, OPERATIONS, SERVICES
 
     console = Console()
@@ -78,18 +87,13 @@ def _print_summary(analysis: Analysis, json_out: Path, *, with_artifact: bool) -
         for name, count in analysis.flags.items():
             flags.add_row(name, str(count), FLAG_TEXT.get(name, ""))
         console.print(flags)
-    steps = Table(title="Plan (least risky first)")
-    columns: tuple[tuple[str, Literal["left", "right"]], ...] = (
-        ("#", "right"), ("service", "left"), ("collection", "left"), ("calls", "right"), ("flagged", "right"),
-        ("files", "right"), ("minutes", "right"))
-    for col, justify in columns:
-        steps.add_column(col, justify=justify)
-    for s in plan.steps[:20]:
-        steps.add_row(str(s.order), s.service, s.collection or "(dynamic or none)", str(s.calls), str(s.flagged),
-                      str(len(s.files)), f"{s.minutes:g}")
+    show(console, "Plan (least risky first)", (
+        Col("#", justify="right"), Col("service"), Col("collection", "name"), Col("calls", justify="right"),
+        Col("flagged", justify="right"), Col("files", justify="right"), Col("minutes", justify="right")),
+        [(s.order, s.service, s.collection or "(dynamic or none)", s.calls, s.flagged, len(s.files), f"{s.minutes:g}")
+         for s in plan.steps[:20]])
     if len(plan.steps) > 20:
-        steps.caption = f"{len(plan.steps) - 20} more steps in {json_out}"
-    console.print(steps)
+        console.print(f"{len(plan.steps) - 20} more steps in {json_out}", highlight=False)
     console.print(f"[bold]{plan.total_calls}[/] calls in {plan.files_touched} files: [green]{plan.direct_calls} map "
                   f"directly[/], [yellow]{plan.flagged_calls} need a person[/]; about [bold]{plan.total_hours} h[/] "
                   f"({plan.effort_model.describe()}).", highlight=False)

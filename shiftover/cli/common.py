@@ -43,7 +43,7 @@ def prefect_api(*warm: str) -> str:
 
 def quiet_backend_tracebacks() -> None:
     """Call after Prefect is imported: its console handlers print one line per record, never a traceback."""
-    cli_logging.install()
+    cli_logging.install(err)
 
 
 def known_providers(cfg: Config, *names: str | None) -> None:

@@ -18,6 +18,7 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
+from typing import Any, ClassVar
 
 from shiftover.adapters.errors import BackendError, redact
 
@@ -90,7 +91,23 @@ class RunLines(logging.Formatter):
 
 class ConsoleLines(logging.StreamHandler):
     """The CLI's console handler. Its name does not start with `_`, so Prefect's logging set-up keeps it on the
-    root logger instead of replacing it with its own console handler."""
+    root logger instead of replacing it with its own console handler. Given the CLI's rich Console (the one its
+    progress bars and spinners draw on), it prints each line through it: above a live bar or spinner, never into it."""
+
+    console: Any = None
+    _STYLES: ClassVar[dict[int, str]] = {logging.WARNING: "yellow", logging.ERROR: "red", logging.CRITICAL: "bold red"}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.console is None:
+            super().emit(record)
+            return
+        try:
+            from rich.text import Text
+
+            line = Text(self.format(record), style=self._STYLES.get(record.levelno, ""))
+            self.console.print(line, soft_wrap=True, highlight=False, markup=False)
+        except Exception:  # noqa: BLE001 - logging's own contract: report through handleError, never raise
+            self.handleError(record)
 
 
 def _file_handler() -> tuple[logging.Handler, Path]:
@@ -128,23 +145,24 @@ def _console_handlers() -> list[tuple[logging.Handler, bool]]:
     return found
 
 
-def install() -> Path:
+def install(console: Any = None) -> Path:
     """Route logging as the module docstring says; idempotent (call it again after Prefect is imported, to tame
-    the handlers Prefect added). Returns the log file's path."""
+    the handlers Prefect added). `console`: the rich Console the terminal lines go through (the CLI's stderr one,
+    shared with its progress bars and spinners). Returns the log file's path."""
     if "path" in _installed:
-        _tame_consoles(_installed["path"])
+        _tame_consoles(_installed["path"], console)
         return _installed["path"]
     handler, path = _file_handler()
     root = logging.getLogger()
     root.handlers.insert(0, handler)  # before the console handlers, so it formats the record untouched
     if not any(isinstance(h, ConsoleLines) for h in root.handlers):
-        console = ConsoleLines(sys.stderr)
-        console.setFormatter(RunLines())
-        root.addHandler(console)
+        lines = ConsoleLines(sys.stderr)
+        lines.setFormatter(RunLines())
+        root.addHandler(lines)
     if root.level == logging.NOTSET or root.level > logging.WARNING:
         root.setLevel(logging.WARNING)
     logging.captureWarnings(True)
-    _tame_consoles(path)
+    _tame_consoles(path, console)
     unraisable = logging.getLogger("py.unraisable")
 
     def thread_hook(args: threading.ExceptHookArgs) -> None:
@@ -165,8 +183,10 @@ def install() -> Path:
     return path
 
 
-def _tame_consoles(path: Path) -> None:
+def _tame_consoles(path: Path, console: Any = None) -> None:
     for h, on_root in _console_handlers():
+        if console is not None and isinstance(h, ConsoleLines):
+            h.console = console
         if not isinstance(h.formatter, _OneLine):
             h.setFormatter(_OneLine(h.formatter, path))
         if on_root and not any(isinstance(f, _OwnOnly) for f in h.filters):

@@ -16,13 +16,15 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from shiftover.adapters.errors import BackendError
 from shiftover.adapters.strategies import Strategy, summaries
 from shiftover.cli import logs as cli_logging
-from shiftover.cli.common import ConfigOpt, Markdown, err, known_providers, out, prefect_api, quiet_backend_tracebacks
+from shiftover.cli import reports as cli_reports
+from shiftover.cli.common import ConfigOpt, err, known_providers, out, prefect_api, quiet_backend_tracebacks
+from shiftover.cli.progress import CopyProgress
+from shiftover.cli.tables import Col, show
 from shiftover.tasks.report_model import REPORT_DIR
 
 if TYPE_CHECKING:
@@ -138,22 +140,22 @@ def migrate(
         params.run_id = resolve_run_id(control, params)
     if runner is Runner.dask and params.strategy is Strategy.immediate:  # live strategies pick the runner per copy
         migrate_flow = migrate_flow.with_options(task_runner=_dask_runner(cfg, workers, dask_address))
-    with _progress(control, params.run_id, enabled=not dry_run and not as_json):
+    with CopyProgress(control, params.run_id, err, enabled=not dry_run and not as_json):
         report = migrate_flow(params)
     _print_report(report, control, as_json=as_json)
 
 
 def _print_report(report: Any, control: Any, *, as_json: bool) -> None:
     """The migration report (markdown or JSON), then the pointer after a run; exit 1 when it was blocked or failed."""
-    from shiftover.tasks.reporting import html_path, render_markdown
+    from shiftover.tasks.reporting import html_path
 
     if as_json:
         out.print_json(report.model_dump_json())
     else:
-        out.print(Markdown(render_markdown(report, chart=False)))  # a terminal cannot show the SVG
+        cli_reports.migration(out, report)
         page = html_path(report, report.report_dir)
         if page.exists():
-            out.print(f"The whole report, with the time-per-phase chart: {page}")
+            out.print(f"The whole report, with the time-per-phase chart: {page}", soft_wrap=True, highlight=False)
         if not report.dry_run:
             _print_pointer(control)
     if report.status in ("blocked", "failed"):
@@ -183,40 +185,6 @@ def _warm_up(cfg: Config, source: str, target: str) -> None:
     prewarm(yield_cpu=False)
     kinds = [cfg.providers[n].kind for n in (source, target) if n in cfg.providers]
     threading.Thread(target=preload, args=(kinds,), name="shiftover-preload", daemon=True).start()
-
-
-class _progress:
-    """A rich progress bar fed from the control store (the same numbers the Prefect progress artifact shows)."""
-
-    def __init__(self, control, run_id: str | None, *, enabled: bool) -> None:  # type: ignore[no-untyped-def]
-        self.control, self.run_id, self.enabled = control, run_id, enabled and sys.stderr.isatty()
-        self.enabled = self.enabled or os.environ.get("SHIFTOVER_PROGRESS") == "1"
-        self._stop = threading.Event()
-
-    def __enter__(self) -> None:
-        if not self.enabled or not self.run_id:
-            return
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        with Progress(TextColumn("[bold]copying"), BarColumn(), MofNCompleteColumn(), TextColumn("rows"),
-                      TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=False) as bar:
-            task = bar.add_task("copy", total=None)
-            while not self._stop.is_set():
-                run = self.control.run(self.run_id)
-                if run is not None:
-                    total = run.summary.get("planned_rows") if run.status == "running" else None
-                    if total:
-                        bar.update(task, total=total)
-                    bar.update(task, completed=self.control.rows_done(self.run_id, in_flight=True))
-                self._stop.wait(0.3)
-            bar.update(task, completed=self.control.rows_done(self.run_id, in_flight=True))
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if hasattr(self, "_thread"):
-            self._thread.join(timeout=5)
 
 
 def _print_pointer(control) -> None:  # type: ignore[no-untyped-def]
@@ -250,32 +218,28 @@ def status(
     leases = LeaseTable(control).all()
     synced = SyncStates(control).get(source=pointer.provider)
     if as_json:
-        out.print_json(json.dumps(status_json(pointer, leases, synced, freezes, installed, recent)))
+        out.print_json(json.dumps(status_json(pointer, leases, synced, freezes, installed, recent, cfg.providers)))
         return
     _print_pointer(control)
-    providers = Table("provider", "kind", "role", "priority", "url", title="Providers")
-    for name, p in cfg.providers.items():
-        providers.add_row(name + (" *" if name == pointer.provider else ""), p.kind, p.role, str(p.priority),
-                          p.display_url())
-    out.print(providers)
+    show(out, "Providers", (Col("provider", "name"), Col("active"), Col("kind"), Col("role"), Col("priority"),
+                            Col("url", "text")),
+         [(name, name == pointer.provider, p.kind, p.role, p.priority, p.display_url())
+          for name, p in cfg.providers.items()])
     if freezes:
-        table = Table("provider", "collection", "since", "reason", title="Write freezes", style="yellow")
-        for f in freezes:
-            table.add_row(f.provider, f.collection, f"{f.since:%H:%M:%S}", f.reason)
-        out.print(table)
+        show(out, "Write freezes", (Col("provider", "name"), Col("collection", "name"), Col("since"),
+                                    Col("reason", "text")),
+             [(f.provider, f.collection, f"{f.since:%H:%M:%S}", f.reason) for f in freezes], style="yellow")
     if installed:
-        table = Table("provider", "what", "name", "on", "removed by", title="Installed by Shiftover", style="yellow")
-        for r in installed:
-            table.add_row(r.provider, r.item.what if r.item else "-", r.item.name if r.item else "-",
-                          (r.item.collection or "") if r.item else "", escape(r.remove))
-        out.print(table)
+        show(out, "Installed by Shiftover", (Col("provider", "name"), Col("what"), Col("name", "name"),
+                                             Col("on", "name"), Col("removed by", "text")),
+             [(r.provider, r.item.what if r.item else "-", r.item.name if r.item else "-",
+               (r.item.collection or "") if r.item else "", r.remove) for r in installed], style="yellow")
     print_leases_and_sync(out, pointer.provider, leases, synced)
     if recent:
-        table = Table("run", "kind", "from → to", "strategy", "status", "started", title="Recent runs")
-        for run in recent:
-            table.add_row(run.run_id, run.kind, f"{run.source} → {run.target}", run.strategy or "-", run.status,
-                          f"{run.started:%Y-%m-%d %H:%M:%S}")
-        out.print(table)
+        show(out, "Recent runs", (Col("run", "name"), Col("what", "text"), Col("from", "name"), Col("to", "name"),
+                                  Col("status", coloured=True), Col("started", "text")),
+             [(run.run_id, f"{run.kind} {run.strategy or ''}".strip(), run.source or "-", run.target or "-",
+               run.status, f"{run.started:%Y-%m-%d %H:%M:%S}") for run in recent])
 
 
 @app.command(short_help="Undo a blue-green cutover.")
@@ -412,6 +376,9 @@ def leave(code: str | int | None) -> None:
     if isinstance(code, str):
         err.print(code, highlight=False)
         code = 1
+    handlers = sys.modules.get("prefect.logging.handlers")
+    if handlers is not None:  # send the run's last log lines while a temporary API still listens
+        handlers.APILogWorker.drain_all(timeout=5)
     atexit._run_exitfuncs()  # the stdlib's own exit path, which os._exit skips
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -422,7 +389,7 @@ def leave(code: str | int | None) -> None:
 
 
 def _run() -> None:
-    cli_logging.install()
+    cli_logging.install(err)
     try:
         app()
     except BackendError as exc:

@@ -8,12 +8,10 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
+from shiftover.cli import reports as cli_reports
 from shiftover.cli.common import (
     ConfigOpt,
-    Markdown,
     err,
     known_providers,
     out,
@@ -44,7 +42,6 @@ def test_suite(
     prefect_api("shiftover.flows.full_test_suite")
     from shiftover.flows.full_test_suite import full_test_suite
     from shiftover.tasks.testsuite_model import TestSuiteParams
-    from shiftover.tasks.testsuite_render import table_rows
 
     quiet_backend_tracebacks()
     cfg = load_config(config)
@@ -59,16 +56,7 @@ def test_suite(
     if as_json:
         out.print_json(report.model_dump_json())
     else:
-        rows = table_rows(report)
-        table = Table(*rows[0].keys(), title=f"Test suite {report.id}") if rows else Table("provider")
-        for row in rows:
-            table.add_row(*(escape(str(v)) for v in row.values()))
-        out.print(table)
-        for line in report.errors:
-            out.print(f"[red]failed[/] {escape(line)}", highlight=False)
-        s = report.summary
-        out.print(f"[bold]{s.passed} passed, {s.failed} failed, {s.skipped} skipped[/] (success rate "
-                  f"{s.success_rate:.1%}). Report: {report.files.get('html')} and {report.files.get('json')}")
+        cli_reports.test_suite(out, report)
     if report.summary.failed:
         raise typer.Exit(1)
 
@@ -94,13 +82,7 @@ def health(
                            "latency_ms": round(h.latency_ms, 1), "error": h.error, "uptime": h.uptime,
                            "probes": h.probes} for h in result]))
     else:
-        colour = {"healthy": "green", "degraded": "yellow", "down": "red"}
-        table = Table("provider", "kind", "status", "latency ms", "error", "uptime", "probes", title="Health")
-        for h in result:
-            row = h.row()
-            table.add_row(escape(str(row["provider"])), h.kind, f"[{colour[h.status]}]{h.status}[/]",
-                          str(row["latency_ms"]), escape(str(row["error"])), str(row["uptime"]), str(h.probes))
-        out.print(table)
+        cli_reports.health(out, result)
     if any(h.status == "down" for h in result):
         raise typer.Exit(1)
 
@@ -121,7 +103,7 @@ def failover(
     cfg = load_config(config)
     known_providers(cfg, to)
     prefect_api("shiftover.flows.failover")
-    from shiftover.flows.failover import FailoverParams, render
+    from shiftover.flows.failover import FailoverParams
     from shiftover.flows.failover import failover as failover_flow
 
     quiet_backend_tracebacks()
@@ -131,7 +113,7 @@ def failover(
     if as_json:
         print(report.model_dump_json())
     else:
-        out.print(Markdown(render(report)))
+        cli_reports.failover(out, report)
     if report.status == "superseded":
         raise typer.Exit(1)
 
@@ -156,11 +138,7 @@ def sync(
     if as_json:
         print(json.dumps([r.row() for r in results]))
         return
-    table = Table("source", "target", "rows copied", "created", "lag s", "seconds", title="Sync")
-    for r in results:
-        row = r.row()
-        table.add_row(r.source, r.target, str(r.rows), str(row["created"]), str(row["lag_s"]), str(row["seconds"]))
-    out.print(table)
+    cli_reports.sync(out, results)
 
 
 def serve(

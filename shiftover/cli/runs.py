@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
+
+from shiftover.cli.tables import Col, show
 
 out = Console()
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="backends.yaml to read")]
@@ -20,6 +21,7 @@ def unfreeze_command(
     run_id: Annotated[Optional[str], typer.Option("--run-id", help="lift the freeze this run set (a freeze owned by "
                                                   "a run is lifted only by it, or by you naming it here)")] = None,
     config: ConfigOpt = Path("backends.yaml"),
+    as_json: Annotated[bool, typer.Option("--json", help="print what was lifted as JSON")] = False,
 ) -> None:
     """Lift a write freeze left behind by an interrupted run (engine triggers and control-store flags). A freeze set
     by a run is lifted only with --run-id naming that run."""
@@ -48,6 +50,9 @@ def unfreeze_command(
                             provider=provider, hint=f"pass --run-id {blocked[0]} to lift that run's freeze yourself")
         adapter.unfreeze(names)
     control.clear_freeze(provider, names, only_run=run_id)
+    if as_json:
+        print(json.dumps({"provider": provider, "lifted": names, "run_id": run_id}))
+        return
     out.print(f"Lifted the write freeze on {provider}: {', '.join(names) or 'nothing was frozen'}"
               + (f" (set by run {run_id})" if run_id else ""))
 
@@ -64,25 +69,26 @@ def runs_json(leases: list[Any], synced: list[Any]) -> dict[str, Any]:
 
 def print_leases_and_sync(console: Console, active: str, leases: list[Any], synced: list[Any]) -> None:
     if leases:
-        table = Table("provider", "held by", "kind", "host / pid", "heartbeat", title="Leases (one run at a time)")
-        for x in leases:
-            table.add_row(x.provider, x.run_id, x.kind, f"{x.host} / {x.pid}", f"{x.age_s():.0f} s ago")
-        console.print(table)
+        show(console, "Leases (one run at a time)", (Col("provider", "name"), Col("held by", "name"), Col("kind"),
+                                                     Col("host / pid", "text"), Col("heartbeat")),
+             [(x.provider, x.run_id, x.kind, f"{x.host} / {x.pid}", f"{x.age_s():.0f} s ago") for x in leases])
     if synced:
-        table = Table("standby", "collection", "method", "state", "last complete pass", "pending changes",
-                      title=f"Sync from {active}")
-        for x in synced:
-            table.add_row(x.target, x.collection, x.method, escape(x.state + (f" ({x.note})" if x.note else "")),
-                          f"{x.completed_at:%Y-%m-%d %H:%M:%S}" if x.completed_at else "never",
-                          "unknown" if x.pending is None else str(x.pending))
-        console.print(table)
+        show(console, f"Sync from {active}", (Col("standby", "name"), Col("collection", "name"), Col("method"),
+                                              Col("state", "text", coloured=True), Col("last complete pass", "text"),
+                                              Col("pending changes")),
+             [(x.target, x.collection, x.method, x.state + (f" ({x.note})" if x.note else ""),
+               f"{x.completed_at:%Y-%m-%d %H:%M:%S}" if x.completed_at else "never",
+               "unknown" if x.pending is None else x.pending) for x in synced])
 
 
-def status_json(pointer: Any, leases: Any, synced: Any, freezes: Any, installed: Any, recent: Any) -> dict[str, Any]:
+def status_json(pointer: Any, leases: Any, synced: Any, freezes: Any, installed: Any, recent: Any,
+                providers: Any = None) -> dict[str, Any]:
     """What `shiftover status --json` prints."""
     return {
         "active": pointer.provider, "epoch": pointer.epoch, "since": pointer.since.isoformat(),
         "reason": pointer.reason,
+        "providers": [{"name": name, "active": name == pointer.provider, "kind": p.kind, "role": p.role,
+                       "priority": p.priority, "url": p.display_url()} for name, p in (providers or {}).items()],
         **runs_json(leases, synced),
         "freezes": [{"provider": f.provider, "collection": f.collection, "run_id": f.run_id,
                      "since": f.since.isoformat(), "reason": f.reason} for f in freezes],
