@@ -374,6 +374,8 @@ def _finish(control: ControlStore, report: MigrationReport, run_id: str, status:
     if phases:
         report.notes.append("records moved per phase: " + ", ".join(
             f"{k} {int(v['records']):,}" for k, v in phases.items()))
+        # the report's phase chart: copy, catch-up, live validation, the frozen final delta (the freeze window last)
+        report.phase_seconds = report.phase_seconds or {k: v["seconds"] for k, v in phases.items()}
     summary = report.model_dump(mode="json")
     summary["phases"] = phases
     control.finish_run(run_id, status=status, summary=summary)

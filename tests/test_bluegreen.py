@@ -18,6 +18,7 @@ from shiftover.adapters.errors import BackendError, InvalidRequest, WriteFrozen
 from shiftover.adapters.registry import open_adapter
 from shiftover.control.store import ControlStore
 from shiftover.flows.migrate import MigrateParams, migrate
+from shiftover.tasks.reporting import render_markdown
 from tests.helpers import assert_same_records, config, write_config
 from tests.helpers import newest_artifact as _artifact
 
@@ -208,6 +209,9 @@ def test_blue_green_direct_writer(tmp_path: Path, pg_url: str, pg_url2: str, dir
     assert float(asyncio.run(_artifact("migrate-src-to-dst-progress"))) == 100.0
     phases = asyncio.run(_artifact("migrate-src-to-dst-phases"))
     assert "final delta (frozen)" in phases and "copy" in phases
+    # the report's time-per-phase chart: the live phases, the frozen final delta last (where the freeze window is drawn)
+    assert list(report.phase_seconds)[0] == "copy" and list(report.phase_seconds)[-1] == "final delta (frozen)"
+    assert render_markdown(report).count("![time per phase](data:image/svg+xml;base64,") == 1
 
 
 @pytest.mark.usefixtures("prefect_harness")
