@@ -71,3 +71,21 @@ def test_library_and_thread_tracebacks_go_to_the_log_file(tmp_path: Path, pg_url
     logged = (tmp_path / "logs" / "shiftover.log").read_text()
     assert "sqlalchemy.pool" in logged and "Exception during reset or similar" in logged
     assert logged.count("Traceback (most recent call last)") >= 2 and "ZeroDivisionError" in logged
+
+
+def test_prefects_temporary_server_note_stays_off_the_terminal(tmp_path: Path) -> None:
+    """The CLI's spinner says the API is starting; Prefect's three-line note with a docs link stays off the terminal."""
+    script = textwrap.dedent("""
+        import logging
+        from shiftover.cli import logs as cli_logging
+
+        cli_logging.install()
+        logging.getLogger("prefect.server.api.server").setLevel(logging.INFO)
+        logging.getLogger("prefect.server.api.server").info(
+            "Starting temporary server on http://127.0.0.1:8123\\nSee https://docs.prefect.io/ for more information.")
+        logging.getLogger("prefect.flow_runs").warning("a warning a user must see")
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env=_env(tmp_path), cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert "temporary server" not in proc.stderr and "a warning a user must see" in proc.stderr

@@ -70,7 +70,10 @@ class _OwnOnly(logging.Filter):
     """On the console: Shiftover's and Prefect's records; libraries' go to the file only."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.name.split(".", 1)[0] in OWN
+        if record.name.split(".", 1)[0] not in OWN:
+            return False
+        # Prefect's note on its temporary API server (three lines with a docs link): the CLI's spinner says it
+        return not (isinstance(record.msg, str) and record.msg.startswith("Starting temporary server on "))
 
 
 class RunLines(logging.Formatter):
