@@ -1,10 +1,26 @@
 """What the Prefect UI says about each deployment: markdown, in three parts (what it does, what it freezes, how to
 undo it). `shiftover serve` (deployments/serve.py) sets these; deployments/prefect.yaml carries the same texts
-(tests/test_forms.py compares them)."""
+(tests/test_forms.py compares them).
+
+The texts are wrapped here for reading and unwrapped for the UI, whose markdown renderer turns every line break into
+a break on the page: one line per paragraph and per list item."""
 
 from __future__ import annotations
 
-DESCRIPTIONS: dict[str, str] = {
+
+def unwrap(text: str) -> str:
+    """`text` with each paragraph and each `- ` list item on one line."""
+    lines: list[str] = []
+    for line in text.strip().splitlines():
+        line = line.strip()
+        if not line or not lines or not lines[-1] or line.startswith("- "):
+            lines.append(line)
+        else:
+            lines[-1] += " " + line
+    return "\n".join(lines) + "\n"
+
+
+_WRAPPED: dict[str, str] = {
     "health-sweep": """\
 Probes every provider in backends.yaml at once and records each probe in the health history.
 
@@ -67,3 +83,5 @@ Inventories an application's source for direct provider-SDK calls and plans its 
 - **Undo:** nothing to undo; delete the JSON file if it is not wanted.
 """,
 }
+
+DESCRIPTIONS: dict[str, str] = {name: unwrap(text) for name, text in _WRAPPED.items()}

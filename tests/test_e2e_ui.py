@@ -1,7 +1,9 @@
 """End to end, as a user sees it: a real `prefect server` on a free port, the deployments served from
 deployments/serve.py, the migrate and full_test_suite deployments run through the Prefect API with parameters, their
 artifacts read back, and the report checked in the Prefect UI by a headless Chromium (Debian's `chromium`, driven by
-Python Playwright; never `playwright install`). One server for the module; the screenshots go to test-output/.
+Python Playwright; never `playwright install`), as is the migrate deployment's run form (source and target offer the
+providers of backends.yaml) and its markdown description. One server for the module; the screenshots go to
+test-output/.
 """
 
 from __future__ import annotations
@@ -143,8 +145,8 @@ def runs(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
         _wait(lambda: {d.name for d in _client_call(server.api, lambda c: c.read_deployments())} >= {
             "migrate", "full-test-suite"} or None, 90, "the served deployments", step=1)
         with temporary_settings({PREFECT_API_URL: server.api}):
-            migrate_run = run_deployment("migrate/migrate", timeout=0, parameters={"params": {
-                "source": "shop", "target": "shop_next", "config_path": str(cfg_path)}})
+            migrate_run = run_deployment("migrate/migrate", timeout=0, parameters={  # top-level, as the form sends
+                "source": "shop", "target": "shop_next", "config_path": str(cfg_path)})
             suite_run = run_deployment("full_test_suite/full-test-suite", timeout=0, parameters={"params": {
                 "providers": ["cache", "lab"], "data_size": "small", "concurrent_users": 2, "duration_s": 1,
                 "config_path": str(cfg_path), "output_dir": str(work / "reports")}})
@@ -172,10 +174,17 @@ def _table(artifact: Any) -> list[dict[str, Any]]:
     return json.loads(artifact.data) if isinstance(artifact.data, str) else artifact.data
 
 
+def _browser(p: Any) -> Any:
+    return p.chromium.launch(executable_path=str(CHROMIUM), args=[
+        "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"])  # Playwright gives it a temporary profile
+
+
 def test_deployments_run_through_the_api_and_publish_their_artifacts(server: Server, runs: Runs) -> None:
     assert runs.migrate.state.is_completed(), runs.migrate.state.message
     assert runs.suite.state.is_completed(), runs.suite.state.message
     assert runs.suite.parameters["params"]["providers"] == ["cache", "lab"]
+    assert runs.migrate.parameters["source"] == "shop"  # accepted by the server against the form's schema
 
     migrated = _artifacts(server.api, runs.migrate.id)
     assert "**Cut over.** `shop_next` is now the active backend" in migrated["migrate-shop-to-shop-next"].data
@@ -207,10 +216,7 @@ def test_the_ui_shows_the_report_table_on_the_flow_run(server: Server, runs: Run
 
     SCREENSHOTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"])  # Playwright gives it a temporary profile
+        browser = _browser(p)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(30_000)
@@ -236,3 +242,49 @@ def test_the_ui_shows_the_report_table_on_the_flow_run(server: Server, runs: Run
         finally:
             browser.close()
     assert (SCREENSHOTS / "test-suite-report-artifact.png").stat().st_size > 10_000
+
+
+PROVIDERS = ["shop", "shop_next", "cache", "lab"]
+
+
+def test_the_migrate_form_offers_the_providers_of_backends_yaml(server: Server, runs: Runs) -> None:
+    deployment = _client_call(server.api, lambda c: c.read_deployment_by_name("migrate/migrate"))
+    props = deployment.parameter_openapi_schema["properties"]
+    assert "params" not in props and sorted(props["source"]["enum"]) == sorted(PROVIDERS)
+    assert "Freezes:" in deployment.description and "Undo:" in deployment.description
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium); the browser test needs "
+                    "/usr/bin/chromium")
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    from playwright.sync_api import expect, sync_playwright
+
+    SCREENSHOTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = _browser(p)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(30_000)
+            page.goto(f"{server.ui}/deployments/deployment/{deployment.id}/run")
+            field = page.locator(".p-label", has=page.get_by_text("Source provider", exact=True)).first
+            field.wait_for()
+            assert page.get_by_text("Blue-green: approval timeout (seconds)", exact=False).count() == 1
+            assert page.get_by_text("Approval Timeout S", exact=False).count() == 0
+            assert page.get_by_text("is type None", exact=False).count() == 0
+            field.locator(".p-select-button__control").click()
+            options = page.get_by_role("option")
+            try:
+                options.first.wait_for(timeout=3_000)
+            except PlaywrightTimeout:  # the list sometimes opens only on the first key press
+                page.keyboard.press("ArrowDown")
+                options.first.wait_for()
+            assert sorted(options.all_inner_texts()) == sorted(PROVIDERS)
+            page.screenshot(path=str(SCREENSHOTS / "migrate-run-form-providers.png"))
+            options.filter(has_text="shop_next").first.click()
+            expect(field.locator(".p-select-button__value")).to_have_text("shop_next")
+            page.goto(f"{server.ui}/deployments/deployment/{deployment.id}")
+            page.get_by_text("Description", exact=True).first.click()
+            page.get_by_text("Freezes:", exact=True).first.wait_for()  # bold: rendered as markdown
+            page.screenshot(path=str(SCREENSHOTS / "migrate-deployment-description.png"))
+        finally:
+            browser.close()
+    assert (SCREENSHOTS / "migrate-run-form-providers.png").stat().st_size > 10_000
