@@ -107,13 +107,13 @@ def run(args: argparse.Namespace, blue: str, green: str) -> None:
     cfg.write_text(f"providers:\n  blue: {{kind: postgresql, url: '{blue}', role: primary}}\n"
                    f"  green: {{kind: postgresql, url: '{green}'}}\ncontrol: {{url: 'sqlite:///{tmp}/control.db'}}\n",
                    encoding="utf-8")
-    from shiftover.flows.migrate import MigrateParams, migrate
+    from shiftover.flows.migrate import migrate
 
     writer = Writer(blue, args.rows, args.writes_per_s)
     writer.start()
     t = time.perf_counter()
-    report = migrate(MigrateParams(source="blue", target="green", strategy="blue_green", config_path=str(cfg),
-                                   max_lag=args.max_lag))
+    report = migrate(source="blue", target="green", strategy="blue_green", config_path=str(cfg),
+                     max_lag=args.max_lag)
     total = time.perf_counter() - t
     time.sleep(0.5)
     writer.stop.set()

@@ -226,10 +226,10 @@ def raw_sqlite(path: Path, rows: list[dict[str, Any]]) -> tuple[float, float]:
 
 # -- the flow ---------------------------------------------------------------------------------------------------------
 def run_migration(cfg_path: Path, source: str, target: str, args: argparse.Namespace) -> tuple[float, Any]:
-    from shiftover.flows.migrate import MigrateParams, migrate
+    from shiftover.flows.migrate import migrate
 
-    report = migrate(MigrateParams(source=source, target=target, config_path=str(cfg_path), switch=False,
-                                   batch_size=args.batch, chunk_rows=args.chunk, workers=args.workers))
+    report = migrate(source=source, target=target, config_path=str(cfg_path), switch=False,
+                     batch_size=args.batch, chunk_rows=args.chunk, workers=args.workers)
     if report.status != "validated" or not all(c.digests_equal for c in report.collections):  # --no-switch
         sys.exit(f"{source} → {target} did not validate: {report.status} {report.error}")
     return report.seconds, report

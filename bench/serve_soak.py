@@ -233,7 +233,7 @@ def trigger_migrate(api: str, config: Path, timeout_s: float = 180) -> tuple[flo
         async with get_client() as client:
             dep = await client.read_deployment_by_name("migrate/migrate")
             params = {"source": "primary", "target": "local", "dry_run": True, "config_path": str(config)}
-            run = await client.create_flow_run_from_deployment(dep.id, parameters={"params": params})
+            run = await client.create_flow_run_from_deployment(dep.id, parameters=params)
             created, running_after = time.monotonic(), None
             while time.monotonic() - created < timeout_s:
                 state = (await client.read_flow_run(run.id)).state

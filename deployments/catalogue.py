@@ -2,6 +2,8 @@
 
 `build_deployments(config_path)` returns RunnerDeployments for `prefect.serve`: health_sweep and sync on intervals
 (failover.sweep_interval_s unless overridden); failover, migrate, full_test_suite and analyze_codebase on demand.
+Each carries its markdown description (deployments/descriptions.py) and a form whose provider fields offer the
+providers of this backends.yaml (deployments/forms.py); migrate's parameters are top-level fields.
 deployments/prefect.yaml describes the same set for a work pool and workers.
 
 The interval deployments (IN_PROCESS) run inside the serve process; the rest each in a process of their own.
@@ -18,6 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from shiftover.adapters.config import load_config
+from shiftover.deployments.descriptions import DESCRIPTIONS
+from shiftover.deployments.forms import finish_forms
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import ConcurrencyLimitConfig
@@ -47,7 +51,7 @@ def build_deployments(config_path: str | Path, *, sweep_interval_s: float | None
     from shiftover.flows.failover import failover
     from shiftover.flows.full_test_suite import full_test_suite
     from shiftover.flows.health_sweep import health_sweep
-    from shiftover.flows.migrate import migrate
+    from shiftover.flows.migrate import MigrateParams, migrate
     from shiftover.flows.sync import sync
 
     config = load_config(config_path)
@@ -55,27 +59,22 @@ def build_deployments(config_path: str | Path, *, sweep_interval_s: float | None
     sweep = sweep_interval_s or config.failover.sweep_interval_s
     every = sync_interval_s or sweep
     defaults = {"params": {"config_path": path}}
-    return [
+    about = DESCRIPTIONS
+    built = [
         health_sweep.to_deployment(name="health-sweep", interval=sweep, parameters=defaults,
-                                   concurrency_limit=one_at_a_time(SKIP),
-                                   description="Probe every provider, record history, table artifact, events",
+                                   concurrency_limit=one_at_a_time(SKIP), description=about["health-sweep"],
                                    tags=["shiftover", "health"]),
         sync.to_deployment(name="sync", interval=every, parameters=defaults, concurrency_limit=one_at_a_time(SKIP),
-                           description="Copy changes on the active provider to every standby",
-                           tags=["shiftover", "sync"]),
+                           description=about["sync"], tags=["shiftover", "sync"]),
         failover.to_deployment(name="failover", parameters=defaults, concurrency_limit=one_at_a_time(SKIP),
-                               description="Fence the active provider and switch to the best (or named) standby",
-                               tags=["shiftover", "failover"]),
-        migrate.to_deployment(name="migrate", parameters=defaults, concurrency_limit=one_at_a_time(WAIT),
-                              description="Copy one provider to another and cut over when the suites pass",
-                              tags=["shiftover", "migrate"]),
+                               description=about["failover"], tags=["shiftover", "failover"]),
+        migrate.to_deployment(name="migrate", parameters={"config_path": path}, concurrency_limit=one_at_a_time(WAIT),
+                              description=about["migrate"], tags=["shiftover", "migrate"]),
         full_test_suite.to_deployment(name="full-test-suite", parameters=defaults,
-                                      concurrency_limit=one_at_a_time(WAIT),
-                                      description="Connection, CRUD, auth, storage, performance, load and migration "
-                                                  "tests per provider; report artifact",
+                                      concurrency_limit=one_at_a_time(WAIT), description=about["full-test-suite"],
                                       tags=["shiftover", "test-suite"]),
         analyze_codebase.to_deployment(name="analyze-codebase", tags=["shiftover", "analysis"],
-                                       concurrency_limit=one_at_a_time(WAIT),
-                                       description="Inventory an application's direct provider-SDK calls and plan "
-                                                   "its move; markdown artifact and JSON file"),
+                                       concurrency_limit=one_at_a_time(WAIT), description=about["analyze-codebase"]),
     ]
+    finish_forms(built, list(config.providers), {"migrate": MigrateParams})
+    return built

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 from prefect import flow
 
@@ -21,13 +22,42 @@ from shiftover.control.store import ControlStore
 from shiftover.control.syncstate import SyncStates
 from shiftover.expectations.suites import prewarm
 from shiftover.flows.migration_run import MigrateParams, resolve_run_id
-from shiftover.tasks.report_model import MigrationReport
+from shiftover.tasks.report_model import REPORT_DIR, MigrationReport
 
 __all__ = ["MigrateParams", "migrate"]
 
 
 @flow(name="migrate", log_prints=False, validate_parameters=True)
-def migrate(params: MigrateParams) -> MigrationReport:
+def migrate(
+    source: str,
+    target: str,
+    strategy: Strategy | None = None,
+    collections: list[str] | None = None,
+    dry_run: bool = False,
+    switch: bool = True,
+    batch_size: int | None = None,
+    chunk_rows: int | None = None,
+    workers: int | None = None,
+    approve_cutover: bool = False,
+    approval_timeout_s: float = 3600,
+    release_source: bool = False,
+    max_lag: int = 100,
+    catchup_timeout_s: float = 600,
+    chunks_per_run: int | None = None,
+    runner: Literal["threads", "dask"] = "threads",
+    dask_address: str | None = None,
+    run_id: str | None = None,
+    report_dir: str = REPORT_DIR,
+    config_path: str = "backends.yaml",
+) -> MigrationReport:
+    """Copy `source` to `target` and cut over when the suites pass. The parameters are MigrateParams' fields, one
+    form field each (top-level, so the Prefect UI shows a flat form); a caller holding a MigrateParams passes
+    `**params.model_dump()`."""
+    return run_migration(MigrateParams(**locals()))  # every parameter above, and nothing else, is a field
+
+
+def run_migration(params: MigrateParams) -> MigrationReport:
+    """The body of the flow `migrate`, inside its flow run."""
     config = load_config(params.config_path)
     params = params.resolved(config)
     if params.source == params.target:

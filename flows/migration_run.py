@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from shiftover.adapters.config import Config
 from shiftover.adapters.strategies import Strategy, summaries
@@ -17,32 +17,56 @@ from shiftover.tasks.report_model import REPORT_DIR, ExpectationReport, Migratio
 
 
 class MigrateParams(BaseModel):
-    source: str = Field(description="provider name in backends.yaml to copy from")
-    target: str = Field(description="provider name in backends.yaml to copy to")
-    strategy: Strategy | None = Field(None, description=summaries() + " (empty: backends.yaml's migration.strategy, "
-                                      "immediate unless set)")
-    collections: list[str] | None = Field(None, description="collections to move; empty means all")
-    dry_run: bool = Field(False, description="print the plan and change nothing")
-    config_path: str = Field("backends.yaml", description="path of backends.yaml as seen by the worker")
-    batch_size: int | None = Field(None, ge=1, description="records per batch (default from the config)")
-    chunk_rows: int | None = Field(None, ge=1, description="records per key-range chunk (default from the config)")
-    workers: int | None = Field(None, ge=1, le=64, description="chunks copied at once (default from the config)")
-    switch: bool = Field(True, description="move the active pointer to the target when the suites pass")
-    run_id: str | None = Field(None, description="resume this run; by default an unfinished identical run resumes")
-    approve_cutover: bool = Field(False, description="blue_green: pause before the freeze until approved in the UI")
-    approval_timeout_s: float = Field(3600, gt=0, description="a cutover not approved within this time is abandoned")
-    max_lag: int = Field(100, ge=1, description="live strategies: freeze once fewer changes than this wait")
-    catchup_timeout_s: float = Field(600, gt=0, description="give up catching up to max_lag after this long")
-    chunks_per_run: int | None = Field(None, ge=1, description="gradual: chunks copied per run (empty: all)")
-    release_source: bool = Field(False, description="blue_green: lift the old primary's write fence at once "
-                                 "(no rollback)")
-    runner: Literal["threads", "dask"] = Field("threads", description="where chunks run: threads in this process, "
-                                               "or Dask (prefect-dask)")
-    dask_address: str | None = Field(None, description="dask: a running scheduler, tcp://HOST:PORT (default: "
-                                                       "migration.dask_address, else a local cluster)")
-    report_dir: str = Field(REPORT_DIR, description="where the self-contained HTML report is written, as seen by "
-                                                    "the worker (a relative path: beside backends.yaml)")
+    """The migrate flow's parameters, in the order of its form: what every strategy reads, then each strategy's own
+    fields (their titles name the strategy), then where things are. The flow's signature (flows/migrate.py) lists
+    the same names with the same defaults; titles and descriptions here are what the Prefect UI shows
+    (deployments/forms.py)."""
 
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = Field(title="Source provider", description="the provider in backends.yaml to copy from")
+    target: str = Field(title="Target provider", description="the provider in backends.yaml to copy to")
+    strategy: Strategy | None = Field(None, title="Strategy", description=summaries() + " (empty: backends.yaml's "
+                                      "migration.strategy, immediate unless set)")
+    collections: list[str] | None = Field(None, title="Collections",
+                                          description="collections to move; empty means all")
+    dry_run: bool = Field(False, title="Dry run", description="print the plan and change nothing")
+    switch: bool = Field(True, title="Switch when the checks pass",
+                         description="move the active pointer to the target when the suites pass")
+    batch_size: int | None = Field(None, ge=1, title="Batch size (records)",
+                                   description="records per batch (empty: migration.batch_size in backends.yaml)")
+    chunk_rows: int | None = Field(None, ge=1, title="Chunk size (records)", description="records per key-range "
+                                   "chunk (empty: migration.chunk_rows in backends.yaml)")
+    workers: int | None = Field(None, ge=1, le=64, title="Workers", description="chunks copied at once (empty: "
+                                "migration.workers in backends.yaml)")
+    approve_cutover: bool = Field(False, title="Blue-green: wait for approval",
+                                  description="blue_green only: pause before the freeze until someone approves the "
+                                              "cutover in the Prefect UI")
+    approval_timeout_s: float = Field(3600, gt=0, title="Blue-green: approval timeout (seconds)",
+                                      description="blue_green only: a cutover not approved within this time is "
+                                                  "abandoned")
+    release_source: bool = Field(False, title="Blue-green: release the old primary",
+                                 description="blue_green only: lift the old primary's write fence at once (no "
+                                             "rollback)")
+    max_lag: int = Field(100, ge=1, title="Blue-green and gradual: maximum lag (changes)",
+                         description="blue_green and gradual: freeze once fewer captured changes than this wait")
+    catchup_timeout_s: float = Field(600, gt=0, title="Blue-green and gradual: catch-up timeout (seconds)",
+                                     description="blue_green and gradual: give up catching up to the maximum lag "
+                                                 "after this long")
+    chunks_per_run: int | None = Field(None, ge=1, title="Gradual: chunks per run",
+                                       description="gradual only: key-range chunks copied per run (empty: all)")
+    runner: Literal["threads", "dask"] = Field("threads", title="Blue-green and gradual: runner",
+                                               description="blue_green and gradual: where chunks are copied, on "
+                                                           "threads in this process or on Dask (prefect-dask)")
+    dask_address: str | None = Field(None, title="Blue-green and gradual: Dask scheduler",
+                                     description="with the dask runner: a running scheduler, tcp://HOST:PORT "
+                                                 "(empty: migration.dask_address, else a local cluster)")
+    run_id: str | None = Field(None, title="Resume run", description="the id of a run to resume (empty: an "
+                               "unfinished run of the same source, target, strategy and collections resumes)")
+    report_dir: str = Field(REPORT_DIR, title="Report folder", description="where the self-contained HTML report "
+                            "is written, as seen by the worker (a relative path: beside backends.yaml)")
+    config_path: str = Field("backends.yaml", title="Path of backends.yaml",
+                             description="path of backends.yaml as seen by the worker")
 
     def resolved(self, config: Config) -> MigrateParams:
         """These parameters with the strategy backends.yaml names when none was given."""

@@ -1,7 +1,7 @@
 """Where a migration's chunk tasks run: threads in this process, or Dask (prefect-dask).
 
 With `--runner dask` the chunks go to a running dask.distributed cluster when an address is given — `--dask-address`
-on the command line or `dask_address` in the migrate form (MigrateParams), else `migration.dask_address`
+on the command line or `dask_address` in the migrate form (flows/migrate.py), else `migration.dask_address`
 in backends.yaml — and otherwise to a local cluster started for the copy and stopped after it. Each chunk task opens
 its adapters from the config file, so a worker needs the project installed, the config file at the same path and the
 providers reachable, and PREFECT_API_URL pointing at the same Prefect API.

@@ -20,7 +20,7 @@ from shiftover.adapters.base import CollectionSchema, Column, Record
 from shiftover.adapters.errors import ConfigInvalid, CutoverBlocked
 from shiftover.adapters.registry import open_adapter
 from shiftover.control.store import ControlStore
-from shiftover.flows.migrate import MigrateParams, migrate
+from shiftover.flows.migrate import migrate
 from tests.helpers import all_records, assert_same_records, config, write_config
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -72,8 +72,8 @@ def env(pg_url: str, pg_url2: str, firestore_emulator, mongo_target) -> dict[str
     return {"pg": pg_url, "pg2": pg_url2, "fs": firestore_emulator, "mongo": mongo_target}
 
 
-def _params(cfg_path: Path, source: str, target: str, **kw: Any) -> MigrateParams:
-    return MigrateParams(source=source, target=target, config_path=str(cfg_path), chunk_rows=70, batch_size=40, **kw)
+def _params(cfg_path: Path, source: str, target: str, **kw: Any) -> dict[str, Any]:
+    return dict(source=source, target=target, config_path=str(cfg_path), chunk_rows=70, batch_size=40, **kw)
 
 
 def _by_key(rows: list[Record]) -> dict[str, Any]:
@@ -105,7 +105,7 @@ def test_migration_between_kinds_keeps_every_value(tmp_path: Path, env: dict[str
     with open_adapter(cfg, "src") as src:
         src.create_collection(ITEMS)
         src.upsert("items", rows)
-    report = migrate(_params(cfg_path, "src", "dst"))
+    report = migrate(**_params(cfg_path, "src", "dst"))
     assert report.status == "switched"
     assert [(c.name, c.source_rows, c.target_rows, c.digests_equal) for c in report.collections] == [
         ("items", 240, 240, True)]
@@ -126,7 +126,7 @@ def test_round_trip_through_every_kind_ends_equal_to_the_start(tmp_path: Path, e
         start.create_collection(ITEMS)
         start.upsert("items", item_rows())
     for source, target in zip(hops, hops[1:], strict=False):
-        report = migrate(_params(cfg_path, source, target))
+        report = migrate(**_params(cfg_path, source, target))
         assert report.status == "switched", (source, target, report.error)
         assert report.collections[0].digests_equal is True
     with open_adapter(cfg, "postgresql") as start, open_adapter(cfg, "postgresql2") as end:
@@ -165,7 +165,7 @@ def test_flatten_mapping_documents_to_table_with_dry_run(tmp_path: Path, env: di
     cfg_path = write_config(tmp_path, {"fs": {**provider("firestore", env), "role": "primary"},
                                        "pg": provider("postgresql", env)}, migration={"mappings": mappings})
     docs = _seed_native_firestore(env["fs"])
-    dry = migrate(_params(cfg_path, "fs", "pg", dry_run=True))
+    dry = migrate(**_params(cfg_path, "fs", "pg", dry_run=True))
     assert dry.status == "dry-run"
     assert "mapping users: nested field address.city → column address_city (text)" in dry.notes
     assert "mapping users: nested field address.geo.lat → column lat (float)" in dry.notes
@@ -174,7 +174,7 @@ def test_flatten_mapping_documents_to_table_with_dry_run(tmp_path: Path, env: di
     with open_adapter(cfg, "pg") as pg:
         assert pg.collections() == []  # the dry run changed nothing
 
-    report = migrate(_params(cfg_path, "fs", "pg"))
+    report = migrate(**_params(cfg_path, "fs", "pg"))
     assert report.status == "switched" and report.collections[0].digests_equal is True
     with open_adapter(cfg, "pg") as pg:
         schema = pg.schema("users")
@@ -205,7 +205,7 @@ def test_mapping_mistakes_are_configuration_errors(tmp_path: Path, env: dict[str
                             migration={"mappings": {"users": {"flatten": ["adress.city"]}}})
     _seed_native_firestore(env["fs"])
     with pytest.raises(Exception) as err:
-        migrate(_params(cfg_path, "fs", "pg", dry_run=True))
+        migrate(**_params(cfg_path, "fs", "pg", dry_run=True))
     assert "BACKEND_002" in str(err.value) and "no field 'adress'" in str(err.value)
 
 
@@ -222,6 +222,6 @@ def test_extra_target_documents_block_the_cutover(tmp_path: Path, env: dict[str,
         dst.create_collection(ITEMS)
         dst.upsert("items", [{"id": "stray", "name": "not in the source"}])
     with pytest.raises(CutoverBlocked) as info:
-        migrate(_params(cfg_path, "src", "dst"))
+        migrate(**_params(cfg_path, "src", "dst"))
     assert "record_counts" in str(info.value)
     assert ControlStore(cfg.control.url.get_secret_value()).pointer().provider == "src"

@@ -298,7 +298,7 @@ class RoleWriter(threading.Thread):
 
 @pytest.mark.usefixtures("prefect_harness")
 def test_blue_green_with_an_app_writing_under_a_dml_role(tmp_path: Path, roles: Roles, dbs: tuple[str, str]) -> None:
-    from shiftover.flows.migrate import MigrateParams, migrate
+    from shiftover.flows.migrate import migrate
     from shiftover.flows.rollback import ReleaseParams, RollbackParams, release, rollback
 
     blue, green = dbs
@@ -308,8 +308,8 @@ def test_blue_green_with_an_app_writing_under_a_dml_role(tmp_path: Path, roles: 
     writer = RoleWriter(blue, roles.dml, model)
     writer.start()
     time.sleep(0.5)
-    report = migrate(MigrateParams(source="src", target="dst", strategy="blue_green", config_path=str(cfg_path),
-                                   chunk_rows=300, batch_size=200, max_lag=20))
+    report = migrate(source="src", target="dst", strategy="blue_green", config_path=str(cfg_path),
+                     chunk_rows=300, batch_size=200, max_lag=20)
     time.sleep(0.3)
     writer.stop.set()
     writer.join(10)
@@ -389,7 +389,7 @@ def test_status_lists_what_is_installed_and_the_command_that_removes_it(tmp_path
 
 @pytest.mark.usefixtures("prefect_harness")
 def test_gradual_with_an_app_writing_under_a_dml_role(tmp_path: Path, roles: Roles, dbs: tuple[str, str]) -> None:
-    from shiftover.flows.migrate import MigrateParams, migrate
+    from shiftover.flows.migrate import migrate
 
     source, target = dbs
     cfg_path = write_config(tmp_path, {"src": {"kind": "postgresql", "url": url(source, roles.admin),
@@ -399,8 +399,8 @@ def test_gradual_with_an_app_writing_under_a_dml_role(tmp_path: Path, roles: Rol
     writer = RoleWriter(source, roles.dml, model)
     writer.start()
     time.sleep(0.5)
-    report = migrate(MigrateParams(source="src", target="dst", strategy="gradual", config_path=str(cfg_path),
-                                   chunk_rows=300, batch_size=200, max_lag=20))
+    report = migrate(source="src", target="dst", strategy="gradual", config_path=str(cfg_path),
+                     chunk_rows=300, batch_size=200, max_lag=20)
     time.sleep(0.3)
     writer.stop.set()
     writer.join(10)

@@ -17,7 +17,7 @@ from shiftover.adapters.base import CollectionSchema, Column
 from shiftover.adapters.errors import BackendError, InvalidRequest, WriteFrozen
 from shiftover.adapters.registry import open_adapter
 from shiftover.control.store import ControlStore
-from shiftover.flows.migrate import MigrateParams, migrate
+from shiftover.flows.migrate import migrate
 from shiftover.tasks.reporting import render_markdown
 from tests.helpers import assert_same_records, config, write_config
 from tests.helpers import newest_artifact as _artifact
@@ -187,8 +187,8 @@ def test_blue_green_direct_writer(tmp_path: Path, pg_url: str, pg_url2: str, dir
     writer = direct_pg_writer(pg_url, model)
     writer.start()
     time.sleep(0.3)
-    report = migrate(MigrateParams(source="src", target="dst", strategy="blue_green", config_path=str(cfg_path),
-                                   chunk_rows=700, batch_size=300, max_lag=20))
+    report = migrate(source="src", target="dst", strategy="blue_green", config_path=str(cfg_path),
+                     chunk_rows=700, batch_size=300, max_lag=20)
     writer.stop.set()
     writer.join(10)
     assert report.status == "switched", report.error
@@ -224,8 +224,8 @@ def test_blue_green_through_router(tmp_path: Path, pg_url: str, pg_url2: str) ->
     writer = router_writer(cfg_path, model)
     writer.start()
     time.sleep(0.3)
-    report = migrate(MigrateParams(source="src", target="dst", strategy="blue_green", config_path=str(cfg_path),
-                                   chunk_rows=700, batch_size=300, max_lag=20))
+    report = migrate(source="src", target="dst", strategy="blue_green", config_path=str(cfg_path),
+                     chunk_rows=700, batch_size=300, max_lag=20)
     time.sleep(1.0)  # keep writing on green for a while
     writer.stop.set()
     writer.join(15)
@@ -244,20 +244,20 @@ def test_table_without_primary_key_is_named_by_dry_run_and_run(tmp_path: Path, p
     with psycopg.connect(pg_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
         conn.execute("CREATE TABLE audit_log (at timestamptz, line text)")
     for strategy in ("blue_green", "gradual"):
-        dry = migrate(MigrateParams(source="src", target="dst", strategy=strategy, config_path=str(cfg_path),
-                                    dry_run=True))
+        dry = migrate(source="src", target="dst", strategy=strategy, config_path=str(cfg_path),
+                      dry_run=True)
         assert dry.status == "dry-run"
         advice = [n for n in dry.notes if "'audit_log' has no primary key" in n]
         assert advice and "add a primary key" in advice[0] and "--collections" in advice[0]
         from shiftover.adapters.errors import MigrationFailed
 
         with pytest.raises(MigrationFailed, match="'audit_log' has no primary key"):
-            migrate(MigrateParams(source="src", target="dst", strategy=strategy, config_path=str(cfg_path)))
+            migrate(source="src", target="dst", strategy=strategy, config_path=str(cfg_path))
     with open_adapter(config(cfg_path), "src") as src:
         assert src.capturing() == [] and src.frozen() == []  # refused before anything changed
     assert control(cfg_path).pointer().provider == "src"
-    report = migrate(MigrateParams(source="src", target="dst", strategy="blue_green", config_path=str(cfg_path),
-                                   collections=["items"]))
+    report = migrate(source="src", target="dst", strategy="blue_green", config_path=str(cfg_path),
+                     collections=["items"])
     assert report.status == "switched"
 
 
@@ -296,8 +296,8 @@ def test_blue_green_with_logical_decoding_capture(tmp_path: Path, pg_pair, pg_ur
     writer = direct_pg_writer(blue.url, model, pause_s=0.03)  # ~30 writes/s: see the README on its lag floor
     writer.start()
     time.sleep(0.3)
-    report = migrate(MigrateParams(source="src", target="dst", strategy="blue_green", config_path=str(cfg_path),
-                                   chunk_rows=700, batch_size=300, max_lag=50, release_source=True))
+    report = migrate(source="src", target="dst", strategy="blue_green", config_path=str(cfg_path),
+                     chunk_rows=700, batch_size=300, max_lag=50, release_source=True)
     writer.stop.set()
     writer.join(10)
     assert report.status == "switched", report.error

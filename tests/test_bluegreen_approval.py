@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from shiftover.adapters.registry import open_adapter
-from shiftover.flows.migrate import MigrateParams, migrate
+from shiftover.flows.migrate import migrate
 from tests.helpers import assert_same_records, config, write_config
 from tests.helpers import newest_artifact as _artifact
 from tests.test_bluegreen import control, seed_items
@@ -26,8 +26,8 @@ def _start(cfg_path: Path, **kw: Any) -> tuple[threading.Thread, dict[str, Any]]
 
     def run() -> None:
         try:
-            box["report"] = ctx.run(migrate, MigrateParams(source="src", target="dst", strategy="blue_green",
-                                                           config_path=str(cfg_path), approve_cutover=True, **kw))
+            box["report"] = ctx.run(migrate, source="src", target="dst", strategy="blue_green",
+                                   config_path=str(cfg_path), approve_cutover=True, **kw)
         except BaseException as exc:  # noqa: BLE001 - handed to the test thread
             box["error"] = exc
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from shiftover.adapters.registry import open_adapter
-from shiftover.flows.migrate import MigrateParams, migrate
+from shiftover.flows.migrate import migrate
 from tests.helpers import assert_same_records, config, write_config
 from tests.test_bluegreen import control, seed_items
 
@@ -26,8 +26,8 @@ def test_blue_green_on_dask_workers_ends_equal(tmp_path: Path, pg_url: str, pg_u
     cfg_path = write_config(tmp_path, {"src": {"kind": "postgresql", "url": pg_url, "role": "primary"},
                                        "dst": {"kind": "postgresql", "url": pg_url2}})
     seed_items(cfg_path, "src", 4000)
-    report = migrate(MigrateParams(source="src", target="dst", strategy="blue_green", config_path=str(cfg_path),
-                                   chunk_rows=500, runner="dask", workers=2))
+    report = migrate(source="src", target="dst", strategy="blue_green", config_path=str(cfg_path),
+                     chunk_rows=500, runner="dask", workers=2)
     assert report.status == "switched", report.error
     store = control(cfg_path)
     chunks = store.chunks(report.run_id)

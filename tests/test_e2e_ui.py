@@ -1,7 +1,9 @@
 """End to end, as a user sees it: a real `prefect server` on a free port, the deployments served from
 deployments/catalogue.py, the migrate and full_test_suite deployments run through the Prefect API with parameters, their
 artifacts read back, and the report checked in the Prefect UI by a headless Chromium (Debian's `chromium`, driven by
-Python Playwright; never `playwright install`). One server for the module; the screenshots go to test-output/.
+Python Playwright; never `playwright install`), as is the migrate deployment's run form (source and target offer the
+providers of backends.yaml) and its markdown description. One server for the module; the screenshots go to
+test-output/.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -143,8 +146,8 @@ def runs(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
         _wait(lambda: {d.name for d in _client_call(server.api, lambda c: c.read_deployments())} >= {
             "migrate", "full-test-suite"} or None, 90, "the served deployments", step=1)
         with temporary_settings({PREFECT_API_URL: server.api}):
-            migrate_run = run_deployment("migrate/migrate", timeout=0, parameters={"params": {
-                "source": "shop", "target": "shop_next", "config_path": str(cfg_path)}})
+            migrate_run = run_deployment("migrate/migrate", timeout=0, parameters={  # top-level, as the form sends
+                "source": "shop", "target": "shop_next", "config_path": str(cfg_path)})
             suite_run = run_deployment("full_test_suite/full-test-suite", timeout=0, parameters={"params": {
                 "providers": ["cache", "lab"], "data_size": "small", "concurrent_users": 2, "duration_s": 1,
                 "config_path": str(cfg_path), "output_dir": str(work / "reports")}})
@@ -172,10 +175,17 @@ def _table(artifact: Any) -> list[dict[str, Any]]:
     return json.loads(artifact.data) if isinstance(artifact.data, str) else artifact.data
 
 
+def _browser(p: Any) -> Any:
+    return p.chromium.launch(executable_path=str(CHROMIUM), args=[
+        "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"])  # Playwright gives it a temporary profile
+
+
 def test_deployments_run_through_the_api_and_publish_their_artifacts(server: Server, runs: Runs) -> None:
     assert runs.migrate.state.is_completed(), runs.migrate.state.message
     assert runs.suite.state.is_completed(), runs.suite.state.message
     assert runs.suite.parameters["params"]["providers"] == ["cache", "lab"]
+    assert runs.migrate.parameters["source"] == "shop"  # accepted by the server against the form's schema
 
     migrated = _artifacts(server.api, runs.migrate.id)
     assert "**Cut over.** `shop_next` is now the active backend" in migrated["migrate-shop-to-shop-next"].data
@@ -207,10 +217,7 @@ def test_the_ui_shows_the_report_table_on_the_flow_run(server: Server, runs: Run
 
     SCREENSHOTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"])  # Playwright gives it a temporary profile
+        browser = _browser(p)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(30_000)
@@ -236,3 +243,97 @@ def test_the_ui_shows_the_report_table_on_the_flow_run(server: Server, runs: Run
         finally:
             browser.close()
     assert (SCREENSHOTS / "test-suite-report-artifact.png").stat().st_size > 10_000
+
+
+PROVIDERS = ["shop", "shop_next", "cache", "lab"]
+
+
+def _field(page: Any, label: str) -> Any:
+    return page.locator(".p-label", has=page.get_by_text(label, exact=True)).first
+
+
+def _open_choices(page: Any, label: str) -> Any:
+    """The options of the select field titled `label`, opened."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    _field(page, label).locator(".p-select-button__control").click()
+    options = page.get_by_role("option")
+    try:
+        options.first.wait_for(timeout=3_000)
+    except PlaywrightTimeout:  # the list sometimes opens only on the first key press
+        page.keyboard.press("ArrowDown")
+        options.first.wait_for()
+    return options
+
+
+def _choose(page: Any, label: str, value: str) -> None:
+    from playwright.sync_api import expect
+
+    _open_choices(page, label).filter(has_text=re.compile(f"^{re.escape(value)}$")).first.click()
+    expect(_field(page, label).locator(".p-select-button__value")).to_have_text(value, timeout=10_000)
+
+
+def _fill_and_submit_the_migrate_form(page: Any) -> None:
+    """Source and target chosen from their lists, Dry run on, every other field left as it is; Submit."""
+    from playwright.sync_api import expect
+
+    assert page.get_by_text("Blue-green: approval timeout (seconds)", exact=False).count() == 1
+    assert page.get_by_text("Approval Timeout S", exact=False).count() == 0
+    assert page.get_by_text("is type None", exact=False).count() == 0
+    assert sorted(_open_choices(page, "Source provider").all_inner_texts()) == sorted(PROVIDERS)
+    page.screenshot(path=str(SCREENSHOTS / "migrate-run-form-providers.png"))
+    page.keyboard.press("Escape")
+    page.get_by_text("Blue-green: wait for approval (Optional)", exact=True).scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOTS / "migrate-run-form-strategy-fields.png"))
+    _choose(page, "Source provider", "shop_next")
+    _choose(page, "Target provider", "shop")
+    dry_run = _field(page, "Dry run (Optional)").get_by_role("switch")
+    dry_run.click()
+    expect(dry_run).to_have_attribute("aria-checked", "true", timeout=10_000)
+    page.get_by_role("button", name="Submit").click()
+    expect(page).not_to_have_url(re.compile(r".*/run$"), timeout=30_000)  # back to the deployment: the run exists
+
+
+def test_the_migrate_form_offers_the_providers_of_backends_yaml(server: Server, runs: Runs) -> None:
+    deployment = _client_call(server.api, lambda c: c.read_deployment_by_name("migrate/migrate"))
+    props = deployment.parameter_openapi_schema["properties"]
+    assert "params" not in props and sorted(props["source"]["enum"]) == sorted(PROVIDERS)
+    assert "Freezes:" in deployment.description and "Undo:" in deployment.description
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium); the browser test needs "
+                    "/usr/bin/chromium")
+    from playwright.sync_api import sync_playwright
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    SCREENSHOTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = _browser(p)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(30_000)
+            page.goto(f"{server.ui}/deployments/deployment/{deployment.id}/run")
+            _field(page, "Source provider").wait_for()
+            _fill_and_submit_the_migrate_form(page)
+            page.goto(f"{server.ui}/deployments/deployment/{deployment.id}")
+            page.get_by_text("Description", exact=True).first.click()
+            page.get_by_text("Freezes:", exact=True).first.wait_for()  # bold: rendered as markdown
+            page.screenshot(path=str(SCREENSHOTS / "migrate-deployment-description.png"))
+        except Exception:
+            page.screenshot(path=str(SCREENSHOTS / "migrate-form-failure.png"))
+            raise
+        finally:
+            browser.close()
+    assert (SCREENSHOTS / "migrate-run-form-providers.png").stat().st_size > 10_000
+
+    def finished() -> Any:
+        found = _client_call(server.api, lambda c: c.read_flow_runs(
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id]))))
+        mine = [r for r in found if r.parameters.get("source") == "shop_next"]
+        return mine[0] if mine and mine[0].state and mine[0].state.is_final() else None
+
+    run = _wait(finished, 180, "the run submitted from the form to finish", step=2)
+    assert run.state.is_completed(), run.state.message
+    sent = run.parameters
+    assert (sent["source"], sent["target"], sent["dry_run"]) == ("shop_next", "shop", True)
+    assert sent.get("batch_size") is None and sent.get("strategy") is None  # left empty: not sent, the flow's None
+    assert any("**Dry run.** Nothing was changed." in str(a.data) for a in _artifacts(server.api, run.id).values())

@@ -12,7 +12,7 @@ import pytest
 
 from shiftover.adapters.errors import CutoverBlocked, InvalidRequest, UnsupportedValue
 from shiftover.adapters.registry import open_adapter
-from shiftover.flows.migrate import MigrateParams, migrate
+from shiftover.flows.migrate import migrate
 from tests.fixtures_firebase_storage import FirebaseStorageEmulator
 from tests.fixtures_supabase import SupabaseFake
 from tests.helpers import config, write_config
@@ -64,8 +64,8 @@ def test_firebase_files_migrate_to_supabase_with_path_type_metadata_and_checksum
             ["docs/2024/q1/report final.pdf", "héllo/日本語 ファイル.txt"]
         assert fb.get(name, ("shared/link.json",))["metadata"] == {"app": "web"}  # download tokens are not carried
 
-    report = migrate(MigrateParams(source="firebase", target="supabase", config_path=str(cfg), collections=[name],
-                                   chunk_rows=2, batch_size=2, switch=False))
+    report = migrate(source="firebase", target="supabase", config_path=str(cfg), collections=[name],
+                     chunk_rows=2, batch_size=2, switch=False)
     assert report.status == "validated", report.error
     files = report.collections[0]
     assert (files.source_rows, files.target_rows, files.digests_equal, files.chunks) == (5, 5, True, 3)
@@ -104,8 +104,8 @@ def test_a_file_altered_on_the_target_blocks_the_cutover(
 
     monkeypatch.setattr(supabase_fake, "handle", tamper)
     with pytest.raises(CutoverBlocked) as info:
-        migrate(MigrateParams(source="firebase", target="supabase", config_path=str(cfg), collections=[name],
-                              chunk_rows=2, batch_size=2))
+        migrate(source="firebase", target="supabase", config_path=str(cfg), collections=[name],
+                chunk_rows=2, batch_size=2)
     assert info.value.code == "BACKEND_003"
     assert f"{name} (start .. big/blob.bin]" in str(info.value)  # the range holding the file, and no other
     assert "(big/blob.bin .." not in str(info.value)

@@ -10,7 +10,7 @@ import pytest
 from shiftover.adapters.base import CollectionSchema
 from shiftover.adapters.registry import open_adapter
 from shiftover.adapters.router import Backend
-from shiftover.flows.migrate import MigrateParams, migrate
+from shiftover.flows.migrate import migrate
 from tests.helpers import assert_same_records, config, write_config
 from tests.test_bluegreen import ITEMS, control
 
@@ -27,8 +27,8 @@ def _seed(cfg_path: Path) -> None:
 
 
 def _run(cfg_path: Path):  # type: ignore[no-untyped-def]
-    return migrate(MigrateParams(source="src", target="dst", strategy="gradual", config_path=str(cfg_path),
-                                 chunk_rows=300, batch_size=100, chunks_per_run=3))
+    return migrate(source="src", target="dst", strategy="gradual", config_path=str(cfg_path),
+                   chunk_rows=300, batch_size=100, chunks_per_run=3)
 
 
 def _write_through_router(cfg_path: Path, tag: str) -> None:

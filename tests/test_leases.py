@@ -23,7 +23,7 @@ from shiftover.adapters.errors import LeaseHeld
 from shiftover.adapters.registry import open_adapter
 from shiftover.control.leases import LeaseTable, RunLease, leases_t
 from shiftover.control.store import ControlStore
-from shiftover.flows.migrate import MigrateParams, migrate
+from shiftover.flows.migrate import migrate
 from tests.helpers import all_records, assert_same_records, config, write_config
 from tests.test_bluegreen import seed_items
 
@@ -133,15 +133,15 @@ def test_two_migrations_of_one_pair_at_once_one_proceeds_the_other_is_refused(
     monkeypatch.setenv("SHIFTOVER_TEST_PAUSE_AT", "copy")
     monkeypatch.setenv("SHIFTOVER_TEST_PAUSE_FILE", str(marker))
     monkeypatch.setenv("SHIFTOVER_TEST_PAUSE_S", "6")
-    params = MigrateParams(source="src", target="dst", config_path=str(cfg_path), chunk_rows=1000, batch_size=500,
-                           workers=1)
+    params = dict(source="src", target="dst", config_path=str(cfg_path), chunk_rows=1000, batch_size=500,
+                  workers=1)
     barrier = threading.Barrier(2)
     outcomes: dict[str, object] = {}
 
     def run(name: str) -> None:
         barrier.wait()
         try:
-            outcomes[name] = migrate(params)
+            outcomes[name] = migrate(**params)
         except Exception as exc:  # noqa: BLE001 - the test inspects it
             outcomes[name] = exc
 
@@ -180,12 +180,12 @@ def test_a_killed_holders_lease_is_taken_over_by_the_next_migration(
     seed_items(cfg_path, "src", 500)
     store = ControlStore(config(cfg_path).control.url.get_secret_value())
     _plant(store, "src", run_id="crashed", host="another-host", pid=4242, age_s=0)
-    params = MigrateParams(source="src", target="dst", config_path=str(cfg_path))
+    params = dict(source="src", target="dst", config_path=str(cfg_path))
     with pytest.raises(LeaseHeld, match="crashed"):  # its heartbeat is fresh: it may still be running
-        migrate(params)
+        migrate(**params)
     with store.engine.begin() as conn:  # its heartbeat stops: the holder was killed
         conn.execute(sa.update(leases_t).values(heartbeat=dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=40)))
-    report = migrate(params)
+    report = migrate(**params)
     assert report.status == "switched"
     assert any("took over 'src' from migrate run crashed" in n for n in report.notes)
     with open_adapter(config(cfg_path), "dst") as dst:

@@ -7,6 +7,7 @@ import contextvars
 import logging
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -15,7 +16,7 @@ from shiftover.adapters.errors import BackendError, CutoverBlocked, MigrationFai
 from shiftover.adapters.registry import open_adapter
 from shiftover.cli.demo_data import seed
 from shiftover.control.store import ControlStore
-from shiftover.flows.migrate import MigrateParams, migrate
+from shiftover.flows.migrate import migrate
 from tests.helpers import assert_same_records, config, write_config
 from tests.helpers import newest_artifact as _artifact
 
@@ -28,9 +29,9 @@ def _seeded(cfg_path: Path, name: str, rows: int = 3000) -> None:
         seed(src, rows)
 
 
-def _params(cfg_path: Path, source: str, target: str, **kw) -> MigrateParams:
-    return MigrateParams(source=source, target=target, config_path=str(cfg_path), chunk_rows=700, batch_size=300,
-                         report_dir=str(cfg_path.parent / "reports"), **kw)
+def _params(cfg_path: Path, source: str, target: str, **kw) -> dict[str, Any]:
+    return dict(source=source, target=target, config_path=str(cfg_path), chunk_rows=700, batch_size=300,
+                report_dir=str(cfg_path.parent / "reports"), **kw)
 
 
 def _pointer(cfg_path: Path):
@@ -49,7 +50,7 @@ def test_migration_copies_every_value_and_switches(tmp_path: Path, pg_url: str, 
     }[direction]
     cfg_path = write_config(tmp_path, providers)
     _seeded(cfg_path, "src")
-    report = migrate(_params(cfg_path, "src", "dst"))
+    report = migrate(**_params(cfg_path, "src", "dst"))
     assert report.status == "switched"
     cfg = config(cfg_path)
     with open_adapter(cfg, "src") as src, open_adapter(cfg, "dst") as dst:
@@ -95,7 +96,7 @@ def test_altered_target_blocks_cutover_and_names_the_range(tmp_path: Path, pg_ur
                                  "BEGIN UPDATE orders SET note = 'tampered' WHERE id = 555; END")
         before = src.count("orders")
     with pytest.raises(CutoverBlocked) as info:
-        migrate(_params(cfg_path, "src", "dst"))
+        migrate(**_params(cfg_path, "src", "dst"))
     err = info.value
     assert err.code == "BACKEND_003"
     assert "orders (start .. 700]" in str(err) and "source_digest == target_digest" in str(err)
@@ -136,12 +137,12 @@ def test_pg_to_pg_in_engine_digests_catch_one_changed_value(tmp_path: Path, pg_u
 
     monkeypatch.setattr(PostgresAdapter, "copy_range_from", tampered)
     with pytest.raises(CutoverBlocked) as info:
-        migrate(_params(cfg_path, "src", "dst"))
+        migrate(**_params(cfg_path, "src", "dst"))
     monkeypatch.undo()
     assert "docs (700 .. 1400]" in str(info.value) and "source_digest == target_digest" in str(info.value)
     assert "docs (start .. 700]" not in str(info.value)
     assert (_pointer(cfg_path).provider, _pointer(cfg_path).epoch) == ("src", 1)
-    report = migrate(_params(cfg_path, "src", "dst"))
+    report = migrate(**_params(cfg_path, "src", "dst"))
     assert report.status == "switched"
     assert [c.digest_method for c in report.collections] == ["in-engine (postgresql, column hashes)"]
     cfg = config(cfg_path)
@@ -172,7 +173,7 @@ def test_source_rejects_writes_from_any_client_during_the_freeze(tmp_path: Path,
 
     tm._copy_batches = copy_and_try_a_direct_write
     try:
-        migrate(_params(cfg_path, "src", "dst", collections=["customers"]))
+        migrate(**_params(cfg_path, "src", "dst", collections=["customers"]))
     finally:
         tm._copy_batches = original
     assert seen and all("BACKEND_010" in s and "frozen" in s for s in seen)
@@ -185,7 +186,7 @@ def test_dry_run_changes_nothing(tmp_path: Path, pg_url: str) -> None:
     cfg_path = write_config(tmp_path, {"src": {"kind": "postgresql", "url": pg_url, "role": "primary"},
                                        "dst": {"kind": "sqlite", "url": "sqlite:///dst.db"}})
     _seeded(cfg_path, "src", 1200)
-    report = migrate(_params(cfg_path, "src", "dst", dry_run=True))
+    report = migrate(**_params(cfg_path, "src", "dst", dry_run=True))
     assert report.status == "dry-run"
     assert {c.name: c.source_rows for c in report.collections} == {"customers": 200, "orders": 400,
                                                                    "order_items": 600}
@@ -213,7 +214,7 @@ def test_failed_run_leaves_everything_and_a_rerun_resumes(tmp_path: Path, pg_url
     tm.copy_chunk.retries = 0
     try:
         with pytest.raises(MigrationFailed):
-            migrate(_params(cfg_path, "src", "dst", workers=1))
+            migrate(**_params(cfg_path, "src", "dst", workers=1))
     finally:
         tm._copy_batches = original
         tm.copy_chunk.retries = 4
@@ -227,7 +228,7 @@ def test_failed_run_leaves_everything_and_a_rerun_resumes(tmp_path: Path, pg_url
     calls.clear()
     tm._copy_batches = lambda s, d, p, *h: (calls.append((p.collection, p.idx)), original(s, d, p, *h))[1]
     try:
-        report = migrate(_params(cfg_path, "src", "dst", workers=1))
+        report = migrate(**_params(cfg_path, "src", "dst", workers=1))
     finally:
         tm._copy_batches = original
     assert report.status == "switched" and report.run_id == failed_run.run_id
@@ -250,10 +251,10 @@ def test_password_never_appears_in_logs_artifacts_or_errors(tmp_path: Path, pg_u
                                        "down": {"kind": "postgresql", "url": bad}})
     _seeded(cfg_path, "src", 600)
     caplog.set_level(logging.DEBUG)
-    report = migrate(_params(cfg_path, "src", "dst"))
+    report = migrate(**_params(cfg_path, "src", "dst"))
     assert report.status == "switched"
     with pytest.raises(BackendError) as info:
-        migrate(_params(cfg_path, "dst", "down"))
+        migrate(**_params(cfg_path, "dst", "down"))
     texts = [str(info.value), info.value.hint, caplog.text, report.model_dump_json(),
              asyncio.run(_artifact("migrate-src-to-dst")), asyncio.run(_artifact("migrate-dst-to-down"))]
     captured = capfd.readouterr()
@@ -314,7 +315,7 @@ def test_target_refusing_a_row_mid_copy_fails_cleanly_and_a_rerun_finishes(tmp_p
         conn.exec_driver_sql(ddl)
         conn.exec_driver_sql("ALTER TABLE items ADD CONSTRAINT small CHECK (id <> 3333)")
     with pytest.raises(MigrationFailed) as info:
-        migrate(_params(cfg_path, "src", "dst", workers=1))
+        migrate(**_params(cfg_path, "src", "dst", workers=1))
     assert info.value.code.startswith("BACKEND_") and "small" in str(info.value)
     assert "Traceback" not in str(info.value)
     assert (_pointer(cfg_path).provider, _pointer(cfg_path).epoch) == ("src", 1)
@@ -324,7 +325,7 @@ def test_target_refusing_a_row_mid_copy_fails_cleanly_and_a_rerun_finishes(tmp_p
     with dst_engine.begin() as conn:
         conn.exec_driver_sql("ALTER TABLE items DROP CONSTRAINT small")
     dst_engine.dispose()
-    report = migrate(_params(cfg_path, "src", "dst"))
+    report = migrate(**_params(cfg_path, "src", "dst"))
     assert report.status == "switched"
     with open_adapter(cfg, "src") as src, open_adapter(cfg, "dst") as dst:
         assert assert_same_records(src, dst, "items") == 5000
@@ -342,7 +343,7 @@ def test_validation_reads_only_the_target_when_the_chunks_digested_the_frozen_so
     original, reads = tm._client_source_digests, []
     tm._client_source_digests = lambda *a: (reads.append(a[2]), original(*a))[1]
     try:
-        report = migrate(_params(cfg_path, "src", "dst"))
+        report = migrate(**_params(cfg_path, "src", "dst"))
     finally:
         tm._client_source_digests = original
     assert report.status == "switched" and all(c.digests_equal for c in report.collections)
@@ -357,7 +358,7 @@ def test_no_switch_copies_validates_and_says_so(tmp_path: Path) -> None:
     cfg_path = write_config(tmp_path, {"src": {"kind": "sqlite", "url": "sqlite:///src.db", "role": "primary"},
                                        "dst": {"kind": "sqlite", "url": "sqlite:///dst.db"}})
     _seeded(cfg_path, "src", 900)
-    report = migrate(_params(cfg_path, "src", "dst", switch=False))
+    report = migrate(**_params(cfg_path, "src", "dst", switch=False))
     assert report.status == "validated" and report.epoch_after is None
     assert all(c.digests_equal and c.target_rows == c.source_rows for c in report.collections)
     assert (_pointer(cfg_path).provider, _pointer(cfg_path).epoch) == ("src", 1)
@@ -389,7 +390,7 @@ def test_interrupted_bulk_copy_leaves_the_key_to_the_rerun(tmp_path: Path, pg_ur
 
     monkeypatch.setattr(PostgresAdapter, "copy_range_from", third_fails)
     with pytest.raises(MigrationFailed):
-        migrate(_params(cfg_path, "src", "dst", workers=1))
+        migrate(**_params(cfg_path, "src", "dst", workers=1))
     monkeypatch.undo()
     assert (_pointer(cfg_path).provider, _pointer(cfg_path).epoch) == ("src", 1)
     dst_engine = sa.create_engine(pg_url2)
@@ -397,7 +398,7 @@ def test_interrupted_bulk_copy_leaves_the_key_to_the_rerun(tmp_path: Path, pg_ur
     with dst_engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM items").scalar() == 1400  # two chunks of 700
         assert conn.exec_driver_sql(key_sql).scalar() == 0
-    report = migrate(_params(cfg_path, "src", "dst"))
+    report = migrate(**_params(cfg_path, "src", "dst"))
     assert report.status == "switched" and "index" in report.phase_seconds
     with dst_engine.connect() as conn:
         assert conn.exec_driver_sql(key_sql).scalar() == 1
@@ -430,8 +431,8 @@ def test_the_progress_artifact_moves_within_one_chunk(tmp_path: Path, pg_url: st
     watcher = threading.Thread(target=contextvars.copy_context().run, args=(watch,))
     watcher.start()
     try:
-        report = migrate(MigrateParams(source="src", target="slow", config_path=str(cfg_path), chunk_rows=100_000,
-                                       batch_size=20, collections=["customers"], report_dir=str(tmp_path)))
+        report = migrate(source="src", target="slow", config_path=str(cfg_path), chunk_rows=100_000,
+                         batch_size=20, collections=["customers"], report_dir=str(tmp_path))
     finally:
         stop.set()
         watcher.join(30)

@@ -19,7 +19,7 @@ from shiftover.adapters.base import KeyRange
 from shiftover.adapters.errors import UnsupportedValue
 from shiftover.adapters.postgres import types as pg_types
 from shiftover.adapters.registry import open_adapter
-from shiftover.flows.migrate import MigrateParams, migrate
+from shiftover.flows.migrate import migrate
 from tests.conftest import PG_ADMIN, _pg_url, drop_database, make_database
 from tests.helpers import config, write_config
 
@@ -123,8 +123,8 @@ def _texts(url: str, compare: dict[str, str] | None = None) -> tuple[dict[str, s
     return types, [dict(zip(types, r, strict=True)) for r in rows]
 
 
-def _params(cfg_path: Path, source: str, target: str, **kw: Any) -> MigrateParams:
-    return MigrateParams(source=source, target=target, config_path=str(cfg_path), **kw)
+def _params(cfg_path: Path, source: str, target: str, **kw: Any) -> dict[str, Any]:
+    return dict(source=source, target=target, config_path=str(cfg_path), **kw)
 
 
 def test_every_catalog_type_has_a_declared_mapping_and_a_sample(tmp_path: Path, zoo_template: tuple[str, list[str]],
@@ -157,7 +157,7 @@ def test_readme_fidelity_matrix_is_the_declared_one() -> None:
 def test_pg_to_pg_every_type_every_value(tmp_path: Path, zoo_url: str, pg_url2: str) -> None:
     cfg_path = write_config(tmp_path, {"src": {"kind": "postgresql", "url": zoo_url, "role": "primary"},
                                        "dst": {"kind": "postgresql", "url": pg_url2}})
-    report = migrate(_params(cfg_path, "src", "dst"))
+    report = migrate(**_params(cfg_path, "src", "dst"))
     assert report.status == "switched"
     (zoo,) = report.collections
     assert zoo.path == "binary COPY" and zoo.digests_equal
@@ -203,7 +203,7 @@ def test_pg_to_sqlite_to_pg_restores_every_type(tmp_path: Path, zoo_url: str, pg
     cfg_path = write_config(tmp_path, {"src": {"kind": "postgresql", "url": zoo_url, "role": "primary"},
                                        "lite": {"kind": "sqlite", "url": "sqlite:///lite.db"},
                                        "back": {"kind": "postgresql", "url": pg_url2}})
-    plan = migrate(_params(cfg_path, "src", "lite", dry_run=True))
+    plan = migrate(**_params(cfg_path, "src", "lite", dry_run=True))
     declared = [n for n in plan.notes if n.startswith("zoo.")]
     assert "zoo.c_interval: PostgreSQL interval → ISO 8601 text (P1Y2M3DT4H5M6S) on sqlite: normalized (written as " \
            "ISO 8601; the same months, days and microseconds on a move back)" in declared
@@ -211,10 +211,10 @@ def test_pg_to_sqlite_to_pg_restores_every_type(tmp_path: Path, zoo_url: str, pg
         assert any(n.startswith(f"zoo.{column}: ") for n in declared), column
     assert not any(n.startswith(("zoo.c_int4: ", "zoo.c_text: ", "zoo.c_mood: ")) for n in declared)  # exact ones
 
-    there = migrate(_params(cfg_path, "src", "lite"))
+    there = migrate(**_params(cfg_path, "src", "lite"))
     assert there.status == "switched" and there.collections[0].digests_equal
     assert any(n.startswith("zoo.c_interval: ") for n in there.notes)  # the report says it too
-    back = migrate(_params(cfg_path, "lite", "back"))
+    back = migrate(**_params(cfg_path, "lite", "back"))
     assert back.status == "switched" and back.collections[0].digests_equal
     assert "zoo.c_mood: restored as PostgreSQL mood (recorded in _shiftover_schemas)" in back.notes
 
@@ -244,7 +244,7 @@ def test_pg_to_document_store_and_back(tmp_path: Path, zoo_url: str, pg_url2: st
         conn.execute(EXTENSIONS)  # the extensions a move back needs
     cfg_path = write_config(tmp_path, {"src": {"kind": "postgresql", "url": zoo_url, "role": "primary"},
                                        "docs": target, "back": {"kind": "postgresql", "url": pg_url2}})
-    report = migrate(_params(cfg_path, "src", "docs"))
+    report = migrate(**_params(cfg_path, "src", "docs"))
     assert report.status == "switched" and report.collections[0].digests_equal
     cfg = config(cfg_path)
     with open_adapter(cfg, "src") as src, open_adapter(cfg, "docs") as dst:
@@ -264,7 +264,7 @@ def test_pg_to_document_store_and_back(tmp_path: Path, zoo_url: str, pg_url2: st
     assert rows["1"]["c_hstore"] == {"a": "1", "b c": None}
     assert rows["1"]["a_mood"] == ["happy", None] and rows["2"]["c_mood"] is None
 
-    back = migrate(_params(cfg_path, "docs", "back"))  # and back: every type restored, every value as it was
+    back = migrate(**_params(cfg_path, "docs", "back"))  # and back: every type restored, every value as it was
     assert back.status == "switched" and back.collections[0].digests_equal
     src_types, src_rows = _texts(zoo_url, ROUND_TRIP_COMPARE)
     dst_types, dst_rows = _texts(pg_url2, ROUND_TRIP_COMPARE)

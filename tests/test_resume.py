@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from shiftover.adapters.registry import open_adapter
-from shiftover.flows.migrate import MigrateParams, migrate
+from shiftover.flows.migrate import migrate
 from tests.conftest import ROOT
 from tests.helpers import all_records, assert_same_records, config, write_config
 from tests.test_bluegreen import assert_model, control, seed_items
@@ -22,9 +22,9 @@ pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 SCRIPT = """
 import sys
-from shiftover.flows.migrate import MigrateParams, migrate
-migrate(MigrateParams(source="src", target="dst", strategy="blue_green", config_path=sys.argv[1], chunk_rows=300,
-                      batch_size=100, workers=2))
+from shiftover.flows.migrate import migrate
+migrate(source="src", target="dst", strategy="blue_green", config_path=sys.argv[1], chunk_rows=300,
+        batch_size=100, workers=2)
 """
 
 
@@ -82,8 +82,8 @@ def test_kill_9_then_rerun_resumes_and_ends_equal(tmp_path: Path, pg_url: str, p
                 assert src.frozen() == ["items"]
             else:
                 _write(src, model, 90_000)
-    report = migrate(MigrateParams(source="src", target="dst", strategy="blue_green", config_path=str(cfg_path),
-                                   chunk_rows=300, batch_size=100))
+    report = migrate(source="src", target="dst", strategy="blue_green", config_path=str(cfg_path),
+                     chunk_rows=300, batch_size=100)
     assert report.status == "switched", report.error
     assert report.run_id == killed.run_id  # the same run resumed
     if point == "frozen":
@@ -120,8 +120,8 @@ def test_postgres_restart_during_catch_up_is_absorbed_by_retries(tmp_path: Path,
     monkeypatch.setenv("SHIFTOVER_TEST_PAUSE_S", "1")
     box: dict = {}
     ctx = contextvars.copy_context()
-    params = MigrateParams(source="src", target="dst", strategy="blue_green", config_path=str(cfg_path))
-    thread = threading.Thread(target=lambda: box.setdefault("report", ctx.run(migrate, params)), daemon=True)
+    params = dict(source="src", target="dst", strategy="blue_green", config_path=str(cfg_path))
+    thread = threading.Thread(target=lambda: box.setdefault("report", ctx.run(migrate, **params)), daemon=True)
     thread.start()
     deadline = time.monotonic() + 120
     while not marker.exists():
@@ -143,6 +143,6 @@ def _max_run_count(cfg: str) -> int:
 
     with get_client(sync_client=True) as client:
         flows = [f for f in client.read_flow_runs(limit=200)
-                 if (f.parameters.get("params") or {}).get("config_path") == cfg]
+                 if f.parameters.get("config_path") == cfg]
         runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id={"any_": [f.id for f in flows]}), limit=200)
     return max(r.run_count for r in runs)

@@ -9,7 +9,7 @@ import pytest
 
 from shiftover.adapters.errors import MigrationFailed, WriteFrozen
 from shiftover.adapters.registry import open_adapter
-from shiftover.flows.migrate import MigrateParams, migrate
+from shiftover.flows.migrate import migrate
 from shiftover.flows.rollback import ReleaseParams, RollbackParams, release, rollback
 from tests.helpers import assert_same_records, config, write_config
 from tests.test_bluegreen import control, seed_items
@@ -25,8 +25,8 @@ def test_rollback_copies_green_writes_back_then_moves_pointer(tmp_path: Path, pg
     cfg_path = write_config(tmp_path, {"blue": {"kind": "postgresql", "url": pg_url, "role": "primary"},
                                        "green": green})
     seed_items(cfg_path, "blue", 1500)
-    report = migrate(MigrateParams(source="blue", target="green", strategy="blue_green", config_path=str(cfg_path),
-                                   chunk_rows=500, batch_size=200))
+    report = migrate(source="blue", target="green", strategy="blue_green", config_path=str(cfg_path),
+                     chunk_rows=500, batch_size=200)
     assert report.status == "switched"
     cfg = config(cfg_path)
     with open_adapter(cfg, "green") as g:  # the app now writes on green
@@ -59,8 +59,8 @@ def test_release_lifts_blue_fence_and_ends_capture(tmp_path: Path, pg_url: str, 
     cfg_path = write_config(tmp_path, {"blue": {"kind": "postgresql", "url": pg_url, "role": "primary"},
                                        "green": {"kind": "postgresql", "url": pg_url2}})
     seed_items(cfg_path, "blue", 300)
-    assert migrate(MigrateParams(source="blue", target="green", strategy="blue_green",
-                                 config_path=str(cfg_path))).status == "switched"
+    assert migrate(source="blue", target="green", strategy="blue_green",
+                   config_path=str(cfg_path)).status == "switched"
     assert release(ReleaseParams(provider="blue", config_path=str(cfg_path))) == ["items"]
     cfg = config(cfg_path)
     with open_adapter(cfg, "blue") as b, open_adapter(cfg, "green") as g:

@@ -22,7 +22,7 @@ from psycopg import sql
 
 from shiftover.adapters.errors import BackendError
 from shiftover.control.store import ControlStore
-from shiftover.flows.migrate import MigrateParams, migrate
+from shiftover.flows.migrate import migrate
 from tests.helpers import config, write_config
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -142,10 +142,10 @@ def test_immediate_moves_the_schema_and_the_app_runs_on_the_target(tmp_path: Pat
                                                                      supabase_roles: tuple[str, ...]) -> None:
     _app(pg_url)
     cfg_path = write_config(tmp_path, _providers(pg_url, pg_url2))
-    dry = migrate(MigrateParams(source="src", target="dst", config_path=str(cfg_path), dry_run=True))
+    dry = migrate(source="src", target="dst", config_path=str(cfg_path), dry_run=True)
     assert any(n.startswith("schema: ") and "before the load" in n for n in dry.notes)
     assert any("pg_trgm" in n for n in dry.notes)
-    report = migrate(MigrateParams(source="src", target="dst", config_path=str(cfg_path), chunk_rows=200))
+    report = migrate(source="src", target="dst", config_path=str(cfg_path), chunk_rows=200)
     assert report.status == "switched"
     assert list(report.phase_seconds) == ["plan", "freeze", "schema", "copy", "index", "validate", "switch"]
     schema_checks = [e for e in report.expectations if e.suite == "schema"]
@@ -167,7 +167,7 @@ def test_gate_names_what_the_target_lacks(tmp_path: Path, pg_url: str, pg_url2: 
         conn.execute("ALTER TABLE customers ALTER COLUMN created_at DROP DEFAULT")
     cfg_path = write_config(tmp_path, _providers(pg_url, pg_url2))
     with pytest.raises(BackendError) as err:
-        migrate(MigrateParams(source="src", target="dst", config_path=str(cfg_path)))
+        migrate(source="src", target="dst", config_path=str(cfg_path))
     text = str(err.value)
     assert "BACKEND_003" in text
     for missing in ("index customers_email_lower", "policy own_rows", "column created_at"):
@@ -193,7 +193,7 @@ def test_extension_the_target_cannot_create_is_refused_before_anything_changes(
         cfg_path = write_config(tmp_path, _providers(pg_url, target))
         for dry_run in (True, False):
             with pytest.raises(BackendError) as err:
-                migrate(MigrateParams(source="src", target="dst", config_path=str(cfg_path), dry_run=dry_run))
+                migrate(source="src", target="dst", config_path=str(cfg_path), dry_run=dry_run)
             assert "BACKEND_016" in str(err.value) and "pg_trgm" in str(err.value)
         with psycopg.connect(admin) as conn:  # nothing was changed on the target
             assert conn.execute("SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace"
@@ -218,8 +218,8 @@ def test_round_trip_through_supabase_ends_with_the_same_schema(tmp_path: Path, p
             "pg": {"kind": "postgresql", "url": pg_url, "role": "primary"},
             "supa": {"kind": "supabase", "url": pg_url2},
             "back": {"kind": "postgresql", "url": back_url}})
-        assert migrate(MigrateParams(source="pg", target="supa", config_path=str(cfg_path))).status == "switched"
-        assert migrate(MigrateParams(source="supa", target="back", config_path=str(cfg_path))).status == "switched"
+        assert migrate(source="pg", target="supa", config_path=str(cfg_path)).status == "switched"
+        assert migrate(source="supa", target="back", config_path=str(cfg_path)).status == "switched"
         assert _schema_dump(back_url) == _schema_dump(pg_url)
         _assert_app_runs(pg_url, back_url)
     finally:
@@ -248,8 +248,8 @@ def test_blue_green_carries_sequences_advanced_by_live_writes(tmp_path: Path, pg
     thread.start()
     try:
         cfg_path = write_config(tmp_path, _providers(pg_url, pg_url2))
-        report = migrate(MigrateParams(source="src", target="dst", config_path=str(cfg_path), strategy="blue_green",
-                                       chunk_rows=500))  # blue stays fenced: the app's later writes go nowhere
+        report = migrate(source="src", target="dst", config_path=str(cfg_path), strategy="blue_green",
+                         chunk_rows=500)  # blue stays fenced: the app's later writes go nowhere
     finally:
         stop.set()
         thread.join()
@@ -263,7 +263,7 @@ def test_gradual_moves_each_table_with_its_schema_and_foreign_keys_last(tmp_path
     customers is created once both have moved; the app runs on the target at the end."""
     _app(pg_url, customers=120)
     cfg_path = write_config(tmp_path, _providers(pg_url, pg_url2))
-    report = migrate(MigrateParams(source="src", target="dst", config_path=str(cfg_path), strategy="gradual",
-                                   chunk_rows=100))
+    report = migrate(source="src", target="dst", config_path=str(cfg_path), strategy="gradual",
+                     chunk_rows=100)
     assert report.status == "switched"
     _assert_app_runs(pg_url, pg_url2)

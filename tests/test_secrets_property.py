@@ -106,7 +106,7 @@ async def _runs_and_logs() -> str:
 @example(password="p@ss/w0rd@x", encoded=True)
 def test_password_never_reaches_status_errors_logs_artifacts_runs_or_control_store(
         tmp_path_factory, seeded_db: str, caplog, password: str, encoded: bool) -> None:
-    from shiftover.flows.migrate import MigrateParams, migrate
+    from shiftover.flows.migrate import migrate
 
     assume(encoded or "@" not in password)  # a raw @ makes the URL mean another host: no dry run to look at
     tmp = tmp_path_factory.mktemp("secret")
@@ -132,7 +132,7 @@ def test_password_never_reaches_status_errors_logs_artifacts_runs_or_control_sto
     texts += [str(refused.value), repr(refused.value), refused.value.hint, cfg.providers["down"].display_url(),
               repr(cfg), str(cfg.model_dump())]
 
-    report = migrate(MigrateParams(source="src", target="dst", config_path=str(cfg_path), dry_run=True))
+    report = migrate(source="src", target="dst", config_path=str(cfg_path), dry_run=True)
     assert report.status == "dry-run" and report.collections[0].source_rows == 50
     texts += [report.model_dump_json(), asyncio.run(newest_artifact("migrate-src-to-dst")),
               asyncio.run(newest_artifact("migrate-src-to-dst-table")), asyncio.run(_runs_and_logs())]

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from shiftover.adapters.base import KeyRange
 from shiftover.adapters.registry import open_adapter
 from shiftover.cli.demo_data import seed
-from shiftover.flows.migrate import MigrateParams, migrate
+from shiftover.flows.migrate import migrate
 from tests.helpers import assert_same_records, config, write_config
 
 TABLES = ("customers", "orders", "order_items")
@@ -27,7 +27,7 @@ def test_sqlite_to_sqlite_copies_in_the_engine_and_digests_stored_values(tmp_pat
     cfg_path = _cfg(tmp_path)
     with open_adapter(config(cfg_path), "src") as src:
         seed(src, 3000)
-    report = migrate(MigrateParams(source="src", target="dst", config_path=str(cfg_path), chunk_rows=700))
+    report = migrate(source="src", target="dst", config_path=str(cfg_path), chunk_rows=700)
     assert report.status == "switched"
     assert {c.path for c in report.collections} == {"native copy (sqlite)"}
     assert all(c.digests_equal and c.digest_method.startswith("in-engine (sqlite, stored values ")

@@ -18,7 +18,7 @@ from shiftover.adapters.registry import open_adapter
 from shiftover.adapters.sql import SqlAdapter
 from shiftover.adapters.sqlite import native as sqlite_native
 from shiftover.adapters.sqlite import rows as sqlite_rows
-from shiftover.flows.migrate import MigrateParams, migrate
+from shiftover.flows.migrate import migrate
 from shiftover.tasks.digests import ENCODED, measure
 from shiftover.tasks.migration import plan_collections
 from tests.helpers import assert_same_records, config, write_config
@@ -107,8 +107,8 @@ def test_postgres_to_sqlite_gate_digests_the_source_as_sqlite_stores_it(tmp_path
     with open_adapter(cfg, "pg") as pg:
         pg.create_collection(ITEMS)
         pg.upsert("items", item_rows(240))
-    report = migrate(MigrateParams(source="pg", target="lite", config_path=str(cfg_path), chunk_rows=60,
-                                   switch=False))
+    report = migrate(source="pg", target="lite", config_path=str(cfg_path), chunk_rows=60,
+                     switch=False)
     [items] = report.collections
     assert report.status == "validated" and items.digests_equal and items.digest_method.startswith(ENCODED)
     assert items.chunks == 4  # 240 rows in chunks of 60: no empty fifth chunk after the last key

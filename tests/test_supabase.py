@@ -17,7 +17,7 @@ from shiftover.adapters.registry import open_adapter
 from shiftover.adapters.supabase.adapter import SupabaseAdapter
 from shiftover.adapters.supabase.auth import UID_NAMESPACE
 from shiftover.adapters.userfiles import USERS, files_schema
-from shiftover.flows.migrate import MigrateParams, migrate
+from shiftover.flows.migrate import migrate
 from tests.fixtures_supabase import SupabaseFake
 from tests.helpers import config, write_config
 
@@ -189,7 +189,7 @@ def test_migrate_postgres_to_supabase_creates_tables_in_public_and_reports_rls(
     with open_adapter(config(cfg), "pg") as pg:
         pg.create_collection(ORDERS)
         pg.upsert("orders", [{"id": i, "note": f"n{i}", "at": None} for i in range(500)])
-    report = migrate(MigrateParams(source="pg", target="sb", config_path=str(cfg), chunk_rows=200))
+    report = migrate(source="pg", target="sb", config_path=str(cfg), chunk_rows=200)
     assert report.status == "switched" and report.collections[0].digests_equal
     # from a PostgreSQL source the table moves with the source's RLS state (here: off, no policies), and says so
     assert any("'orders' moves from" in n and "row level security off" in n for n in report.notes)
@@ -216,9 +216,9 @@ def test_migrate_storage_objects_between_projects_verified_by_checksums(
     with open_adapter(config(cfg), "old") as old:
         old.create_collection(files_schema("storage/docs"))
         old.upsert("storage/docs", files)
-    params = MigrateParams(source="old", target="new", config_path=str(cfg), collections=["storage/docs"],
-                           chunk_rows=5, switch=False)
-    report = migrate(params)
+    params = dict(source="old", target="new", config_path=str(cfg), collections=["storage/docs"],
+                  chunk_rows=5, switch=False)
+    report = migrate(**params)
     assert report.status == "validated" and report.collections[0].digests_equal
     assert report.collections[0].target_rows == 12
     target = supabase_fake2.objects["docs"]

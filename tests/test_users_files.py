@@ -21,7 +21,7 @@ from shiftover.adapters.errors import InvalidRequest
 from shiftover.adapters.registry import open_adapter
 from shiftover.adapters.supabase.auth import UID_NAMESPACE
 from shiftover.adapters.userfiles import USERS
-from shiftover.flows.migrate import MigrateParams, migrate
+from shiftover.flows.migrate import migrate
 from tests.fixtures_supabase import FirebaseAuthEmulator, SupabaseFake
 from tests.helpers import config, write_config
 from tests.test_supabase import FB_HASH, FB_KEY, FB_SALT, GOTRUE_VERIFIED
@@ -78,8 +78,8 @@ def test_firebase_users_migrate_to_supabase_with_uid_metadata_and_password_hash(
         assert FB_KEY not in repr(ann) and FB_KEY not in str(ann)  # the signer key rides as a SecretStr
 
     caplog.set_level(logging.INFO)
-    report = migrate(MigrateParams(source="firebase", target="supabase", config_path=str(cfg),
-                                   collections=[USERS], chunk_rows=2, batch_size=2))
+    report = migrate(source="firebase", target="supabase", config_path=str(cfg),
+                     collections=[USERS], chunk_rows=2, batch_size=2)
     assert report.status == "switched", report.error
     users = report.collections[0]
     assert (users.source_rows, users.target_rows, users.digests_equal) == (4, 4, True)
@@ -114,8 +114,8 @@ def test_firebase_users_migrate_to_supabase_with_uid_metadata_and_password_hash(
         assert FB_KEY not in where and supabase_fake.key not in where
 
     # a second run changes nothing and still passes: upserts by uid are idempotent
-    again = migrate(MigrateParams(source="firebase", target="supabase", config_path=str(cfg), collections=[USERS],
-                                  switch=False))
+    again = migrate(source="firebase", target="supabase", config_path=str(cfg), collections=[USERS],
+                    switch=False)
     assert again.status == "validated" and again.collections[0].digests_equal and len(supabase_fake.users) == 4
 
 
@@ -125,8 +125,8 @@ def test_a_changed_user_blocks_the_cutover(tmp_path: Path, pg_url: str, firebase
 
     cfg = _config(tmp_path, firebase_auth, pg_url, supabase_fake)
     _seed_firebase(cfg)
-    report = migrate(MigrateParams(source="firebase", target="supabase", config_path=str(cfg), collections=[USERS],
-                                   switch=False))
+    report = migrate(source="firebase", target="supabase", config_path=str(cfg), collections=[USERS],
+                     switch=False)
     assert report.collections[0].digests_equal
     victim = next(u for u in supabase_fake.users.values() if u.data["email"] == "ann@example.com")
     victim.data["app_metadata"]["role"] = "viewer"

@@ -141,7 +141,7 @@ def migrate(
     if runner is Runner.dask and params.strategy is Strategy.immediate:  # live strategies pick the runner per copy
         migrate_flow = migrate_flow.with_options(task_runner=_dask_runner(cfg, workers, dask_address))
     with CopyProgress(control, params.run_id, err, enabled=not dry_run and not as_json):
-        report = migrate_flow(params)
+        report = migrate_flow(**params.model_dump())
     _print_report(report, control, as_json=as_json)
 
 
