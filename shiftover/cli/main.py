@@ -136,8 +136,7 @@ def migrate(
         max_lag=max_lag, chunks_per_run=chunks_per_run, release_source=release_source, dask_address=dask_address,
         report_dir=str(report_dir.resolve()) if report_dir is not None else REPORT_DIR).resolved(cfg)
     control = ControlStore(cfg.control.url.get_secret_value())
-    if not dry_run:
-        params.run_id = resolve_run_id(control, params)
+    params.run_id = None if dry_run else resolve_run_id(control, params)
     if runner is Runner.dask and params.strategy is Strategy.immediate:  # live strategies pick the runner per copy
         migrate_flow = migrate_flow.with_options(task_runner=_dask_runner(cfg, workers, dask_address))
     with CopyProgress(control, params.run_id, err, enabled=not dry_run and not as_json):
