@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -192,6 +193,11 @@ def test_deployments_run_through_the_api_and_publish_their_artifacts(server: Ser
     rows = _table(migrated["migrate-shop-to-shop-next-table"])
     assert rows and all(r["verdict"] == EQUAL and r["source_rows"] == r["target_rows"] for r in rows)
     assert sum(r["source_rows"] for r in rows) == 600
+    assert "![time per phase](data:image/svg+xml;base64," in migrated["migrate-shop-to-shop-next"].data
+    link = migrated["migrate-shop-to-shop-next-html"]  # the self-contained page, as a link artifact
+    page = Path(urllib.parse.urlparse(link.data.split("](", 1)[1].rstrip(")")).path)
+    assert link.data.startswith(f"[{page.name}](file://")  # Prefect keeps a link artifact as markdown
+    assert page.suffix == ".html" and "Expectations (Great Expectations)" in page.read_text()
 
     suite = _artifacts(server.api, runs.suite.id)
     matrix = {r["provider"]: r for r in _table(suite["test-suite-matrix"])}
