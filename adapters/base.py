@@ -15,7 +15,7 @@ from __future__ import annotations
 import abc
 import datetime as dt
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -327,8 +327,10 @@ class Adapter(abc.ABC):
                          method: str) -> list[RangeDigest]:
         raise NotImplementedError(f"{self.kind} computes digests on the client")
 
-    def copy_range_from(self, source: Adapter, name: str, rng: KeyRange) -> int:
-        """Native engine-to-engine copy of one key range; only when capabilities.bulk_copy families match."""
+    def copy_range_from(self, source: Adapter, name: str, rng: KeyRange,
+                        progress: Callable[[int], None] | None = None) -> int:
+        """Native engine-to-engine copy of one key range; only when capabilities.bulk_copy families match.
+        `progress`, where the engine's copy passes through here, is told the rows copied so far as it goes."""
         raise NotImplementedError(f"{self.kind} has no native bulk copy")
 
     def create_for_bulk_copy(self, schema: CollectionSchema) -> None:

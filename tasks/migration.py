@@ -214,7 +214,8 @@ def copy_one(config: Config, src: Adapter, dst: Adapter, plan: ChunkPlan) -> Chu
             rows = dst.copy_range_from(src, plan.collection, plan.range)
             (digest,) = job.result()
     elif bulk:
-        rows = dst.copy_range_from(src, plan.collection, plan.range)
+        with ChunkMeter(plan) as meter:  # rows so far, where the engine's copy passes through the adapter
+            rows = dst.copy_range_from(src, plan.collection, plan.range, meter.report)
         if plan.digest and function:
             columns = sorted(src.schema(plan.collection).names)
             (digest,) = src.pushdown_digests(plan.collection, [plan.range], columns, function)

@@ -128,8 +128,8 @@ def test_pg_to_pg_in_engine_digests_catch_one_changed_value(tmp_path: Path, pg_u
 
     original = PostgresAdapter.copy_range_from
 
-    def tampered(self, source, name, rng):  # type: ignore[no-untyped-def]  # one value altered as it arrives
-        copied = original(self, source, name, rng)
+    def tampered(self, source, name, rng, progress=None):  # type: ignore[no-untyped-def]  # one value altered
+        copied = original(self, source, name, rng, progress)
         if rng.contains((1234,)):
             with self.engine.begin() as conn:
                 conn.exec_driver_sql("UPDATE docs SET amount = amount + 0.01 WHERE id = 1234")
@@ -382,11 +382,11 @@ def test_interrupted_bulk_copy_leaves_the_key_to_the_rerun(tmp_path: Path, pg_ur
         conn.exec_driver_sql("INSERT INTO items SELECT g, g %% 50 FROM generate_series(1, 5000) AS g")
     original, calls = PostgresAdapter.copy_range_from, []
 
-    def third_fails(self, source, name, rng):  # type: ignore[no-untyped-def]
+    def third_fails(self, source, name, rng, progress=None):  # type: ignore[no-untyped-def]
         calls.append(rng)
         if len(calls) == 3:
             raise InvalidRequest("injected: the third chunk fails", provider=self.name)
-        return original(self, source, name, rng)
+        return original(self, source, name, rng, progress)
 
     monkeypatch.setattr(PostgresAdapter, "copy_range_from", third_fails)
     with pytest.raises(MigrationFailed):

@@ -53,11 +53,12 @@ class NativePaths:
         order = sql.SQL(", ").join(key_ident(c) for c in keys)
         return where, order
 
-    def copy_range_from(self, source: Adapter, name: str, rng: KeyRange) -> int:
+    def copy_range_from(self, source: Adapter, name: str, rng: KeyRange,
+                        progress: Callable[[int], None] | None = None) -> int:
         from psycopg import sql
 
         if not isinstance(source, NativePaths):  # mixed into PostgresAdapter only: the source is PostgreSQL
-            return super().copy_range_from(source, name, rng)  # type: ignore[misc]
+            return super().copy_range_from(source, name, rng, progress)  # type: ignore[misc]
         src_schema, dst_schema = source.schema(name), self.schema(name)
         cols = [c.name for c in src_schema.columns if c.name in dst_schema.names]
         binary = all(src_schema.column(c).native == dst_schema.column(c).native and
@@ -79,7 +80,7 @@ class NativePaths:
                     _quiet_triggers(dcur)
                     dcur.execute(sql.SQL("DELETE FROM {} WHERE {}").format(dst_table, dst_where))
                     with dcur.copy(in_stmt) as into:
-                        _copy_out(src_conn, out_stmt.as_bytes(src_conn), into.write)
+                        _copy_out(src_conn, out_stmt.as_bytes(src_conn), into.write, progress=progress)
                     copied = dcur.rowcount
                 dst_conn.commit()
                 src_conn.rollback()
@@ -199,8 +200,11 @@ def _quiet_triggers(cur: Any) -> None:
     cur.execute("RELEASE SAVEPOINT shiftover_quiet")
 
 
-def _copy_out(conn: Any, query: bytes, write: Any, flush_at: int = 1 << 17) -> None:
-    """Run `COPY … TO STDOUT` on a psycopg connection and hand its bytes to `write` in ~128 KB blocks.
+def _copy_out(conn: Any, query: bytes, write: Any, flush_at: int = 1 << 17,
+              progress: Callable[[int], None] | None = None) -> None:
+    """Run `COPY … TO STDOUT` on a psycopg connection and hand its bytes to `write` in ~128 KB blocks; `progress` hears
+    the rows handed on so far at each block (libpq returns one row per call; binary COPY's header and trailer make it
+    count one or two more, which the chunk's final count replaces).
 
     The rows are taken straight from libpq (one call per row, no generator per row) and waits for the socket release
     the GIL, so the byte pump costs a fraction of psycopg's row iterator; that matters on a small machine where the
@@ -232,13 +236,17 @@ def _copy_out(conn: Any, query: bytes, write: Any, flush_at: int = 1 << 17) -> N
     _expect(result(), pq.ExecStatus.COPY_OUT, failed)
     buf = bytearray()
     get = pgconn.get_copy_data
+    rows = 0
     while True:
         n, data = get(1)
         if n > 0:
             buf += data
+            rows += 1
             if len(buf) >= flush_at:
                 write(buf)
                 buf = bytearray()
+                if progress is not None:
+                    progress(rows)
         elif n == 0:
             poll.poll()
             pgconn.consume_input()

@@ -15,7 +15,7 @@ import json
 import re
 import sqlite3
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -153,7 +153,8 @@ class SqliteAdapter(SqlAdapter):
                 out.append(tuple(self._from_db(c, v) for c, v in zip(cols, row, strict=True)))
 
     # -- SQLite to SQLite in the engine (adapters/sqlite/native.py) ----------------------------------------------------
-    def copy_range_from(self, source: Any, name: str, rng: Any) -> int:
+    def copy_range_from(self, source: Any, name: str, rng: Any, progress: Callable[[int], None] | None = None) -> int:
+        """One INSERT … SELECT in the engine (no row passes through here, so `progress` hears nothing until the end)."""
         from shiftover.adapters.sqlite import native as sqlite_native
 
         if isinstance(source, SqliteAdapter) and sqlite_native.database_file(source):

@@ -10,7 +10,7 @@ import base64
 import datetime as dt
 import json
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -199,10 +199,11 @@ class SupabaseAuthUsers(Adapter):
             return select(self.scan(name, limit=10**9), where, order_by, limit)
         return super().find(name, where, order_by=order_by, limit=limit)
 
-    def copy_range_from(self, source: Adapter, name: str, rng: KeyRange) -> int:
+    def copy_range_from(self, source: Adapter, name: str, rng: KeyRange,
+                        progress: Callable[[int], None] | None = None) -> int:
         if name == USERS:
             return self._copy_through_api(source, name, rng)
-        return super().copy_range_from(source, name, rng)
+        return super().copy_range_from(source, name, rng, progress)
 
     # -- freezes and capture cover the data plane only --------------------------------------------------------------
     def freeze(self, names: Sequence[str], *, reason: str) -> None:

@@ -8,7 +8,7 @@ the next class.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -147,10 +147,11 @@ class SupabaseStorageFiles(Adapter):
         return find_files(where, order_by, limit, lambda: self._object_paths(bucket),
                           lambda path: self._read_object(bucket, path) if path in present else None)
 
-    def copy_range_from(self, source: Adapter, name: str, rng: KeyRange) -> int:
+    def copy_range_from(self, source: Adapter, name: str, rng: KeyRange,
+                        progress: Callable[[int], None] | None = None) -> int:
         if bucket_of(name) is not None:
             return self._copy_through_api(source, name, rng)
-        return super().copy_range_from(source, name, rng)
+        return super().copy_range_from(source, name, rng, progress)
 
     # -- freezes and capture cover the data plane only --------------------------------------------------------------
     def freeze(self, names: Sequence[str], *, reason: str) -> None:
