@@ -208,3 +208,27 @@ def test_metrics_measure_each_operation_and_count_errors(path):
     assert samples[("shiftover_operation_duration_seconds_count", labels)] == 22
     assert samples[("shiftover_operation_duration_seconds", (*labels[:1], labels[1], ("quantile", "0.5")))] > 0
     assert samples[("shiftover_operation_errors_total", (("code", "BACKEND_014"), *labels))] == 1
+
+
+def test_sql_filters_are_bound_and_identifiers_quoted_by_sqlalchemy(pg_url):
+    import sqlalchemy as sa
+
+    from shiftover.adapters.postgres.adapter import PostgresAdapter
+
+    odd = CollectionSchema("select", (Column("id", "integer", False), Column("order", "text"),
+                                      Column('Mixed "Case"', "integer")), ("id",))
+    hostile = "x' OR 1=1; DROP TABLE \"select\"; --%"
+    with PostgresAdapter("pg", pg_url, PostgresAdapter.Options()) as pg:
+        pg.create_collection(odd)
+        pg.upsert("select", [{"id": i, "order": f"o{i}" if i != 3 else hostile, 'Mixed "Case"': i % 2}
+                             for i in range(1, 6)])
+        seen: list[str] = []
+        sa.event.listen(pg.engine, "before_cursor_execute", lambda *a: seen.append(a[2]))
+        got = pg.find("select", [Filter("order", "like", "o%"), Filter('Mixed "Case"', "eq", 1)],
+                      order_by=[("order", "desc")], offset=1, limit=5)
+        assert [r["id"] for r in got] == [1]  # o5, o1 match; the offset skips o5
+        assert pg.count_matching("select", [Filter("order", "eq", hostile)]) == 1
+        assert pg.update_where("select", [Filter("order", "ilike", hostile)], {"order": "safe"}) == 1
+        assert pg.count("select") == 5 and pg.delete_where("select", [Filter("order", "eq", "safe")]) == 1
+        assert all(hostile not in text and "DROP" not in text for text in seen)
+        assert any('"Mixed ""Case"""' in text and '"order"' in text for text in seen)

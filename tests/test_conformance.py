@@ -297,6 +297,10 @@ def test_raw_sql(loaded: Adapter) -> None:
     with pytest.raises(BackendError):
         loaded.sql("DELETE FROM items", read_only=True)
     assert loaded.count("items") == 40
+    assert loaded.sql("SELECT count(*) AS n FROM items WHERE qty > :q", {"q": 3}, read_only=True).rows == [
+        {"n": len([r for r in RECORDS if r["qty"] > 3])}]
+    with loaded.transaction():  # inside a transaction, before its first statement
+        assert loaded.sql("SELECT 1 AS one", read_only=True).rows == [{"one": 1}]
     with pytest.raises(InvalidRequest):
         loaded.sql("SELEC nonsense")
 
