@@ -3,6 +3,8 @@
 `Backend.metrics()` returns a `Metrics` model (percentiles p50/p95/p99 over the last `window` calls of each provider
 and operation, with totals since the Backend was made) and `Metrics.prometheus()` renders it in the Prometheus text
 exposition format (a summary `shiftover_operation_duration_seconds` and a counter `shiftover_operation_errors_total`).
+Each try counts: a write the router retries while a freeze holds is one refused call (BACKEND_010) per try; writes
+repeated on mirrors count under `mirror.<operation>` of the mirror.
 """
 
 from __future__ import annotations

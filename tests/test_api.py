@@ -232,3 +232,41 @@ def test_sql_filters_are_bound_and_identifiers_quoted_by_sqlalchemy(pg_url):
         assert pg.count("select") == 5 and pg.delete_where("select", [Filter("order", "eq", "safe")]) == 1
         assert all(hostile not in text and "DROP" not in text for text in seen)
         assert any('"Mixed ""Case"""' in text and '"order"' in text for text in seen)
+
+
+def test_postgresql_engine_freeze_holds_writes_by_query_and_transactions_roll_back(pg_url, tmp_path):
+    import psycopg
+
+    path = write_config(tmp_path, {"pg": {"kind": "postgresql", "url": pg_url, "role": "primary"}},
+                        migration={"freeze_wait_s": 0.3})
+    dsn = pg_url.replace("postgresql+psycopg://", "postgresql://")
+
+    def stored() -> dict[int, int]:
+        with psycopg.connect(dsn) as conn:
+            return dict(conn.execute("SELECT id, n FROM items").fetchall())
+
+    with Backend.from_config(path) as backend:
+        with open_adapter(backend.config, "pg") as pg:
+            pg.create_collection(ITEMS)
+            pg.upsert("items", SEED)
+            pg.freeze(["items"], reason="test")  # the engine's own freeze: a trigger, not a control-store flag
+            try:
+                with pytest.raises(WriteFrozen):
+                    backend.db.update_many("items", [("id", "lte", 6)], {"n": 0})
+                with pytest.raises(WriteFrozen):
+                    backend.db.sql("DELETE FROM items WHERE id = :id", {"id": 1})
+            finally:
+                pg.unfreeze(["items"])
+        assert stored() == {r["id"]: r["n"] for r in SEED}
+        with pytest.raises(ZeroDivisionError):
+            with backend.db.transaction() as tx:
+                assert tx.delete_many("items", [("status", "is", None)]) == 4
+                assert tx.count("items") == 8
+                1 / 0  # noqa: B018
+        assert len(stored()) == 12
+        with backend.db.transaction() as tx:
+            tx.delete_many("items", [("status", "is", None)])
+            tx.update_many("items", [("status", "eq", "paid")], {"n": 1})
+        assert stored() == {r["id"]: 1 if r["status"] == "paid" else r["n"] for r in SEED if r["status"]}
+        refused = backend.metrics().get("pg", "update_many")
+        assert refused.errors["BACKEND_010"] >= 2 and refused.calls == refused.errors["BACKEND_010"] + 1  # each try
