@@ -61,7 +61,19 @@ class Filter:
 
 def as_filters(where: Sequence[Filter | tuple[str, str, Any]]) -> list[Filter]:
     """Filters given as Filter objects or as (field, op, value) tuples."""
-    return [w if isinstance(w, Filter) else Filter(w[0], w[1], w[2]) for w in where]  # type: ignore[arg-type]
+    if isinstance(where, (str, Filter)) or (isinstance(where, tuple) and where and isinstance(where[0], str)):
+        raise InvalidRequest(f"where takes a list of filters, not {where!r}",
+                             hint="wrap it in a list: [(field, op, value)]")
+    out = []
+    for w in where:
+        if isinstance(w, Filter):
+            out.append(w)
+        elif isinstance(w, (tuple, list)) and len(w) == 3 and isinstance(w[0], str):
+            out.append(Filter(w[0], w[1], w[2]))  # type: ignore[arg-type]  # checked in __post_init__
+        else:
+            raise InvalidRequest(f"a filter is Filter(field, op, value) or a (field, op, value) tuple, not {w!r}",
+                                 hint="for example ('status', 'eq', 'paid')")
+    return out
 
 
 def like_regex(pattern: str, *, fold: bool) -> str:

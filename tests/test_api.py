@@ -67,9 +67,11 @@ def test_from_config_and_queries(path, tmp_path):
         assert db.update("items", 20, {"n": 5})["n"] == 5
         assert rows(tmp_path, "a.db")[20] == ("new", 5) and 20 not in rows(tmp_path, "b.db")
         assert db.delete("items", [20, 99]) == 1
-        with pytest.raises(InvalidRequest) as info:
-            db.find("items", [("status", "between", 1)])
-        assert str(info.value).startswith("BACKEND_014") and "\n" not in str(info.value)
+        for bad in ([("status", "between", 1)], ("status", "eq", "paid"), [("status", "eq")],
+                    [("n", "in", 5)], [("status", "is", "open")], [("status", "like", 5)]):
+            with pytest.raises(InvalidRequest) as info:
+                db.find("items", bad)
+            assert str(info.value).startswith("BACKEND_014") and "\n" not in str(info.value) and info.value.hint
 
 
 def test_update_and_delete_many_return_counts_and_follow_the_pointer(path, tmp_path):
