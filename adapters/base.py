@@ -24,6 +24,10 @@ from typing import Any, ClassVar, Literal, Self
 from pydantic import BaseModel
 
 from shiftover.adapters import canonical
+from shiftover.adapters.query import Filter as Filter
+from shiftover.adapters.query import Op as Op
+from shiftover.adapters.query import Order
+from shiftover.adapters.query import matches as matches
 
 Key = tuple[Any, ...]
 Record = dict[str, Any]
@@ -41,6 +45,7 @@ class Capabilities:
     capture: str | None = None  # how capture_start/capture_read see every change, deletes included (None: cannot)
     auth: bool = False
     storage: bool = False
+    raw_sql: bool = False  # `sql(statement, params)` with bound parameters
 
 
 @dataclass(frozen=True)
@@ -142,6 +147,14 @@ class Installed:
 
 
 @dataclass(frozen=True)
+class SqlResult:
+    """What a raw SQL statement gave: its rows (as dicts, driver values) and the rows it changed (-1: unknown)."""
+
+    rows: list[Record]
+    rowcount: int
+
+
+@dataclass(frozen=True)
 class ProbeResult:
     provider: str
     ok: bool
@@ -149,34 +162,6 @@ class ProbeResult:
     error: str | None = None
     checks: tuple[str, ...] = ()
     at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
-
-
-Op = Literal["eq", "ne", "lt", "lte", "gt", "gte", "in"]
-
-
-@dataclass(frozen=True)
-class Filter:
-    field: str
-    op: Op
-    value: Any
-
-
-def matches(record: Record, filters: Sequence[Filter]) -> bool:
-    for f in filters:
-        v = record.get(f.field)
-        if f.op == "eq" and not v == f.value:
-            return False
-        if f.op == "ne" and not v != f.value:
-            return False
-        if f.op == "in" and v not in f.value:
-            return False
-        if f.op in ("lt", "lte", "gt", "gte"):
-            if v is None:
-                return False
-            ok = {"lt": v < f.value, "lte": v <= f.value, "gt": v > f.value, "gte": v >= f.value}[f.op]
-            if not ok:
-                return False
-    return True
 
 
 class Adapter(abc.ABC):
@@ -358,15 +343,66 @@ class Adapter(abc.ABC):
         return []
 
     # -- application-facing CRUD ----------------------------------------------------------------------------------
+    # Filters, NULLs, order, offset and limit mean what adapters/query.py says, on every provider.
     @abc.abstractmethod
     def find(
         self,
         name: str,
         where: Sequence[Filter] = (),
         *,
-        order_by: Sequence[tuple[str, Literal["asc", "desc"]]] = (),
+        order_by: Order = (),
         limit: int | None = None,
+        offset: int | None = None,
     ) -> list[Record]: ...
+
+    def served_natively(self, name: str) -> bool:
+        """Whether `name` is one of the engine's own collections (so the engine's pushdowns apply), rather than one a
+        mixin serves through another API (users, files)."""
+        return True
+
+    def count_matching(self, name: str, where: Sequence[Filter]) -> int:
+        """How many records match `where` (all of them without filters); engines count in the engine."""
+        return self.count(name) if not where else len(self.find(name, where))
+
+    def update_where(self, name: str, where: Sequence[Filter], changes: Record) -> int:
+        """Set `changes` on every record matching `where`; the number of records changed. Key fields cannot change.
+        Atomic where the engine has transactions."""
+        key = self._refuse_key_changes(name, changes)
+        with self._atomic():
+            keys = [{k: r[k] for k in key} for r in self.find(name, where)]
+            if keys and changes:
+                self.upsert(name, [{**k, **changes} for k in keys])
+        return len(keys)
+
+    def delete_where(self, name: str, where: Sequence[Filter]) -> int:
+        """Delete every record matching `where`; the number deleted. Atomic where the engine has transactions."""
+        key = self.key_of(name)
+        with self._atomic():
+            return self.delete(name, [tuple(r[k] for k in key) for r in self.find(name, where)])
+
+    def sql(self, statement: str, params: dict[str, Any] | None = None, *, read_only: bool = False) -> SqlResult:
+        """Raw SQL with bound parameters (`:name` placeholders), on engines with `capabilities.raw_sql`."""
+        from shiftover.adapters.errors import InvalidRequest
+
+        raise InvalidRequest(f"{self.kind} does not run SQL", hint="use find/count/update_where/delete_where, which "
+                             "every provider offers", provider=self.name)
+
+    def _refuse_key_changes(self, name: str, changes: Record) -> tuple[str, ...]:
+        from shiftover.adapters.errors import InvalidRequest
+
+        key = self.key_of(name)
+        if moved := [k for k in key if k in changes]:
+            raise InvalidRequest(f"an update of {name!r} cannot change its key field(s) {', '.join(moved)}",
+                                 hint="insert the record under its new key and delete the old one", provider=self.name)
+        return key
+
+    @contextmanager
+    def _atomic(self) -> Iterator[None]:
+        if self.capabilities.transactions:
+            with self.transaction():
+                yield
+        else:
+            yield
 
     def get(self, name: str, key: Key) -> Record | None:
         cols = self.key_of(name)

@@ -15,12 +15,13 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal, Self
+from typing import Any, Self
 
 from pydantic import Field
 
-from shiftover.adapters.base import Adapter, Capabilities, Change, CollectionSchema, Filter, Key, Record, matches
+from shiftover.adapters.base import Adapter, Capabilities, Change, CollectionSchema, Filter, Key, Record
 from shiftover.adapters.errors import CollectionNotFound, InvalidRequest, ProviderUnavailable, WriteFrozen
+from shiftover.adapters.query import Order, check_window, matches, ordered, window
 
 
 @dataclass
@@ -181,16 +182,28 @@ class MemoryAdapter(Adapter):
         name: str,
         where: Sequence[Filter] = (),
         *,
-        order_by: Sequence[tuple[str, Literal["asc", "desc"]]] = (),
+        order_by: Order = (),
         limit: int | None = None,
+        offset: int | None = None,
     ) -> list[Record]:
+        check_window(offset, limit)
         store = self._call("find")
         with store.lock:
             coll = self._coll(store, name)
+            self._known_fields(coll, [f.field for f in where] + [f for f, _ in order_by])
             rows = [copy.deepcopy(coll.rows[k]) for k in coll.order if matches(coll.rows[k], where)]
-        for field_name, direction in reversed(order_by):
-            rows.sort(key=lambda r: (r.get(field_name) is None, r.get(field_name)), reverse=direction == "desc")
-        return rows[:limit] if limit is not None else rows
+        return window(ordered(rows, order_by), offset, limit)
+
+    def count_matching(self, name: str, where: Sequence[Filter]) -> int:
+        store = self._call("count")
+        with store.lock:
+            coll = self._coll(store, name)
+            self._known_fields(coll, [f.field for f in where])
+            return sum(1 for row in coll.rows.values() if matches(row, where))
+
+    def _known_fields(self, coll: _Collection, fields: Sequence[str]) -> None:
+        if unknown := [f for f in fields if f not in coll.schema.names]:
+            raise InvalidRequest(f"{coll.schema.name!r} has no field {unknown[0]!r}", provider=self.name)
 
     @contextmanager
     def transaction(self) -> Iterator[Self]:

@@ -1,8 +1,10 @@
 """The `Backend` router: what an application calls instead of a provider, so it follows failovers and cutovers.
 
-    backend = Backend(load_config("backends.yaml"))
-    backend.upsert("orders", [{"id": 1, ...}])      # goes to the active provider
-    backend.find("orders", [Filter("id", "eq", 1)])
+    backend = Backend.from_config("backends.yaml")
+    backend.db.upsert("orders", [{"id": 1, ...}])   # goes to the active provider (backend.upsert(...) too)
+    backend.db.find("orders", [("id", "eq", 1)])    # queries, update/delete by query, transactions, SQL: database.py
+    backend.status()                                # active provider, health, last check, response time, uptime
+    backend.metrics().prometheus()                  # latency percentiles and errors per provider and operation
 
 - Each call goes to the provider named by the per-collection route (control store `routes`, set by a gradual
   migration) or else by the active-backend pointer. The router's view of both is at most `failover.router_follow_s`
@@ -23,10 +25,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from pathlib import Path
+from typing import Any, TypeVar
 
 from shiftover.adapters.base import Adapter, Filter, Key, Record
-from shiftover.adapters.config import Config
+from shiftover.adapters.config import Config, load_config
+from shiftover.adapters.database import Database
 from shiftover.adapters.errors import (
     BackendError,
     ConnectionTimeout,
@@ -34,7 +38,10 @@ from shiftover.adapters.errors import (
     StaleEpoch,
     WriteFrozen,
 )
+from shiftover.adapters.metrics import Metrics, Recorder
+from shiftover.adapters.query import Order
 from shiftover.adapters.registry import open_adapter
+from shiftover.adapters.status import Status, read_status
 from shiftover.control.store import ControlStore, Freeze, Pointer
 
 T = TypeVar("T")
@@ -52,7 +59,9 @@ class View:
         return self.routes.get(collection, self.pointer.provider)
 
     def frozen(self, provider: str, collection: str) -> Freeze | None:
-        return next((f for f in self.freezes if f.provider == provider and f.collection in (collection, "*")), None)
+        """The freeze on `collection` of `provider`; for "*" (raw SQL, which may touch any table), any freeze there."""
+        return next((f for f in self.freezes if f.provider == provider
+                     and (collection == "*" or f.collection in (collection, "*"))), None)
 
 
 class Backend:
@@ -73,6 +82,42 @@ class Backend:
         self._adapters: dict[str, Adapter] = {}
         self._view: View | None = None
         self.switches_seen = 0
+        self._recorder = Recorder()
+        self._db: Database | None = None
+
+    @classmethod
+    def from_config(cls, path: str | Path, *, epoch: int | None = None, mirror: bool | Sequence[str] = False,
+                    control: ControlStore | None = None) -> Backend:
+        """A Backend over the providers of a backends.yaml (BACKEND_002 with the field and the fix if it is invalid)."""
+        return cls(load_config(path), epoch=epoch, mirror=mirror, control=control)
+
+    @property
+    def db(self) -> Database:
+        """Records: find/get/count/insert/upsert/update/update_many/delete/delete_many, transaction(), sql()."""
+        if self._db is None:
+            self._db = Database(self)
+        return self._db
+
+    def status(self) -> Status:
+        """The active provider and every provider's health, last check, response time and uptime (no probe is
+        made here: they come from the probes health sweeps record)."""
+        return read_status(self.config, self.control)
+
+    def metrics(self) -> Metrics:
+        """Latency percentiles and error counts of this Backend's calls, per provider and operation;
+        `.prometheus()` renders them for a /metrics endpoint."""
+        return self._recorder.snapshot()
+
+    def timed(self, provider: str, operation: str, call: Callable[[], T]) -> T:
+        """Run `call` against `provider`, recording its latency and, if it raises a Shiftover error, the code."""
+        start = time.perf_counter()
+        try:
+            result = call()
+        except BackendError as exc:
+            self._recorder.record(provider, operation, (time.perf_counter() - start) * 1000, exc.code)
+            raise
+        self._recorder.record(provider, operation, (time.perf_counter() - start) * 1000)
+        return result
 
     # -- lifecycle ----------------------------------------------------------------------------------------------------
     def close(self) -> None:
@@ -125,19 +170,22 @@ class Backend:
             )
 
     # -- routing -------------------------------------------------------------------------------------------------------
-    def _read(self, collection: str, call: Callable[[Adapter], T]) -> T:
+    def _call(self, provider: str, op: str, call: Callable[[Adapter], T]) -> T:
+        return self.timed(provider, op, lambda: call(self._adapter(provider)))
+
+    def _read(self, collection: str, call: Callable[[Adapter], T], op: str = "read") -> T:
         view = self.view()
         provider = view.provider_for(collection)
         try:
-            return call(self._adapter(provider))
+            return self._call(provider, op, call)
         except (ProviderUnavailable, ConnectionTimeout):
             self._drop(provider)
             again = self.view(fresh=True)
             if again.provider_for(collection) == provider:
                 raise
-            return call(self._adapter(again.provider_for(collection)))
+            return self._call(again.provider_for(collection), op, call)
 
-    def _write(self, collection: str, call: Callable[[Adapter], T]) -> T:
+    def _write(self, collection: str, call: Callable[[Adapter], T], op: str = "write") -> T:
         """Send a write to the provider in charge of `collection`, following switches and waiting out freezes."""
         freeze_deadline: float | None = None
         view = self.view(fresh=self.pinned_epoch is not None)
@@ -147,7 +195,7 @@ class Backend:
             freeze = view.frozen(provider, collection)
             if freeze is None:
                 try:
-                    result = call(self._adapter(provider))
+                    result = self._call(provider, op, call)
                 except WriteFrozen as exc:
                     freeze_error: WriteFrozen | None = exc
                 except (ProviderUnavailable, ConnectionTimeout):
@@ -157,7 +205,7 @@ class Backend:
                         raise
                     continue  # the pointer moved: write to the new provider
                 else:
-                    self._mirror(provider, collection, call)
+                    self._mirror(provider, collection, call, op)
                     return result
             else:
                 freeze_error = None
@@ -172,13 +220,13 @@ class Backend:
             time.sleep(_POLL_S)
             view = self.view(fresh=True)
 
-    def _mirror(self, active: str, collection: str, call: Callable[[Adapter], Any]) -> None:
+    def _mirror(self, active: str, collection: str, call: Callable[[Adapter], Any], op: str = "write") -> None:
         view = self._view
         for name in self.mirror:
             if name == active or (view is not None and view.frozen(name, collection)):
                 continue
             try:
-                call(self._adapter(name))
+                self._call(name, f"mirror.{op}", call)
             except BackendError as exc:
                 self._drop(name)
                 raise ProviderUnavailable(
@@ -186,25 +234,26 @@ class Backend:
                     hint="retry the write (writes are idempotent by key), or turn mirror mode off", provider=name,
                 ) from None
 
-    # -- the application-facing API ------------------------------------------------------------------------------------
-    def find(self, collection: str, where: Sequence[Filter] = (), *,
-             order_by: Sequence[tuple[str, Literal["asc", "desc"]]] = (), limit: int | None = None) -> list[Record]:
-        return self._read(collection, lambda a: a.find(collection, where, order_by=order_by, limit=limit))
+    # -- the application-facing API (also as backend.db, which adds queries by filter, transactions and SQL) ----------
+    def find(self, collection: str, where: Sequence[Filter] = (), *, order_by: Order = (), limit: int | None = None,
+             offset: int | None = None) -> list[Record]:
+        return self._read(collection, lambda a: a.find(collection, where, order_by=order_by, limit=limit,
+                                                       offset=offset), "find")
 
     def get(self, collection: str, key: Key) -> Record | None:
-        return self._read(collection, lambda a: a.get(collection, key))
+        return self._read(collection, lambda a: a.get(collection, key), "get")
 
-    def count(self, collection: str) -> int:
-        return self._read(collection, lambda a: a.count(collection))
+    def count(self, collection: str, where: Sequence[Filter] = ()) -> int:
+        return self._read(collection, lambda a: a.count_matching(collection, where), "count")
 
     def upsert(self, collection: str, records: Sequence[Record]) -> int:
-        return self._write(collection, lambda a: a.upsert(collection, records))
+        return self._write(collection, lambda a: a.upsert(collection, records), "upsert")
 
     def insert(self, collection: str, records: Sequence[Record]) -> int:
-        return self._write(collection, lambda a: a.insert(collection, records))
+        return self._write(collection, lambda a: a.insert(collection, records), "insert")
 
     def delete(self, collection: str, keys: Sequence[Key]) -> int:
-        return self._write(collection, lambda a: a.delete(collection, keys))
+        return self._write(collection, lambda a: a.delete(collection, keys), "delete")
 
     def update(self, collection: str, key: Key, changes: Record) -> Record:
-        return self._write(collection, lambda a: a.update(collection, key, changes))
+        return self._write(collection, lambda a: a.update(collection, key, changes), "update")

@@ -13,13 +13,14 @@ import operator
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Literal, Self
+from typing import Any, Self
 
 import sqlalchemy as sa
 from pydantic import Field
 
-from shiftover.adapters.base import Adapter, CollectionSchema, Column, Filter, Key, KeyRange, Record
+from shiftover.adapters.base import Adapter, CollectionSchema, Column, Filter, Key, KeyRange, Record, SqlResult
 from shiftover.adapters.errors import CollectionNotFound, InvalidRequest
+from shiftover.adapters.query import Order, check_window
 
 _COMPARE: dict[str, Callable[[Any, Any], Any]] = {
     "eq": operator.eq, "ne": operator.ne, "lt": operator.lt, "lte": operator.le, "gt": operator.gt, "gte": operator.ge,
@@ -345,33 +346,96 @@ class SqlAdapter(Adapter):
         name: str,
         where: Sequence[Filter] = (),
         *,
-        order_by: Sequence[tuple[str, Literal["asc", "desc"]]] = (),
+        order_by: Order = (),
         limit: int | None = None,
+        offset: int | None = None,
     ) -> list[Record]:
+        check_window(offset, limit)
         table, schema = self.table(name), self.schema(name)
-        stmt = sa.select(*table.c)
-        for f in where:
-            if f.field not in table.c:
-                raise InvalidRequest(f"{name!r} has no field {f.field!r}", provider=self.name)
-            col = schema.column(f.field)
-            expr = self._filter_expr(table, col)
-            if f.op == "in":
-                stmt = stmt.where(expr.in_([self._to_db(col, v) for v in f.value]))
-                continue
-            value = None if f.value is None else self._filter_value(col, f.value)
-            if value is None and f.op in ("eq", "ne"):
-                stmt = stmt.where(expr.is_(None) if f.op == "eq" else expr.is_not(None))
-                continue
-            stmt = stmt.where(_COMPARE[f.op](expr, value))
+        stmt = sa.select(*table.c).where(*self._conditions(name, where))
         for field, direction in order_by:
-            if field not in table.c:
-                raise InvalidRequest(f"{name!r} has no field {field!r} to order by", provider=self.name)
-            expr = self._key_expr(table, schema.column(field))
-            stmt = stmt.order_by(expr.desc() if direction == "desc" else expr.asc())
+            expr = self._order_expr(table, self._field(name, field))
+            stmt = stmt.order_by(expr.desc().nulls_last() if direction == "desc" else expr.asc().nulls_first())
         if limit is not None:
             stmt = stmt.limit(limit)
+        if offset:
+            stmt = stmt.offset(offset)
         with self._conn() as conn:
             return self._rows(schema, conn.execute(stmt))
+
+    def count_matching(self, name: str, where: Sequence[Filter]) -> int:
+        if not self.served_natively(name):
+            return super().count_matching(name, where)
+        stmt = sa.select(sa.func.count()).select_from(self.table(name)).where(*self._conditions(name, where))
+        with self._conn() as conn:
+            return conn.execute(stmt).scalar_one()
+
+    def update_where(self, name: str, where: Sequence[Filter], changes: Record) -> int:
+        if not self.served_natively(name):
+            return super().update_where(name, where, changes)
+        self._refuse_key_changes(name, changes)
+        for field in changes:
+            self._field(name, field)
+        table, conds = self.table(name), self._conditions(name, where)
+        if not changes:
+            return self.count_matching(name, where)
+        stmt = sa.update(table).where(*conds).values(self._db_row(self.schema(name), changes))
+        with self._conn() as conn:
+            return conn.execute(stmt).rowcount
+
+    def delete_where(self, name: str, where: Sequence[Filter]) -> int:
+        if not self.served_natively(name):
+            return super().delete_where(name, where)
+        stmt = sa.delete(self.table(name)).where(*self._conditions(name, where))
+        with self._conn() as conn:
+            return conn.execute(stmt).rowcount
+
+    def sql(self, statement: str, params: dict[str, Any] | None = None, *, read_only: bool = False) -> SqlResult:
+        """`statement` with `:name` placeholders bound to `params` by the driver (never formatted into the text); with
+        read_only the engine refuses writes (PostgreSQL: a READ ONLY transaction; SQLite: query_only)."""
+        with self._conn() as conn, self._read_only(conn, read_only):
+            result = conn.execute(sa.text(statement), params or {})
+            if result.returns_rows:
+                rows = [dict(row._mapping) for row in result]
+                return SqlResult(rows, len(rows))
+            return SqlResult([], result.rowcount)
+
+    @contextmanager
+    def _read_only(self, conn: sa.Connection, on: bool) -> Iterator[None]:
+        """Writes refused by the engine for the block (engines override)."""
+        yield
+
+    # -- filters as SQLAlchemy expressions (identifiers quoted by SQLAlchemy, values bound) ---------------------------
+    def _field(self, name: str, field: str) -> Column:
+        if field not in self.table(name).c:
+            raise InvalidRequest(f"{name!r} has no field {field!r}", provider=self.name)
+        return self.schema(name).column(field)
+
+    def _conditions(self, name: str, where: Sequence[Filter]) -> list[sa.ColumnElement[bool]]:
+        table = self.table(name)
+        return [self._condition(table, self._field(name, f.field), f) for f in where]
+
+    def _condition(self, table: sa.Table, col: Column, f: Filter) -> sa.ColumnElement[bool]:
+        expr = self._filter_expr(table, col)
+        null = f.null_test
+        if null is not None:
+            return expr.is_(None) if null else expr.is_not(None)
+        if f.op == "in":
+            return expr.in_([self._filter_value(col, v) for v in f.value if v is not None])
+        if f.op in ("like", "ilike"):
+            if col.type != "text":
+                raise InvalidRequest(f"{f.op!r} works on text fields; {col.name!r} is {col.type}",
+                                     hint="compare it with eq/lt/gt/in instead", provider=self.name)
+            return self._like(table.c[col.name], f.value, fold=f.op == "ilike")
+        if col.type == "text" and f.op not in ("eq", "ne"):
+            expr = self._key_expr(table, col)  # text ranges in code-point order, as keys are compared
+        return _COMPARE[f.op](expr, self._filter_value(col, f.value))
+
+    def _like(self, expr: sa.ColumnElement[Any], pattern: str, *, fold: bool) -> sa.ColumnElement[bool]:
+        return expr.ilike(pattern, escape="\\") if fold else expr.like(pattern, escape="\\")
+
+    def _order_expr(self, table: sa.Table, col: Column) -> sa.ColumnElement[Any]:
+        return self._key_expr(table, col) if col.type == "text" else self._filter_expr(table, col)
 
     def _filter_value(self, col: Column, value: Any) -> Any:
         return self._to_db(col, value)

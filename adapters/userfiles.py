@@ -21,14 +21,15 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from shiftover.adapters.base import CollectionSchema, Column, Filter, Key, Record, matches
+from shiftover.adapters.base import CollectionSchema, Column, Filter, Key, Record
 from shiftover.adapters.base import (
     FieldLimits as FieldLimits,  # defined with the adapter contract; users and files use it most
 )
+from shiftover.adapters.query import Order, check_window, matches, ordered, window
 
 USERS = "auth.users"
 STORAGE_PREFIX = "storage/"
@@ -109,18 +110,16 @@ def page(records: Iterable[Record], key: Callable[[Record], Key], *, after: Key 
     return sorted(chosen, key=key)[:limit]
 
 
-def select(records: Iterable[Record], where: Sequence[Filter],
-           order_by: Sequence[tuple[str, Literal["asc", "desc"]]], limit: int | None) -> list[Record]:
-    """The application-facing find() over listed records: filters, then a stable multi-key order, then the limit."""
-    rows = [r for r in records if matches(r, where)]
-    for name, direction in reversed(order_by):
-        rows.sort(key=lambda r: (r.get(name) is None, r.get(name)), reverse=direction == "desc")
-    return rows[:limit] if limit is not None else rows
+def select(records: Iterable[Record], where: Sequence[Filter], order_by: Order, limit: int | None,
+           offset: int | None = None) -> list[Record]:
+    """The application-facing find() over listed records: filters, then a stable multi-key order, offset, limit."""
+    check_window(offset, limit)
+    return window(ordered([r for r in records if matches(r, where)], order_by), offset, limit)
 
 
-def find_files(where: Sequence[Filter], order_by: Sequence[tuple[str, Literal["asc", "desc"]]], limit: int | None,
+def find_files(where: Sequence[Filter], order_by: Order, limit: int | None, offset: int | None,
                listing: Callable[[], list[str]], read: Callable[[str], Record | None]) -> list[Record]:
     """find() over a bucket: the one object a `path == …` filter names, else every listed one, read and selected."""
     keys = [f for f in where if f.field == "path" and f.op == "eq"]
     paths = [str(keys[0].value)] if keys else listing()
-    return select([r for r in (read(p) for p in paths) if r is not None], where, order_by, limit)
+    return select([r for r in (read(p) for p in paths) if r is not None], where, order_by, limit, offset)

@@ -2,10 +2,12 @@
 
 The public import an application uses::
 
-    from shiftover import Backend, load_config, BackendError
+    from shiftover import Backend, BackendError
 
-    backend = Backend(load_config("backends.yaml"))      # the router: reads and writes go to the active provider
-    backend.upsert("customers", [{"id": 1, "email": "ada@example.com"}])
+    backend = Backend.from_config("backends.yaml")       # the router: reads and writes go to the active provider
+    backend.db.upsert("customers", [{"id": 1, "email": "ada@example.com"}])
+    backend.db.find("customers", [("email", "ilike", "%@example.com")], order_by=[("id", "asc")], limit=10)
+    backend.status(), backend.metrics().prometheus()
 
 The rest of the package (installed as one namespace):
 

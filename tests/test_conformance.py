@@ -18,9 +18,10 @@ import pytest
 from shiftover.adapters import canonical
 from shiftover.adapters.base import Adapter, CollectionSchema, Column, Filter, KeyRange, matches, ranges_from_boundaries
 from shiftover.adapters.errors import BackendError, CollectionNotFound, InvalidRequest, WriteFrozen
+from shiftover.adapters.query import like_regex
 from shiftover.adapters.registry import adapter_class
 
-PROVIDERS = ["memory", "sqlite", "postgresql", "firestore", "mongodb"]
+PROVIDERS = ["memory", "sqlite", "postgresql", "supabase", "firestore", "mongodb"]
 UTC = dt.timezone.utc
 IST = dt.timezone(dt.timedelta(hours=5, minutes=30))
 
@@ -65,7 +66,7 @@ def open_provider(kind: str, request: pytest.FixtureRequest, tmp_path) -> Adapte
         url = "memory://conformance"
     elif kind == "sqlite":
         url = f"sqlite:///{tmp_path / 'conformance.db'}"
-    elif kind == "postgresql":
+    elif kind in ("postgresql", "supabase"):  # Supabase's data plane is its PostgreSQL (no Auth/Storage API here)
         url = request.getfixturevalue("pg_url")
     elif kind == "firestore":
         emulator = request.getfixturevalue("firestore_emulator")
@@ -166,6 +167,30 @@ FILTERS = [
     [Filter("id", "gt", "k0030")],
     [Filter("qty", "gte", 2), Filter("qty", "lt", 5)],
     [Filter("active", "eq", True), Filter("qty", "in", [0, 2, 4])],
+    # NULLs: comparisons never match them (SQL's rule); is / is_not test for them
+    [Filter("name", "is", None)],
+    [Filter("name", "is_not", None)],
+    [Filter("name", "ne", None)],
+    [Filter("ratio", "ne", 1.0)],
+    [Filter("ratio", "lt", 5)],
+    [Filter("ratio", "in", [4 / 3, None, 2.0])],
+    [Filter("doc", "is", None), Filter("qty", "gte", 3)],
+    # patterns: % and _, case, non-ASCII letters, escapes
+    [Filter("name", "like", "Zoë ♥ 東京 1_")],
+    [Filter("name", "like", "%京 3%")],
+    [Filter("name", "like", "zoë%")],  # case-sensitive: nothing
+    [Filter("name", "ilike", "ZOË ♥ 东京%")],  # 东 is not 東: nothing
+    [Filter("name", "ilike", "zOË%2")],
+    [Filter("name", "like", "%\\%%")],  # a literal %: nothing
+    [Filter("name", "ilike", "%♥%"), Filter("qty", "gt", 4)],
+    # ranges on text, decimals, dates and timestamps; the key
+    [Filter("name", "gt", "Zoë ♥ 東京 3")],
+    [Filter("price", "gt", Decimal("2.5"))],
+    [Filter("price", "lte", Decimal("1.125")), Filter("price", "gte", Decimal("0.5"))],
+    [Filter("day", "lt", dt.date(2024, 2, 6))],
+    [Filter("at", "gte", dt.datetime(2024, 3, 1, 7, 0, 30, tzinfo=UTC))],
+    [Filter("id", "in", ["k0003", "k0007", "k0999"])],
+    [Filter("id", "lte", "k0004"), Filter("name", "is_not", None)],
 ]
 
 
@@ -173,8 +198,8 @@ FILTERS = [
 def test_filters(loaded: Adapter, where: list[Filter]) -> None:
     got = loaded.find("items", where)
     expected = [r for r in RECORDS if matches(r, where)]
-    assert expected
     assert sorted(enc(got)) == sorted(enc(expected))
+    assert loaded.count_matching("items", where) == len(expected)
 
 
 def test_order_and_limit(loaded: Adapter) -> None:
@@ -184,6 +209,100 @@ def test_order_and_limit(loaded: Adapter) -> None:
     got = loaded.find("items", [Filter("active", "eq", False)], order_by=[("id", "desc")], limit=3)
     assert keys(got) == ["k0039", "k0037", "k0035"]
     assert len(loaded.find("items", limit=5)) == 5
+
+
+PINNED = [  # what the semantics of adapters/query.py give on RECORDS, counted by hand
+    ([Filter("name", "is", None)], 8),  # i % 5 == 0
+    ([Filter("name", "eq", None)], 8),
+    ([Filter("name", "is_not", None)], 32),
+    ([Filter("ratio", "ne", 1.0)], 27),  # NULL ratios (i % 3 == 0) do not match ne
+    ([Filter("ratio", "lt", 5)], 10),  # i < 15 and i % 3 != 0
+    ([Filter("ratio", "in", [4 / 3, None, 5 / 3])], 2),  # i == 4, 5; None in a list matches nothing
+    ([Filter("name", "like", "Zoë ♥ 東京 1_")], 8),  # 11..19 and not 10, 15
+    ([Filter("name", "like", "zoë%")], 0),
+    ([Filter("name", "ilike", "zOË%2")], 4),  # 2, 12, 22, 32
+    ([Filter("name", "like", "%\\%%")], 0),
+]
+
+
+@pytest.mark.parametrize(("where", "count"), PINNED, ids=lambda w: repr(w))
+def test_filter_semantics_pinned(loaded: Adapter, where: list[Filter], count: int) -> None:
+    assert len(loaded.find("items", where)) == count
+    assert loaded.count_matching("items", where) == count
+
+
+def test_like_patterns_translate_exactly() -> None:
+    assert like_regex("a_b%\\%\\_x.", fold=False) == "^a.b.*%_x\\.$"
+    assert like_regex("Ëa", fold=True) == "^[ëË][aA]$"
+
+
+def test_nulls_sort_first_ascending_and_last_descending(loaded: Adapter) -> None:
+    got = loaded.find("items", order_by=[("name", "asc"), ("id", "asc")], limit=9)
+    assert keys(got) == ["k0005", "k0010", "k0015", "k0020", "k0025", "k0030", "k0035", "k0040", "k0001"]
+    got = loaded.find("items", order_by=[("ratio", "desc"), ("id", "desc")])
+    assert keys(got)[:2] == ["k0040", "k0038"] and keys(got)[-3:] == ["k0009", "k0006", "k0003"]
+    got = loaded.find("items", [Filter("qty", "eq", 0)], order_by=[("price", "desc")])
+    assert keys(got) == ["k0028", "k0035", "k0021", "k0014", "k0007"]  # 28: the 29-digit decimal
+
+
+def test_offset_and_limit(loaded: Adapter) -> None:
+    by_id = [("id", "asc")]
+    assert keys(loaded.find("items", order_by=by_id, offset=5, limit=3)) == ["k0006", "k0007", "k0008"]
+    assert keys(loaded.find("items", order_by=by_id, offset=37)) == ["k0038", "k0039", "k0040"]
+    assert loaded.find("items", order_by=by_id, offset=40, limit=5) == []
+    odd = [Filter("active", "eq", False)]
+    assert keys(loaded.find("items", odd, order_by=[("id", "desc")], offset=2, limit=2)) == ["k0035", "k0033"]
+    named = [Filter("name", "ilike", "%東京%")]  # filtered after reading on some providers: the window still holds
+    assert keys(loaded.find("items", named, order_by=by_id, offset=3, limit=3)) == ["k0004", "k0006", "k0007"]
+    pages = [keys(loaded.find("items", order_by=by_id, offset=o, limit=15)) for o in (0, 15, 30)]
+    assert [k for p in pages for k in p] == keys(RECORDS)
+    with pytest.raises(InvalidRequest):
+        loaded.find("items", offset=-1)
+
+
+def test_update_and_delete_by_query(loaded: Adapter) -> None:
+    threes = [Filter("qty", "eq", 3)]
+    expected = [r["id"] for r in RECORDS if r["qty"] == 3]
+    assert loaded.update_where("items", threes, {"name": "three", "ratio": None}) == len(expected)
+    got = loaded.find("items", [Filter("name", "eq", "three")])
+    assert sorted(keys(got)) == expected and all(r["ratio"] is None and r["qty"] == 3 for r in got)
+    assert loaded.get("items", ("k0004",))["name"] == "Zoë ♥ 東京 4"  # the others are untouched
+    assert loaded.update_where("items", [Filter("name", "like", "nobody%")], {"name": "x"}) == 0
+    with pytest.raises(InvalidRequest):
+        loaded.update_where("items", threes, {"id": "k9999"})
+
+    doomed = [Filter("active", "eq", False), Filter("qty", "gte", 4)]
+    gone = [r["id"] for r in RECORDS if not r["active"] and r["qty"] >= 4]
+    assert loaded.delete_where("items", doomed) == len(gone)
+    assert loaded.count("items") == 40 - len(gone)
+    assert all(loaded.get("items", (k,)) is None for k in gone)
+    assert loaded.delete_where("items", [Filter("name", "ilike", "THREE")]) == len(
+        [k for k in expected if k not in gone])
+    assert loaded.count_matching("items", [Filter("qty", "eq", 3)]) == 0
+
+
+def test_raw_sql(loaded: Adapter) -> None:
+    if not loaded.capabilities.raw_sql:
+        with pytest.raises(InvalidRequest) as info:
+            loaded.sql("select 1")
+        assert info.value.code == "BACKEND_014"
+        pytest.skip(f"{loaded.kind} does not run SQL")
+    hostile = "x'); DROP TABLE items; --"
+    got = loaded.sql("SELECT id, qty FROM items WHERE qty = :q AND id <> :bad ORDER BY id", {"q": 6, "bad": hostile})
+    assert [r["id"] for r in got.rows] == [r["id"] for r in RECORDS if r["qty"] == 6]
+    changed = loaded.sql("UPDATE items SET name = :n WHERE qty = :q", {"n": hostile, "q": 6})
+    assert changed.rowcount == len(got.rows)
+    assert loaded.count_matching("items", [Filter("name", "eq", hostile)]) == len(got.rows)
+    assert loaded.count("items") == 40
+    with pytest.raises(BackendError):
+        loaded.sql("DELETE FROM items", read_only=True)
+    assert loaded.count("items") == 40
+    assert loaded.sql("SELECT count(*) AS n FROM items WHERE qty > :q", {"q": 3}, read_only=True).rows == [
+        {"n": len([r for r in RECORDS if r["qty"] > 3])}]
+    with loaded.transaction():  # inside a transaction, before its first statement
+        assert loaded.sql("SELECT 1 AS one", read_only=True).rows == [{"one": 1}]
+    with pytest.raises(InvalidRequest):
+        loaded.sql("SELEC nonsense")
 
 
 def test_batch_operations(adapter: Adapter) -> None:

@@ -35,7 +35,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any, Literal, Self
+from typing import Any, Self
 
 from pydantic import Field, SecretStr
 
@@ -44,11 +44,9 @@ from shiftover.adapters.base import (
     Adapter,
     Capabilities,
     CollectionSchema,
-    Filter,
     Key,
     KeyRange,
     Record,
-    matches,
 )
 from shiftover.adapters.errors import (
     AuthenticationFailed,
@@ -63,6 +61,7 @@ from shiftover.adapters.errors import (
 )
 from shiftover.adapters.firestore.auth import AuthOptions, FirebaseAuthUsers
 from shiftover.adapters.firestore.catalogue import DocumentCatalogue
+from shiftover.adapters.firestore.query import DocumentQueries
 from shiftover.adapters.firestore.storage import FirebaseStorageFiles, StorageOptions
 from shiftover.adapters.firestore.values import DocumentValues
 from shiftover.adapters.firestore.wire import STAMP, WireCodec, add_raw_write, wire
@@ -73,10 +72,9 @@ from shiftover.adapters.firestore.wire import STAMP, WireCodec, add_raw_write, w
 _SCAN_PAGE = 10_000
 _KEYS_PAGE = 10_000  # document names per keys-only query in key_boundaries() (subcollections)
 _PAGE_S_PER_DOC = 0.002
-_OPS = {"eq": "==", "ne": "!=", "lt": "<", "lte": "<=", "gt": ">", "gte": ">=", "in": "in"}
 
 
-class FirestoreDocuments(DocumentCatalogue, DocumentValues, WireCodec, Adapter):
+class FirestoreDocuments(DocumentQueries, DocumentCatalogue, DocumentValues, WireCodec, Adapter):
     """Firestore's own collections of documents; FirestoreAdapter (below) adds users and files to it."""
 
     kind = "firestore"
@@ -404,41 +402,6 @@ class FirestoreDocuments(DocumentCatalogue, DocumentValues, WireCodec, Adapter):
         self._commit([("delete", ref, None) for ref in existing])
         return len(existing)
 
-    def find(
-        self,
-        name: str,
-        where: Sequence[Filter] = (),
-        *,
-        order_by: Sequence[tuple[str, Literal["asc", "desc"]]] = (),
-        limit: int | None = None,
-    ) -> list[Record]:
-        from google.cloud.firestore import FieldFilter, Query
-        from google.cloud.firestore_v1.field_path import FieldPath
-
-        schema = self.schema(name)
-        root = len(self._pattern(name)) == 1
-        query, local = self._base(name), []
-        for f in where:
-            if f.field in schema.key and not (root and f.field == "id"):
-                local.append(f)  # parents' ids live in the path: filtered here
-            elif f.field == "id":
-                refs = [self._ref(name, (v,)) for v in f.value] if f.op == "in" else self._ref(name, (f.value,))
-                query = query.where(filter=FieldFilter(FieldPath.document_id(), _OPS[f.op], refs))
-            else:
-                value = [self._enc(v) for v in f.value] if f.op == "in" else self._enc(f.value)
-                query = query.where(filter=FieldFilter(f.field, _OPS[f.op], value))
-        for field, direction in order_by:
-            if field in schema.key and not (root and field == "id"):
-                raise InvalidRequest(f"ordering {name!r} by the parent key {field!r} is not supported",
-                                     provider=self.name)
-            path = FieldPath.document_id() if field == "id" else field
-            query = query.order_by(path, direction=Query.DESCENDING if direction == "desc" else Query.ASCENDING)
-        if limit is not None and not local:
-            query = query.limit(limit)
-        rows = [self._row(schema, key, fields) for key, fields in self._keyed(name, query)]
-        rows = [r for r in rows if matches(r, local)]
-        return rows[:limit] if limit is not None else rows
-
     @contextmanager
     def transaction(self) -> Iterator[Self]:
         """Writes in the block are committed in one atomic batch (at most 500); reads see committed data."""
@@ -469,3 +432,8 @@ class FirestoreAdapter(FirebaseStorageFiles, FirebaseAuthUsers, FirestoreDocumen
         storage: StorageOptions | None = Field(None, description="Firebase Storage buckets as storage/<bucket>")
 
     options: Options
+
+    def served_natively(self, name: str) -> bool:
+        from shiftover.adapters.userfiles import is_users_or_files
+
+        return not is_users_or_files(name)

@@ -29,7 +29,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -45,6 +45,7 @@ from shiftover.adapters.errors import (
     UnsupportedValue,
     redact,
 )
+from shiftover.adapters.query import Order
 from shiftover.adapters.userfiles import (
     FIREBASE_SCRYPT,
     USERS,
@@ -162,9 +163,9 @@ class FirebaseUsers:
     def scan(self, *, after: Key | None, until: Key | None, limit: int) -> list[Record]:
         return page(self.all(), lambda r: (r["uid"],), after=after, until=until, limit=limit)
 
-    def find(self, where: Sequence[Filter], order_by: Sequence[tuple[str, Literal["asc", "desc"]]],
-             limit: int | None) -> list[Record]:
-        return select(self.all(), where, order_by, limit)
+    def find(self, where: Sequence[Filter], order_by: Order, limit: int | None,
+             offset: int | None) -> list[Record]:
+        return select(self.all(), where, order_by, limit, offset)
 
     def upsert(self, records: Sequence[Record]) -> int:
         groups: dict[str, tuple[Any, list[Any]]] = {}
@@ -296,11 +297,11 @@ class FirebaseAuthUsers(Adapter):
     def delete(self, name: str, keys: Sequence[Key]) -> int:
         return self.users.delete(keys) if name == USERS else super().delete(name, keys)
 
-    def find(self, name: str, where: Sequence[Filter] = (), *,
-             order_by: Sequence[tuple[str, Literal["asc", "desc"]]] = (), limit: int | None = None) -> list[Record]:
+    def find(self, name: str, where: Sequence[Filter] = (), *, order_by: Order = (), limit: int | None = None,
+             offset: int | None = None) -> list[Record]:
         if name == USERS:
-            return self.users.find(where, order_by, limit)
-        return super().find(name, where, order_by=order_by, limit=limit)
+            return self.users.find(where, order_by, limit, offset)
+        return super().find(name, where, order_by=order_by, limit=limit, offset=offset)
 
     def field_limits(self, name: str) -> FieldLimits:
         if name != USERS:

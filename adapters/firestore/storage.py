@@ -33,7 +33,7 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -49,6 +49,7 @@ from shiftover.adapters.errors import (
     UnsupportedValue,
     redact,
 )
+from shiftover.adapters.query import Order
 from shiftover.adapters.userfiles import FieldLimits, bucket_of, file_record, files_schema, find_files
 
 DOWNLOAD_TOKENS = "firebaseStorageDownloadTokens"
@@ -305,12 +306,12 @@ class FirebaseStorageFiles(Adapter):
         bucket = bucket_of(name)
         return self.files.delete(bucket, keys) if bucket is not None else super().delete(name, keys)
 
-    def find(self, name: str, where: Sequence[Filter] = (), *,
-             order_by: Sequence[tuple[str, Literal["asc", "desc"]]] = (), limit: int | None = None) -> list[Record]:
+    def find(self, name: str, where: Sequence[Filter] = (), *, order_by: Order = (), limit: int | None = None,
+             offset: int | None = None) -> list[Record]:
         bucket = bucket_of(name)
         if bucket is None:
-            return super().find(name, where, order_by=order_by, limit=limit)
-        return find_files(where, order_by, limit, lambda: self.files.names(bucket),
+            return super().find(name, where, order_by=order_by, limit=limit, offset=offset)
+        return find_files(where, order_by, limit, offset, lambda: self.files.names(bucket),
                           lambda path: self.files.read(bucket, path))
 
     def capture_start(self, names: Sequence[str]) -> None:

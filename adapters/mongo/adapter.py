@@ -22,8 +22,8 @@ changes(since): by `options.updated_at_field` when set; otherwise by a hidden `_
 upsert stamps with the client's clock rounded up to the next millisecond (a change is never missed; a change made
 within a millisecond before the watermark may be seen twice). Change streams are not used.
 
-Mixed in: the values mapping above (adapters/mongo/values.py) and the bulk paths by key range
-(adapters/mongo/ranges.py).
+Mixed in: the values mapping above (adapters/mongo/values.py), the bulk paths by key range
+(adapters/mongo/ranges.py) and the application queries (adapters/mongo/query.py).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import functools
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Literal, Self
+from typing import Any, Self
 
 from pydantic import Field
 
@@ -43,7 +43,6 @@ from shiftover.adapters.base import (
     Capabilities,
     CollectionSchema,
     Column,
-    Filter,
     Key,
     Record,
     override_columns,
@@ -62,6 +61,7 @@ from shiftover.adapters.errors import (
 )
 from shiftover.adapters.mongo import clients
 from shiftover.adapters.mongo.clients import InProcessClient
+from shiftover.adapters.mongo.query import MongoQueries
 from shiftover.adapters.mongo.ranges import KeyRanges
 from shiftover.adapters.mongo.values import OBJECT_ID, BsonValues
 
@@ -75,7 +75,7 @@ def _columns(schema: CollectionSchema) -> dict[str, Column]:
     return {c.name: c for c in schema.columns}
 
 
-class MongoAdapter(BsonValues, KeyRanges, Adapter):
+class MongoAdapter(MongoQueries, BsonValues, KeyRanges, Adapter):
     kind = "mongodb"
     offers = Capabilities(transactions=True, change_feed="updated-at field (stamped by the adapter)")
 
@@ -317,8 +317,7 @@ class MongoAdapter(BsonValues, KeyRanges, Adapter):
         from pymongo import UpdateOne
 
         schema = self.schema(name)
-        now = dt.datetime.now(dt.timezone.utc)
-        stamp = now.replace(microsecond=now.microsecond // 1000 * 1000) + dt.timedelta(milliseconds=1)
+        stamp = self._stamp()
         ops = []
         for rec in records:
             try:
@@ -332,6 +331,11 @@ class MongoAdapter(BsonValues, KeyRanges, Adapter):
                 self.db[name].bulk_write(ops[start:start + self.options.batch_size], ordered=False,
                                          **self._s)
         return len(ops)
+
+    def _stamp(self) -> dt.datetime:
+        """The change stamp of a write now: the client's clock rounded up to the next millisecond."""
+        now = dt.datetime.now(dt.timezone.utc)
+        return now.replace(microsecond=now.microsecond // 1000 * 1000) + dt.timedelta(milliseconds=1)
 
     def _fields(self, schema: CollectionSchema, rec: Record, stamp: dt.datetime) -> dict[str, Any]:
         fields: dict[str, Any] = {STAMP: stamp}
@@ -352,35 +356,6 @@ class MongoAdapter(BsonValues, KeyRanges, Adapter):
                 part = ids[start:start + self.options.batch_size]
                 n += self.db[name].delete_many({"_id": {"$in": part}}, **self._s).deleted_count
         return n
-
-    def find(
-        self,
-        name: str,
-        where: Sequence[Filter] = (),
-        *,
-        order_by: Sequence[tuple[str, Literal["asc", "desc"]]] = (),
-        limit: int | None = None,
-    ) -> list[Record]:
-        schema = self.schema(name)
-        query: dict[str, Any] = {}
-        for f in where:
-            col = schema.column(f.field) if f.field in schema.names else None
-            path = self._field_path(schema, f.field)
-            if f.op == "in":
-                cond: Any = {"$in": [self._enc(v, col) for v in f.value]}
-            elif f.op == "eq":
-                cond = {"$eq": self._enc(f.value, col)}
-            else:
-                cond = {f"${f.op}": self._enc(f.value, col)}
-            query.setdefault("$and", []).append({path: cond})
-        with self._errors():
-            cur = self.db[name].find(query, **self._s)
-            if order_by:
-                cur = cur.sort([(self._field_path(schema, f), -1 if d == "desc" else 1) for f, d in order_by])
-            if limit is not None:
-                cur = cur.limit(limit)
-            docs = list(self._each(cur))
-        return [self._record(schema, d) for d in docs]
 
     @contextmanager
     def transaction(self) -> Iterator[Self]:

@@ -63,7 +63,7 @@ class PostgresAdapter(FreezeGuard, ChangeCapture, NativePaths, SqlAdapter):
     driver_modules = ("psycopg", "sqlalchemy.dialects.postgresql.psycopg")
     offers = Capabilities(
         transactions=True, bulk_copy=FAMILY, digest_pushdown=FAMILY, engine_freeze=True,
-        change_feed="updated_at column", capture="row triggers into a change-log table",
+        change_feed="updated_at column", capture="row triggers into a change-log table", raw_sql=True,
     )
 
     class Options(SqlAdapter.Options):
@@ -285,6 +285,12 @@ class PostgresAdapter(FreezeGuard, ChangeCapture, NativePaths, SqlAdapter):
         if pg_types.form_of(col) is None and col.type not in ("timestamp", "uuid", "bytes"):
             return None  # `_from_db` returns these values as psycopg loads them
         return super()._reader(col)
+
+    @contextmanager
+    def _read_only(self, conn: sa.Connection, on: bool) -> Iterator[None]:
+        if on:  # the first statement of the block's transaction (inside a longer transaction, before its first query)
+            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+        yield
 
     def _key_expr(self, table: sa.Table, col: Column) -> sa.ColumnElement[Any]:
         expr = table.c[col.name]

@@ -35,6 +35,7 @@ from shiftover.adapters.errors import (
     WriteFrozen,
     redact,
 )
+from shiftover.adapters.query import like_glob
 from shiftover.adapters.sql import NamedType, SqlAdapter
 
 _DECLARED = {
@@ -60,7 +61,7 @@ class SqliteAdapter(SqlAdapter):
     kind = "sqlite"
     offers = Capabilities(
         transactions=True, engine_freeze=True, concurrent_writes=False, change_feed="updated_at column",
-        capture="row triggers into a change-log table", bulk_copy="sqlite", digest_pushdown="sqlite",
+        capture="row triggers into a change-log table", bulk_copy="sqlite", digest_pushdown="sqlite", raw_sql=True,
     )
 
     def _make_engine(self) -> sa.Engine:
@@ -326,6 +327,22 @@ class SqliteAdapter(SqlAdapter):
         if col.type == "decimal":
             return sa.cast(table.c[col.name], sa.Float)
         return table.c[col.name]
+
+    def _like(self, expr: sa.ColumnElement[Any], pattern: str, *, fold: bool) -> sa.ColumnElement[bool]:
+        """GLOB, not LIKE: SQLite's LIKE ignores the case of ASCII letters only; GLOB is case-sensitive, and `ilike`
+        becomes `[xX]` classes (adapters/query.py), so both mean what they mean on the other providers."""
+        return expr.op("GLOB")(like_glob(pattern, fold=fold))
+
+    @contextmanager
+    def _read_only(self, conn: sa.Connection, on: bool) -> Iterator[None]:
+        if not on:
+            yield
+            return
+        conn.exec_driver_sql("PRAGMA query_only = ON")
+        try:
+            yield
+        finally:
+            conn.exec_driver_sql("PRAGMA query_only = OFF")
 
     def _filter_value(self, col: Column, value: Any) -> Any:
         if col.type == "decimal":

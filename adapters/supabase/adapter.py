@@ -231,3 +231,6 @@ class SupabaseDatabase(PostgresAdapter):
 class SupabaseAdapter(SupabaseStorageFiles, SupabaseAuthUsers, SupabaseDatabase):
     """Supabase: the tables of its PostgreSQL, `auth.users` (adapters/supabase/auth.py) and `storage/<bucket>`
     (adapters/supabase/storage.py); the first two classes serve those names and pass every other one on."""
+
+    def served_natively(self, name: str) -> bool:
+        return not is_users_or_files(name)

@@ -12,11 +12,12 @@ import json
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from shiftover.adapters import canonical
 from shiftover.adapters.base import Adapter, CollectionSchema, Filter, Key, KeyRange, Record
 from shiftover.adapters.errors import InvalidRequest, UnsupportedValue
+from shiftover.adapters.query import Order
 from shiftover.adapters.userfiles import (
     FIREBASE_SCRYPT,
     PASSWORD_FIELDS,
@@ -193,11 +194,11 @@ class SupabaseAuthUsers(Adapter):
                 self.api.auth.admin.delete_user(user_id)
         return len(gone)
 
-    def find(self, name: str, where: Sequence[Filter] = (), *,
-             order_by: Sequence[tuple[str, Literal["asc", "desc"]]] = (), limit: int | None = None) -> list[Record]:
+    def find(self, name: str, where: Sequence[Filter] = (), *, order_by: Order = (), limit: int | None = None,
+             offset: int | None = None) -> list[Record]:
         if name == USERS:
-            return select(self.scan(name, limit=10**9), where, order_by, limit)
-        return super().find(name, where, order_by=order_by, limit=limit)
+            return select(self.scan(name, limit=10**9), where, order_by, limit, offset)
+        return super().find(name, where, order_by=order_by, limit=limit, offset=offset)
 
     def copy_range_from(self, source: Adapter, name: str, rng: KeyRange,
                         progress: Callable[[int], None] | None = None) -> int:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from shiftover.adapters import canonical
 from shiftover.adapters.base import Adapter, CollectionSchema, Filter, Key, KeyRange, Record
 from shiftover.adapters.errors import CollectionNotFound, InvalidRequest, UnsupportedValue
+from shiftover.adapters.query import Order
 from shiftover.adapters.userfiles import FieldLimits, bucket_of, file_record, files_schema, find_files
 
 
@@ -138,13 +139,13 @@ class SupabaseStorageFiles(Adapter):
         self._paths.pop(bucket, None)
         return len(paths)
 
-    def find(self, name: str, where: Sequence[Filter] = (), *,
-             order_by: Sequence[tuple[str, Literal["asc", "desc"]]] = (), limit: int | None = None) -> list[Record]:
+    def find(self, name: str, where: Sequence[Filter] = (), *, order_by: Order = (), limit: int | None = None,
+             offset: int | None = None) -> list[Record]:
         bucket = bucket_of(name)
         if bucket is None:
-            return super().find(name, where, order_by=order_by, limit=limit)
+            return super().find(name, where, order_by=order_by, limit=limit, offset=offset)
         present = set(self._object_paths(bucket))
-        return find_files(where, order_by, limit, lambda: self._object_paths(bucket),
+        return find_files(where, order_by, limit, offset, lambda: self._object_paths(bucket),
                           lambda path: self._read_object(bucket, path) if path in present else None)
 
     def copy_range_from(self, source: Adapter, name: str, rng: KeyRange,
