@@ -24,14 +24,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from shiftover.adapters.base import Adapter, Key, Record, SqlResult
 from shiftover.adapters.errors import BackendError, InvalidRequest, ProviderUnavailable, StaleEpoch, WriteFrozen
 from shiftover.adapters.query import Filter, Order, as_filters
-
-if TYPE_CHECKING:
-    from shiftover.adapters.router import Backend
+from shiftover.control.store import Pointer
 
 T = TypeVar("T")
 Where = Sequence[Filter | tuple[str, str, Any]]
@@ -51,6 +49,30 @@ def _some(where: Where, what: str) -> list[Filter]:
         raise InvalidRequest(f"{what} without filters would touch every record",
                              hint="give at least one filter; for every record say so, e.g. ('id', 'is_not', None)")
     return filters
+
+
+class RoutedView(Protocol):
+    """What is read of the router's view of the control store (adapters/router.View)."""
+
+    @property
+    def pointer(self) -> Pointer: ...
+    def provider_for(self, collection: str) -> str: ...
+    def frozen(self, provider: str, collection: str) -> Any: ...
+
+
+class Router(Protocol):
+    """What `backend.db` and its transactions use of the Backend that owns them (adapters/router.py implements it;
+    this module does not import it, the router imports this one)."""
+
+    mirror: tuple[str, ...]
+
+    def view(self, *, fresh: bool = False) -> RoutedView: ...
+    def timed(self, provider: str, operation: str, call: Callable[[], T]) -> T: ...
+    def _check_epoch(self, view: Any) -> None: ...  # the view it was given
+    def _adapter(self, name: str) -> Adapter: ...
+    def _drop(self, name: str) -> None: ...
+    def _read(self, collection: str, call: Callable[[Adapter], T], op: str = "read") -> T: ...
+    def _write(self, collection: str, call: Callable[[Adapter], T], op: str = "write") -> T: ...
 
 
 class Records:
@@ -110,7 +132,7 @@ class Records:
 class Database(Records):
     """`backend.db`."""
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Router) -> None:
         self._backend = backend
 
     def _read(self, collection: str, op: str, call: Callable[[Adapter], T]) -> T:
@@ -161,7 +183,7 @@ class Database(Records):
 class Transaction(Records):
     """What `backend.db.transaction()` yields: the record operations and sql(), on one provider, atomically."""
 
-    def __init__(self, backend: Backend, adapter: Adapter, provider: str) -> None:
+    def __init__(self, backend: Router, adapter: Adapter, provider: str) -> None:
         self._backend = backend
         self._adapter = adapter
         self.provider = provider
