@@ -195,3 +195,25 @@ def test_file_store_picks_the_store_from_the_configuration(tmp_path: Path) -> No
     assert (tmp_path / "f" / "b1" / "x" / "y.txt").read_bytes() == b"on disk"
     with pytest.raises(ConfigInvalid, match="options.files"):
         config(write_config(tmp_path, {"m": {"kind": "memory", "options": {"files": {"path": "/x"}}}}))
+
+
+def test_an_fsspec_root_holds_buckets_as_folders_and_reads_files_it_did_not_write(tmp_path: Path) -> None:
+    cfg = config(write_config(tmp_path, {
+        "disk": {"kind": "sqlite", "url": "sqlite:///app.db", "options": {"files": {"url": f"file://{tmp_path}/f"}}},
+        "mem": {"kind": "memory", "options": {"files": {"url": "memory://"}}}}))
+    with file_store(cfg, "disk") as files:
+        files.upload("b", "x/one.json", b"{}", metadata={"k": "v"})
+        (tmp_path / "f" / "b" / "x" / "two.csv").write_bytes(b"a,b\n1,2\n")  # put there by another program
+        assert [f.path for f in files.list("b")] == ["x/one.json", "x/two.csv"]  # the metadata folder is not listed
+        two = files.info("b", "x/two.csv")
+        assert (two.size, two.content_type, two.metadata) == (8, "text/csv", {}) and two.etag and two.updated
+        (tmp_path / "f" / "b" / "x" / "one.json").write_bytes(b'{"changed": 1}')  # rewritten behind its back
+        one = files.info("b", "x/one.json")
+        assert one.size == 14 and one.metadata == {"k": "v"}
+        with pytest.raises(UnsupportedValue, match="limit >= 0"):
+            files.list("b", offset=-1)
+    with file_store(cfg, "mem") as files:  # the filesystem's root itself
+        bucket = f"m{uuid.uuid4().hex[:8]}"
+        files.upload(bucket, "a.txt", b"1")
+        assert [f.path for f in files.list(bucket)] == ["a.txt"] and files.download(bucket, "a.txt") == b"1"
+        assert files.delete(bucket, ["a.txt"]) == 1 and files.list(bucket) == []

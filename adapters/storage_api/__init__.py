@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from shiftover.adapters.base import FilesOptions
 from shiftover.adapters.errors import ConfigInvalid
 from shiftover.adapters.storage_api.base import FileInfo, FileStore
 
@@ -26,6 +27,10 @@ _STORES: dict[str, str] = {
     "supabase": "shiftover.adapters.storage_api.supabase_store:SupabaseFileStore",
     "firestore": "shiftover.adapters.storage_api.firebase_store:FirebaseFileStore",
 }
+_STORAGE_HINTS: dict[str, str] = {  # what such a provider needs for its own storage
+    "supabase": "add options.api_url and options.service_role_key (Project Settings → API), or options.files",
+    "firestore": "add options.storage.buckets (and emulator_host or credentials_file), or options.files",
+}
 
 
 def file_store(config: Config, name: str) -> FileStore:
@@ -34,12 +39,9 @@ def file_store(config: Config, name: str) -> FileStore:
     from shiftover.adapters.storage_api.fsspec_store import FsspecFileStore
 
     provider = provider_config(config, name)
-    files = provider.options.get("files")
-    if files:
-        adapter = open_adapter(config, name)  # validates the options
-        opts = adapter.options.files  # type: ignore[attr-defined]  # every kind's Options has it (base.py)
-        adapter.close()
-        return FsspecFileStore(name, opts.url, opts.storage_options)
+    if provider.options.get("files"):  # validated with the provider's options by load_config
+        files = FilesOptions.model_validate(provider.options["files"])
+        return FsspecFileStore(name, files.url, files.storage_options)
     if provider.kind in _STORES:
         module, _, cls = _STORES[provider.kind].partition(":")
         adapter = open_adapter(config, name)
@@ -54,8 +56,3 @@ def file_store(config: Config, name: str) -> FileStore:
                         hint="add options.files.url: an fsspec URL such as file:///var/data/files or s3://bucket/files",
                         provider=name)
 
-
-_STORAGE_HINTS = {
-    "supabase": "add options.api_url and options.service_role_key (Project Settings → API), or options.files",
-    "firestore": "add options.storage.buckets (and emulator_host or credentials_file), or options.files",
-}

@@ -116,6 +116,11 @@ def check_path(bucket: str, path: str, provider: str) -> None:
                                "parts, at most 1024 bytes", provider=provider)
 
 
+def check_page(limit: int, offset: int, provider: str) -> None:
+    if limit < 0 or offset < 0:
+        raise UnsupportedValue(f"list takes limit >= 0 and offset >= 0, not {limit} and {offset}", provider=provider)
+
+
 def check_metadata(metadata: Mapping[str, str] | None, provider: str) -> dict[str, str]:
     out = dict(metadata or {})
     other = sorted(str(k) for k, v in out.items() if not isinstance(k, str) or not isinstance(v, str))

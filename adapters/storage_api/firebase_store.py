@@ -25,6 +25,7 @@ from shiftover.adapters.storage_api.base import (
     FileInfo,
     FileStore,
     check_metadata,
+    check_page,
     check_path,
     guess_type,
     read_data,
@@ -98,10 +99,11 @@ class FirebaseFileStore(FileStore):
 
     def list(self, bucket: str, prefix: str = "", *, limit: int = 100, offset: int = 0) -> list[FileInfo]:
         check_path(bucket, "x", self.provider)
+        check_page(limit, offset, self.provider)
         out: builtins.list[FileInfo] = []
         with self._errors(bucket):
             blobs = self.files.client.list_blobs(bucket, prefix=prefix or None,
-                                                 page_size=min(self.files.options.page_size, offset + limit),
+                                                 page_size=max(1, min(self.files.options.page_size, offset + limit)),
                                                  **self.files._rpc)
             for i, blob in enumerate(blobs):
                 if i >= offset + limit:
@@ -116,19 +118,17 @@ class FirebaseFileStore(FileStore):
         return int(self.files.delete(bucket, [(p,) for p in paths]))
 
     def _sign(self, bucket: str, path: str, expires_s: int, method: str) -> str:
-        from google.auth import credentials
-
         blob = self._blob(bucket, path) if method == "GET" else self.files.client.bucket(bucket).blob(path)
-        creds = getattr(self.files.client, "_credentials", None)
-        if not isinstance(creds, credentials.Signing):
-            where = "the Storage emulator" if self.files.options.emulator_host or not creds or \
-                isinstance(creds, credentials.AnonymousCredentials) else "these default credentials"
-            raise InvalidRequest(f"Firebase Storage signed URLs need a service account's key; {where} cannot sign",
-                                 hint="set options.credentials_file to a service account JSON key (in production), "
-                                 "or serve the file through your app", provider=self.provider)
         with self._errors(bucket, path):
-            return str(blob.generate_signed_url(version="v4", expiration=dt.timedelta(seconds=expires_s),
-                                                method=method))
+            try:
+                return str(blob.generate_signed_url(version="v4", expiration=dt.timedelta(seconds=expires_s),
+                                                    method=method))
+            except AttributeError:  # google-auth: "you need a private key to sign credentials"
+                pass
+        where = "the Storage emulator's" if self.files.emulator else "these"
+        raise InvalidRequest(f"Firebase Storage signed URLs need a service account's private key; {where} "
+                             "credentials cannot sign", hint="set options.credentials_file to a service account JSON "
+                             "key (production), or serve the file through your app", provider=self.provider)
 
     def signed_download_url(self, bucket: str, path: str, expires_s: int = 3600) -> str:
         return self._sign(bucket, path, expires_s, "GET")

@@ -43,6 +43,7 @@ from shiftover.adapters.storage_api.base import (
     FileInfo,
     FileStore,
     check_metadata,
+    check_page,
     check_path,
     guess_type,
     parse_time,
@@ -172,6 +173,7 @@ class FsspecFileStore(FileStore):
 
     def list(self, bucket: str, prefix: str = "", *, limit: int = 100, offset: int = 0) -> list[FileInfo]:
         check_path(bucket, "x", self.provider)
+        check_page(limit, offset, self.provider)
         base = self._join(bucket)
         with self._errors():
             try:

@@ -20,6 +20,7 @@ from shiftover.adapters.storage_api.base import (
     FileInfo,
     FileStore,
     check_metadata,
+    check_page,
     check_path,
     guess_type,
     parse_time,
@@ -87,6 +88,7 @@ class SupabaseFileStore(FileStore):
 
     def list(self, bucket: str, prefix: str = "", *, limit: int = 100, offset: int = 0) -> list[FileInfo]:
         check_path(bucket, "x", self.provider)
+        check_page(limit, offset, self.provider)
         paths = sorted(self._walk(bucket, prefix))
         return [self.info(bucket, p) for p in paths[offset:offset + limit]]
 
