@@ -217,3 +217,42 @@ def test_an_fsspec_root_holds_buckets_as_folders_and_reads_files_it_did_not_writ
         files.upload(bucket, "a.txt", b"1")
         assert [f.path for f in files.list(bucket)] == ["a.txt"] and files.download(bucket, "a.txt") == b"1"
         assert files.delete(bucket, ["a.txt"]) == 1 and files.list(bucket) == []
+
+
+def test_firebase_signs_upload_urls_with_a_service_account_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Signing is local (V4, the key's RSA signature): proven offline with a key made here. Whether Google accepts the
+    URL is not tested (no network); the signature is checked against the key's public half."""
+    import hashlib
+    import json
+    import urllib.parse
+
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    for var in ("FIREBASE_STORAGE_EMULATOR_HOST", "STORAGE_EMULATOR_HOST"):
+        monkeypatch.delenv(var, raising=False)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    account = tmp_path / "sa.json"
+    account.write_text(json.dumps({"type": "service_account", "project_id": "demo-sign", "private_key_id": "k1",
+                                   "private_key": pem, "client_email": "app@demo-sign.iam.gserviceaccount.com",
+                                   "client_id": "1", "token_uri": "https://oauth2.googleapis.com/token"}))
+    cfg = config(write_config(tmp_path, {"fb": {"kind": "firestore", "url": "firestore://demo-sign", "options": {
+        "credentials_file": str(account), "storage": {"buckets": ["demo-sign.appspot.com"]}}}}))
+    with file_store(cfg, "fb") as files:
+        url = files.signed_upload_url("demo-sign.appspot.com", "in/new file.bin", 600)
+    parsed = urllib.parse.urlsplit(url)
+    query = dict(urllib.parse.parse_qsl(parsed.query))
+    assert (parsed.scheme, parsed.netloc, urllib.parse.unquote(parsed.path)) == \
+        ("https", "storage.googleapis.com", "/demo-sign.appspot.com/in/new file.bin")
+    assert query["X-Goog-Algorithm"] == "GOOG4-RSA-SHA256" and query["X-Goog-Expires"] == "600"
+    assert query["X-Goog-Credential"].startswith("app@demo-sign.iam.gserviceaccount.com/")
+    canonical = "\n".join(["PUT", parsed.path, "&".join(p for p in parsed.query.split("&")
+                                                          if not p.startswith("X-Goog-Signature=")),
+                           "host:storage.googleapis.com", "", "host", "UNSIGNED-PAYLOAD"])
+    scope = query["X-Goog-Credential"].split("/", 1)[1]
+    to_sign = "\n".join(["GOOG4-RSA-SHA256", query["X-Goog-Date"], scope,
+                         hashlib.sha256(canonical.encode()).hexdigest()])
+    key.public_key().verify(bytes.fromhex(query["X-Goog-Signature"]), to_sign.encode(), padding.PKCS1v15(),
+                            hashes.SHA256())  # raises InvalidSignature otherwise
