@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from shiftover.adapters.errors import (
+    AuthenticationFailed,
     BackendError,
     ConnectionTimeout,
     DriverMissing,
@@ -94,6 +95,10 @@ class FsspecFileStore(FileStore):
         except TimeoutError as exc:
             raise ConnectionTimeout(f"the file store did not answer in time: {self._text(exc)}", hint="retry",
                                     provider=self.provider) from None
+        except PermissionError as exc:
+            raise AuthenticationFailed(f"the file store refused access: {self._text(exc)}",
+                                       hint="check the permissions (or credentials) of options.files.url",
+                                       provider=self.provider) from None
         except (ConnectionError, OSError) as exc:
             raise ProviderUnavailable(f"the file store failed: {self._text(exc)}",
                                       hint="check options.files.url and its permissions", provider=self.provider) \
