@@ -256,4 +256,3 @@ def test_firebase_signs_upload_urls_with_a_service_account_key(tmp_path: Path, m
                          hashlib.sha256(canonical.encode()).hexdigest()])
     key.public_key().verify(bytes.fromhex(query["X-Goog-Signature"]), to_sign.encode(), padding.PKCS1v15(),
                             hashes.SHA256())  # raises InvalidSignature otherwise
-
