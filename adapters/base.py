@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, ClassVar, Literal, Self
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from shiftover.adapters import canonical
 from shiftover.adapters.query import Filter as Filter
@@ -164,6 +164,17 @@ class ProbeResult:
     at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
 
 
+class FilesOptions(BaseModel):
+    """`options.files` of any provider: the fsspec filesystem the storage service (adapters/storage_api) keeps its
+    files in, e.g. `file:///var/data/files`, `memory://`, `s3://my-bucket/files`."""
+
+    model_config = ConfigDict(extra="forbid")
+    url: str = Field(min_length=1, description="an fsspec URL: the root under which each bucket is a folder")
+    storage_options: dict[str, Any] = Field(default_factory=dict, repr=False,
+                                            description="the filesystem's options (s3: key, secret, endpoint_url…); "
+                                            "never shown in a message")
+
+
 class Adapter(abc.ABC):
     """One backend. Opened per task with `with open_adapter(provider) as a:`; never shared between threads."""
 
@@ -177,6 +188,8 @@ class Adapter(abc.ABC):
         """Provider options from backends.yaml; adapters extend this."""
 
         model_config = {"extra": "forbid"}
+        files: FilesOptions | None = Field(None, description="where the storage service keeps this provider's files "
+                                           "(an fsspec filesystem); default: the provider's own Storage, if any")
 
     def __init__(self, name: str, url: str | None, options: BaseModel) -> None:
         self.name = name

@@ -22,8 +22,10 @@
         ├── SchemaRefused             BACKEND_016  the target cannot hold the source's schema (names what is missing)
         ├── StandbyNotInSync          BACKEND_017  a standby's sync never completed, its lag is unknown, or sync
                                                    cannot see deletes on this primary
-        └── OrchestratorUnavailable   BACKEND_018  no Prefect API answers (unreachable URL, server start timed out),
-                                                   or no Dask scheduler at --dask-address
+        ├── OrchestratorUnavailable   BACKEND_018  no Prefect API answers (unreachable URL, server start timed out),
+        │                                          or no Dask scheduler at --dask-address
+        ├── ObjectNotFound            BACKEND_019  the storage service has no file at that bucket and path
+        └── ObjectExists              BACKEND_020  an upload without upsert found a file already there
 
 Messages never carry secrets: adapters build them from redacted URLs, and `redact()` scrubs driver text.
 """
@@ -151,6 +153,14 @@ class SchemaRefused(PermanentError):
 
 class OrchestratorUnavailable(PermanentError):
     code = "BACKEND_018"
+
+
+class ObjectNotFound(PermanentError):
+    code = "BACKEND_019"
+
+
+class ObjectExists(PermanentError):
+    code = "BACKEND_020"
 
 
 def is_transient(exc: BaseException) -> bool:

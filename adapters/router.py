@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from shiftover.adapters.base import Adapter, Filter, Key, Record
 from shiftover.adapters.config import Config, load_config
@@ -43,6 +43,9 @@ from shiftover.adapters.query import Order
 from shiftover.adapters.registry import open_adapter
 from shiftover.adapters.status import Status, read_status
 from shiftover.control.store import ControlStore, Freeze, Pointer
+
+if TYPE_CHECKING:
+    from shiftover.adapters.storage_api.base import FileStore
 
 T = TypeVar("T")
 _POLL_S = 0.05
@@ -84,6 +87,7 @@ class Backend:
         self.switches_seen = 0
         self._recorder = Recorder()
         self._db: Database | None = None
+        self._stores: dict[str, FileStore] = {}
 
     @classmethod
     def from_config(cls, path: str | Path, *, epoch: int | None = None, mirror: bool | Sequence[str] = False,
@@ -97,6 +101,18 @@ class Backend:
         if self._db is None:
             self._db = Database(self)
         return self._db
+
+    @property
+    def storage(self) -> FileStore:
+        """Files of the provider the pointer names (its own storage service, or `options.files`): upload, download,
+        info, list, delete, metadata, signed URLs (adapters/storage_api). It follows a switch as records do."""
+        provider = self.view().pointer.provider
+        store = self._stores.get(provider)
+        if store is None:
+            from shiftover.adapters.storage_api import file_store
+
+            store = self._stores[provider] = file_store(self.config, provider)
+        return store
 
     def status(self) -> Status:
         """The active provider and every provider's health, last check, response time and uptime (no probe is
@@ -121,6 +137,9 @@ class Backend:
 
     # -- lifecycle ----------------------------------------------------------------------------------------------------
     def close(self) -> None:
+        for store in self._stores.values():
+            store.close()
+        self._stores.clear()
         for adapter in self._adapters.values():
             adapter.close()
         self._adapters.clear()

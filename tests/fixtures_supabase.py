@@ -5,6 +5,8 @@
   storage3/_sync/{bucket,file_api}.py) and keep state, so a test can migrate users and files into one and read them
   back. They check the `apikey` and `Authorization: Bearer` headers, answer errors in GoTrue's and Storage's JSON
   shapes, keep imported password hashes the way GoTrue does (stored, never returned), and record every request.
+  Storage's signed URLs too: `POST /object/sign/...` and `/object/upload/sign/...` answer a path with a token, which
+  alone (no key) lets a GET download or a PUT upload that one object until it expires.
 - `firebase_auth`: the Firebase Auth emulator from the npm package firebase-tools, one per session, emptied per test.
   firebase-tools is installed into .cache/firebase-tools on first use (npm needed; skipped with a reason otherwise).
 """
@@ -21,6 +23,7 @@ import re
 import shutil
 import subprocess
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -89,6 +92,7 @@ class SupabaseFake:
         self.buckets: dict[str, dict[str, Any]] = {}
         self.objects: dict[str, dict[str, FakeObject]] = {}
         self.requests: list[tuple[str, str]] = []
+        self.tokens: dict[str, tuple[str, float, bool]] = {}  # signed URL token -> (route, expiry, upsert)
         self.fail_next: list[int] = []  # statuses to answer instead of the next requests (outage tests)
         fake = self
 
@@ -126,6 +130,7 @@ class SupabaseFake:
             self.objects.clear()
             self.requests.clear()
             self.fail_next.clear()
+            self.tokens.clear()
 
     # -- dispatch ----------------------------------------------------------------------------------------------------
     def handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict, bytes]:
@@ -139,6 +144,9 @@ class SupabaseFake:
                                                         "statusCode": "503", "error": "Unavailable",
                                                         "message": "injected failure"})
                 lower = {k.lower(): v for k, v in headers.items()}
+                if path.startswith(("/storage/v1/object/sign/", "/storage/v1/object/upload/sign/")) and \
+                        method in ("GET", "PUT") and "token" in query:  # a signed URL: the token is the credential
+                    return self._signed(method, path[len("/storage/v1/"):], query["token"], lower, body)
                 if lower.get("apikey") != self.key or lower.get("authorization") != f"Bearer {self.key}":
                     raise _Fail(401, {"code": "no_authorization", "msg": "This endpoint requires a valid Bearer token",
                                       "statusCode": "401", "error": "Unauthorized", "message": "invalid JWT"})
@@ -279,6 +287,16 @@ class SupabaseFake:
                        "size": len(obj.content), "content_type": obj.content_type, "cache_control": obj.cache_control,
                        "etag": f'"{hashlib.md5(obj.content).hexdigest()}"', "metadata": obj.user_metadata,
                        "last_modified": obj.created_at, "created_at": obj.created_at})
+        match = re.fullmatch(r"object/(upload/)?sign/([^/]+)/(.+)", path)
+        if match and method == "POST":  # signed URLs: Storage answers with a path relative to /storage/v1
+            if not match[1] and match[3] not in self._bucket(match[2]):
+                raise missing("Object")
+            self._bucket(match[2])
+            token = uuid.uuid4().hex
+            expires = int(data.get("expiresIn") or 0) if not match[1] else 7200  # upload URLs: two hours, fixed
+            self.tokens[token] = (path, time.time() + expires, headers.get("x-upsert") == "true")
+            url = f"/{urllib.parse.quote(path)}?token={token}"
+            return ok({"url": url, "token": token} if match[1] else {"signedURL": url})
         match = re.fullmatch(r"object/([^/]+)", path)
         if match and method == "DELETE":
             objects, deleted = self._bucket(match[1]), []
@@ -305,6 +323,26 @@ class SupabaseFake:
                                            json.loads(form["metadata"][0]) if "metadata" in form else {})
             return ok({"Key": f"{match[1]}/{match[2]}", "Id": objects[match[2]].id})
         raise missing(f"route {method} {path}")
+
+    def _signed(self, method: str, path: str, token: str, headers: dict[str, str],
+                body: bytes) -> tuple[int, dict, bytes]:
+        """GET of a signed download URL, PUT to a signed upload URL (multipart with a `file` field, or raw bytes)."""
+        route, expires, upsert = self.tokens.get(token, ("", 0.0, False))
+        if route != path or time.time() > expires or (method == "PUT") != path.startswith("object/upload/"):
+            raise _Fail(400, {"statusCode": "400", "error": "InvalidJWT",
+                              "message": "invalid signature or jwt expired"})
+        bucket, name = path.removeprefix("object/upload/").removeprefix("object/").removeprefix("sign/").split("/", 1)
+        objects = self._bucket(bucket)
+        if method == "GET":
+            if name not in objects:
+                raise _missing("Object")
+            return 200, {"Content-Type": objects[name].content_type}, objects[name].content
+        if name in objects and not upsert:
+            raise _Fail(409, {"statusCode": "409", "error": "Duplicate", "message": "The resource already exists"})
+        ctype = headers.get("content-type", "application/octet-stream")
+        content = _multipart(ctype, body)["file"] if ctype.startswith("multipart/") else (body, ctype)
+        objects[name] = FakeObject(content[0], content[1], "3600", {})
+        return _ok({"Key": f"{bucket}/{name}", "Id": objects[name].id})
 
     def _bucket(self, bucket: str) -> dict[str, FakeObject]:
         if bucket not in self.buckets:

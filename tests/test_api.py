@@ -272,3 +272,24 @@ def test_postgresql_engine_freeze_holds_writes_by_query_and_transactions_roll_ba
         assert stored() == {r["id"]: 1 if r["status"] == "paid" else r["n"] for r in SEED if r["status"]}
         refused = backend.metrics().get("pg", "update_many")
         assert refused.errors["BACKEND_010"] >= 2 and refused.calls == refused.errors["BACKEND_010"] + 1  # each try
+
+
+def test_storage_follows_the_pointer(tmp_path):
+    """`backend.storage` is the active provider's file store (here each keeps its files under options.files)."""
+    files = {name: tmp_path / f"files-{name}" for name in ("a", "b")}
+    path = write_config(tmp_path, {
+        "a": {"kind": "sqlite", "url": f"sqlite:///{tmp_path / 'a.db'}", "role": "primary", "priority": 1,
+              "options": {"files": {"url": files["a"].as_uri()}}},
+        "b": {"kind": "sqlite", "url": f"sqlite:///{tmp_path / 'b.db'}", "role": "standby", "priority": 2,
+              "options": {"files": {"url": files["b"].as_uri()}}},
+    }, failover={"router_follow_s": 0.1})
+    with Backend.from_config(path) as backend:
+        backend.storage.upload("avatars", "u1/photo.png", b"\x89PNG one", content_type="image/png")
+        assert backend.storage.download("avatars", "u1/photo.png") == b"\x89PNG one"
+        control_of(path).switch(expected_epoch=1, provider="b", reason="failover")
+        time.sleep(0.2)
+        backend.storage.upload("avatars", "u2/photo.png", b"\x89PNG two")
+        assert [f.path for f in backend.storage.list("avatars")] == ["u2/photo.png"]
+    assert (files["a"] / "avatars" / "u1" / "photo.png").read_bytes() == b"\x89PNG one"
+    assert (files["b"] / "avatars" / "u2" / "photo.png").read_bytes() == b"\x89PNG two"
+    assert not (files["b"] / "avatars" / "u1").exists()

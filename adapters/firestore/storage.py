@@ -83,8 +83,7 @@ class FirebaseFiles:
             except ModuleNotFoundError:
                 raise DriverMissing("google-cloud-storage is not installed",
                                     hint="pip install firebase-admin") from None
-            emulator = (self.options.emulator_host or os.environ.get("FIREBASE_STORAGE_EMULATOR_HOST")
-                        or os.environ.get("STORAGE_EMULATOR_HOST"))
+            emulator = self.emulator
             with self.errors():
                 if emulator:
                     endpoint = emulator if "://" in emulator else f"http://{emulator}"
@@ -99,6 +98,12 @@ class FirebaseFiles:
                 else:
                     self._client = storage.Client(project=self.project)
         return self._client
+
+    @property
+    def emulator(self) -> str | None:
+        """host:port of the Storage emulator this client talks to, if it does."""
+        return (self.options.emulator_host or os.environ.get("FIREBASE_STORAGE_EMULATOR_HOST")
+                or os.environ.get("STORAGE_EMULATOR_HOST"))
 
     def close(self) -> None:
         if self._client is not None:
