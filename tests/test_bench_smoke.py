@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # script: (tiny arguments, a line its summary prints)
 SMOKE: dict[str, tuple[list[str], str]] = {
     "analyze.py": (["--files", "20"], "files/s"),
+    "api_overhead.py": (["--ops", "200", "--rounds", "1"], "postgresql API overhead over the raw client"),
     "migrate_pg.py": (["--rows", "2000", "--rounds", "1"], "ratio (flow rows/s ÷ pipe rows/s)"),
     "migrate_mixed.py": (["--rows", "300", "--chunk", "200", "--batch", "100"], "lite → lite2"),
     "bluegreen.py": (["--rows", "2000", "--writes-per-s", "20"], "lost records      0"),
