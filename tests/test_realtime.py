@@ -22,6 +22,7 @@ from shiftover.adapters.config import load_config
 from shiftover.adapters.errors import InvalidRequest
 from shiftover.adapters.realtime import Change, Subscription
 from shiftover.adapters.registry import open_adapter
+from shiftover.cli.installed import installed_rows
 from shiftover.control.store import ControlStore
 from tests.fixtures_clusters import write_config
 
@@ -211,12 +212,42 @@ def test_postgres_uninstall_removes_the_trigger(pg_url: str, tmp_path: Any) -> N
         backend.realtime.subscribe("items").close()
         backend.realtime.subscribe("items").close()  # installing again is a no-op
         assert _pg_realtime_objects(pg_url) == (["shiftover_realtime_items"], 1)
+        rows = [(r.item.group, r.item.what, r.item.name, r.remove) for r in installed_rows(load_config(path), "p", [])
+                if r.item]
+        assert rows == [("realtime", "realtime trigger", "shiftover_realtime_items",
+                         "backend.realtime.uninstall('items') in Python"),
+                        ("realtime", "realtime function", "public.shiftover_realtime_notify()",
+                         "goes with the last realtime trigger")]
         backend.realtime.uninstall("items")
         assert _pg_realtime_objects(pg_url) == ([], 0)
+        assert installed_rows(load_config(path), "p", []) == []
         backend.realtime.uninstall("items")  # idempotent
         # the app's writes go on as before
         backend.db.insert("items", {"id": 1, "name": "a", "n": 1})
         assert backend.db.get("items", 1) == {"id": 1, "name": "a", "n": 1}
+
+
+def test_sqlite_uninstall_removes_triggers_and_log(tmp_path: Any) -> None:
+    path = write_config(tmp_path, {"p": {"kind": "sqlite", "url": f"sqlite:///{tmp_path / 'rt.db'}",
+                                         "role": "primary"}})
+    with open_adapter(load_config(path), "p") as adapter:
+        adapter.create_collection(_schema("sqlite"))
+
+    def objects() -> list[tuple[str, str]]:
+        with sqlite3.connect(tmp_path / "rt.db") as conn:
+            return list(conn.execute("SELECT type, name FROM sqlite_master WHERE name LIKE '_shiftover_realtime%' "
+                                     "ORDER BY 1, 2"))
+
+    with Backend.from_config(path) as backend:
+        backend.realtime.subscribe("items").close()
+        assert objects() == [("table", "_shiftover_realtime"), ("trigger", "_shiftover_realtime_items_delete"),
+                             ("trigger", "_shiftover_realtime_items_insert"),
+                             ("trigger", "_shiftover_realtime_items_update")]
+        groups = {(r.item.group, r.remove) for r in installed_rows(load_config(path), "p", []) if r.item}
+        assert groups == {("realtime", "backend.realtime.uninstall('items') in Python"),
+                          ("realtime", "goes with the last realtime trigger")}
+        backend.realtime.uninstall("items")
+        assert objects() == []
 
 
 def test_a_switch_ends_the_subscription(tmp_path: Any) -> None:
