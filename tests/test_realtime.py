@@ -227,6 +227,24 @@ def test_postgres_uninstall_removes_the_trigger(pg_url: str, tmp_path: Any) -> N
         assert backend.db.get("items", 1) == {"id": 1, "name": "a", "n": 1}
 
 
+def test_postgres_realtime_objects_never_move_with_the_schema(pg_url: str, tmp_path: Any) -> None:
+    """A PostgreSQL-to-PostgreSQL migration copies the tables' schema with pg_dump: not the realtime trigger."""
+    from shiftover.adapters.postgres import schema as pg_schema
+
+    path = write_config(tmp_path, {"p": {"kind": "postgresql", "url": pg_url, "role": "primary"}})
+    with open_adapter(load_config(path), "p") as adapter:
+        adapter.create_collection(_schema("postgresql"))
+    with Backend.from_config(path) as backend:
+        backend.realtime.subscribe("items").close()
+    with open_adapter(load_config(path), "p") as adapter:
+        entries = pg_schema.toc(pg_schema.dump(adapter, tmp_path / "items.dump"))  # type: ignore[arg-type]
+        assert any("shiftover_realtime" in e.tag for e in entries)  # pg_dump sees them ...
+        chosen = pg_schema.select(adapter, entries, ["items"]).entries  # type: ignore[arg-type]
+    tags = [e.tag for group in chosen.values() for e in group]
+    assert any("items" in t for t in tags)
+    assert not [t for t in tags if "shiftover_realtime" in t]  # ... and they are left behind
+
+
 def test_sqlite_uninstall_removes_triggers_and_log(tmp_path: Any) -> None:
     path = write_config(tmp_path, {"p": {"kind": "sqlite", "url": f"sqlite:///{tmp_path / 'rt.db'}",
                                          "role": "primary"}})
