@@ -1,7 +1,8 @@
 """`backend.realtime`: inserts, updates and deletes made by another client (the engine's own driver, not Shiftover)
-arrive as Change events, in order, within 1 s each, through the iterator and the callback API, on PostgreSQL, SQLite,
-memory and Firestore; the PostgreSQL trigger is removed by uninstall; a pointer switch ends a subscription; MongoDB
-without change streams (mongomock) is refused with BACKEND_014."""
+arrive as Change events, in order, within 1 s each, through the iterator and the callback API, on PostgreSQL,
+Supabase's database, SQLite, memory and Firestore; a rolled-back write never arrives; uninstall removes the triggers
+(status lists them until then); a pointer switch ends a subscription; MongoDB without change streams (mongomock) is
+refused with BACKEND_014."""
 
 from __future__ import annotations
 
@@ -78,10 +79,10 @@ def _memory_writer(path: Any) -> tuple[Callable[..., None], Callable[..., None],
             lambda i: adapter.delete("items", [(i,)]), adapter)
 
 
-@pytest.fixture(params=["postgresql", "sqlite", "memory", "firestore"])
+@pytest.fixture(params=["postgresql", "supabase", "sqlite", "memory", "firestore"])
 def env(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Env]:
     kind, options = request.param, {}
-    if kind == "postgresql":
+    if kind in ("postgresql", "supabase"):  # Supabase's database is its PostgreSQL (no Auth/Storage API here)
         url = request.getfixturevalue("pg_url")
     elif kind == "sqlite":
         url = f"sqlite:///{tmp_path / 'rt.db'}"
@@ -93,7 +94,7 @@ def env(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Env]:
     path = write_config(tmp_path, {"p": {"kind": kind, "url": url, "role": "primary", "options": options}})
     with open_adapter(load_config(path), "p") as adapter:
         adapter.create_collection(_schema(kind))
-    if kind == "postgresql":
+    if kind in ("postgresql", "supabase"):
         writer = _pg_writer(url)
     elif kind == "sqlite":
         writer = _sqlite_writer(tmp_path / "rt.db")
@@ -178,6 +179,23 @@ def test_callback_receives_the_same(env: Env) -> None:
         env.insert(9, "after close")
         time.sleep(0.5)
         assert out.empty()
+
+
+def test_a_rolled_back_write_is_never_delivered(env: Env) -> None:
+    out: queue.Queue[tuple[float, Change]] = queue.Queue()
+    with Backend.from_config(env.path) as backend, open_adapter(load_config(env.path), "p") as other:
+        with backend.realtime.subscribe("items") as sub:
+            reader = _reader(sub, out)
+            with pytest.raises(RuntimeError), other.transaction():
+                other.insert("items", [{"id": env.key(5), "name": "never", "n": 5}])
+                raise RuntimeError("roll it back")
+            start = time.monotonic()
+            env.insert(6, "kept")
+            latency, change = _arrives(out, start)
+            assert (change.op, change.key, latency < LATENCY_S) == ("insert", (env.key(6),), True)
+            time.sleep(0.3)
+            assert out.empty()
+        reader.join(timeout=3)
 
 
 def test_events_filter(env: Env) -> None:

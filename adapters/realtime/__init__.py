@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from shiftover.adapters.base import Adapter, Key, Record
-from shiftover.adapters.errors import InvalidRequest
+from shiftover.adapters.errors import BackendError, InvalidRequest
 
 if TYPE_CHECKING:
     from shiftover.adapters.router import Backend
@@ -115,7 +115,13 @@ class Subscription:
                 if now != self.provider:
                     self._closed.set()
                     return Change(self.collection, "switched", (), None, dt.datetime.now(dt.timezone.utc), now)
-            self._pending = [c for c in self._source.poll(0.25) if c.op in self.events]
+            try:
+                polled = self._source.poll(0.25)
+            except BackendError:
+                if self._closed.is_set():  # closed meanwhile: what broke was being shut down
+                    raise StopIteration from None
+                raise
+            self._pending = [c for c in polled if c.op in self.events]
         return self._pending.pop(0)
 
     def close(self) -> None:
