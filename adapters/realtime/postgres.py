@@ -77,12 +77,20 @@ def _install(adapter: PostgresAdapter, table: str) -> None:
     raw = adapter._raw()
     try:
         with adapter._errors(), raw.driver_connection.cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(hashtext('shiftover_realtime'))")
-            cur.execute(func_def)
-            cur.execute(trig_def)
+            if cur.execute("SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass(%s) AND tgname = %s",
+                           [adapter._qualified_text(table), trigger_name(table)]).fetchone() is None:
+                _lock(adapter, cur)
+                cur.execute(func_def)
+                cur.execute(trig_def)  # takes a brief table lock, once: later subscribes find the trigger there
             raw.driver_connection.commit()
     finally:
         raw.close()
+
+
+def _lock(adapter: PostgresAdapter, cur: Any) -> None:
+    """Serialise installs and removals; wait for the table's writers at most options.lock_timeout_s."""
+    cur.execute(f"SET LOCAL lock_timeout = '{int(adapter.options.lock_timeout_s * 1000)}ms'")
+    cur.execute("SELECT pg_advisory_xact_lock(hashtext('shiftover_realtime'))")
 
 
 def uninstall(adapter: PostgresAdapter, table: str) -> None:
@@ -94,7 +102,7 @@ def uninstall(adapter: PostgresAdapter, table: str) -> None:
     raw = adapter._raw()
     try:
         with adapter._errors(), raw.driver_connection.cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(hashtext('shiftover_realtime'))")
+            _lock(adapter, cur)
             if cur.execute("SELECT to_regclass(%s)", [adapter._qualified_text(table)]).fetchone()[0] is not None:
                 cur.execute(sql.SQL("DROP TRIGGER IF EXISTS {t} ON {table}").format(
                     t=trigger, table=sql.Identifier(schema, table)))
