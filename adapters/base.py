@@ -138,9 +138,10 @@ class Change:
 class Installed:
     """One object Shiftover put into a provider's database and has not removed yet. `group` says which operation
     removes it: "freeze" (a write freeze or an old primary's fence), "capture" (change capture of a live migration or
-    kept for rollback), "canary" (the health probe's canary table, kept while `health.canary` is on)."""
+    kept for rollback), "canary" (the health probe's canary table, kept while `health.canary` is on), "realtime"
+    (what `backend.realtime.subscribe` installed, kept until `backend.realtime.uninstall`)."""
 
-    group: Literal["freeze", "capture", "canary"]
+    group: Literal["freeze", "capture", "canary", "realtime"]
     what: str  # "freeze trigger", "change log", "replication slot", ...
     name: str  # the object's own name, schema-qualified where it has a schema
     collection: str | None = None  # the collection a trigger is attached to

@@ -12,6 +12,7 @@ import datetime as dt
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -42,6 +43,14 @@ class MemoryStore:
     change_log: dict[int, tuple[str, Key, str]] = field(default_factory=dict)  # seq -> (collection, key, op)
     next_seq: int = 1
     bypass: int = 0
+    # realtime (adapters/realtime): every write as (seq, collection, key, "insert"|"update"|"delete", time)
+    feed: deque[tuple[int, str, Key, str, dt.datetime]] = field(default_factory=lambda: deque(maxlen=10_000))
+    feed_seq: int = 0
+
+
+def _feed(store: MemoryStore, name: str, key: Key, op: str) -> None:
+    store.feed_seq += 1
+    store.feed.append((store.feed_seq, name, key, op, dt.datetime.now(dt.timezone.utc)))
 
 
 _STORES: dict[str, MemoryStore] = {}
@@ -156,12 +165,14 @@ class MemoryAdapter(Adapter):
                     key = tuple(rec[k] for k in coll.schema.key)
                 except KeyError as exc:
                     raise InvalidRequest(f"record in {name!r} lacks key field {exc}", provider=self.name) from None
-                if key not in coll.rows:
+                new = key not in coll.rows
+                if new:
                     bisect.insort(coll.order, key)
                     coll.rows[key] = {c: None for c in coll.schema.names}
                 coll.rows[key].update(copy.deepcopy(rec))
                 coll.touched[key] = now
                 self._log_change(store, name, key, "upsert")
+                _feed(store, name, key, "insert" if new else "update")
             return len(records)
 
     def delete(self, name: str, keys: Sequence[Key]) -> int:
@@ -174,6 +185,7 @@ class MemoryAdapter(Adapter):
                     coll.order.remove(tuple(key))
                     coll.touched.pop(tuple(key), None)
                     self._log_change(store, name, tuple(key), "delete")
+                    _feed(store, name, tuple(key), "delete")
                     n += 1
             return n
 
@@ -209,11 +221,14 @@ class MemoryAdapter(Adapter):
     def transaction(self) -> Iterator[Self]:
         store = self._call("transaction")
         with store.lock:
-            saved = copy.deepcopy(store.collections)
+            saved, fed = copy.deepcopy(store.collections), store.feed_seq
             try:
                 yield self
             except BaseException:
                 store.collections = saved
+                while store.feed and store.feed[-1][0] > fed:  # a rolled-back write was never seen
+                    store.feed.pop()
+                store.feed_seq = fed
                 raise
 
     def freeze(self, names: Sequence[str], *, reason: str) -> None:

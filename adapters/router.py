@@ -45,6 +45,7 @@ from shiftover.adapters.status import Status, read_status
 from shiftover.control.store import ControlStore, Freeze, Pointer
 
 if TYPE_CHECKING:
+    from shiftover.adapters.realtime import Realtime
     from shiftover.adapters.storage_api.base import FileStore
 
 T = TypeVar("T")
@@ -113,6 +114,14 @@ class Backend:
 
             store = self._stores[provider] = file_store(self.config, provider)
         return store
+
+    @property
+    def realtime(self) -> Realtime:
+        """Changes to a collection as they happen: subscribe() (an iterator), on() (a callback), uninstall()
+        (adapters/realtime). A subscription is bound to the provider serving the collection when it starts."""
+        from shiftover.adapters.realtime import Realtime
+
+        return Realtime(self)
 
     def status(self) -> Status:
         """The active provider and every provider's health, last check, response time and uptime (no probe is

@@ -28,6 +28,7 @@ FREEZE_FUNCTION = "_shiftover_write_freeze"
 GUARD = "_shiftover_guard"
 BYPASS_SETTING = "shiftover.bypass_freeze"
 _PREFIX_LIKE = r"\_shiftover%"
+_REALTIME_LIKE = r"shiftover\_realtime\_%"  # backend.realtime's trigger and function (adapters/realtime/postgres.py)
 
 
 def lock_down(cur: Any, kind: str, ident: Any) -> None:
@@ -159,18 +160,19 @@ class FreezeGuard:
         with self._conn() as conn:  # type: ignore[attr-defined]
             triggers = conn.execute(sa.text(
                 "SELECT t.tgname, c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace "
-                "n ON n.oid = c.relnamespace WHERE n.nspname = :s AND t.tgname LIKE :p ORDER BY 2, 1"),
-                {"s": schema, "p": _PREFIX_LIKE}).all()
+                "n ON n.oid = c.relnamespace WHERE n.nspname = :s AND (t.tgname LIKE :p OR t.tgname LIKE :r) "
+                "ORDER BY 2, 1"), {"s": schema, "p": _PREFIX_LIKE, "r": _REALTIME_LIKE}).all()
             tables = conn.execute(sa.text(
                 "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = :s "
                 "AND c.relkind IN ('r', 'p') AND c.relname LIKE :p ORDER BY 1"), {"s": schema, "p": _PREFIX_LIKE}).all()
             functions = conn.execute(sa.text(
                 "SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = :s "
-                "AND p.proname LIKE :p ORDER BY 1"), {"s": schema, "p": _PREFIX_LIKE}).all()
+                "AND (p.proname LIKE :p OR p.proname LIKE :r) ORDER BY 1"),
+                {"s": schema, "p": _PREFIX_LIKE, "r": _REALTIME_LIKE}).all()
             slots = conn.execute(sa.text("SELECT slot_name FROM pg_replication_slots WHERE slot_name = :n"),
                                  {"n": self._slot()}).all()  # type: ignore[attr-defined]
         for tg, table in triggers:
-            group = "freeze" if tg == "_shiftover_freeze" else "capture"
+            group = "freeze" if tg == "_shiftover_freeze" else "realtime" if tg.startswith("shiftover") else "capture"
             found.append(Installed(group, f"{group} trigger", tg, table))  # type: ignore[arg-type]
         for (table,) in tables:
             group, what = {"_shiftover_guard": ("freeze", "freeze secret"), "_shiftover_changes": ("capture",
@@ -178,7 +180,7 @@ class FreezeGuard:
                            "_shiftover_canary": ("canary", "canary table")}.get(table, ("capture", "table"))
             found.append(Installed(group, what, f"{schema}.{table}"))  # type: ignore[arg-type]
         for (func,) in functions:
-            group = "freeze" if func == FREEZE_FUNCTION else "capture"
+            group = "freeze" if func == FREEZE_FUNCTION else "realtime" if func.startswith("shiftover") else "capture"
             found.append(Installed(group, f"{group} function", f"{schema}.{func}()"))  # type: ignore[arg-type]
         for (slot,) in slots:
             found.append(Installed("capture", "replication slot", slot))

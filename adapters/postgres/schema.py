@@ -223,7 +223,7 @@ def select(pg: PostgresAdapter, entries: Sequence[TocEntry], tables: Sequence[st
         if e.desc == "SCHEMA" or (e.desc == "COMMENT" and e.tag.startswith("SCHEMA ")):
             continue  # the schema exists on the target or is created first (ensure_schema)
         if _shiftovers(e):
-            continue  # Shiftover's own freeze, capture and change log never move
+            continue  # Shiftover's own freeze, capture, change log and realtime trigger never move
         belongs = owner.get((e.classid, e.objid))
         if e.desc in ("COMMENT", "ACL", "SEQUENCE OWNED BY", "SECURITY LABEL") and belongs is None:
             parent = _parent_tag(e)
@@ -239,8 +239,9 @@ def select(pg: PostgresAdapter, entries: Sequence[TocEntry], tables: Sequence[st
 
 
 def _shiftovers(e: TocEntry) -> bool:
-    name = _parent_tag(e) or e.tag
-    return name.startswith("_shiftover") or e.tag.split(" ", 1)[-1].startswith("_shiftover")
+    """Shiftover's own objects: `_shiftover*`, and backend.realtime's `shiftover_realtime_*` trigger and function."""
+    name, own = _parent_tag(e) or e.tag, ("_shiftover", "shiftover_realtime_")
+    return name.startswith(own) or e.tag.split(" ", 1)[-1].startswith(own)
 
 
 def _parent_tag(e: TocEntry) -> str | None:

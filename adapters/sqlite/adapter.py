@@ -55,8 +55,6 @@ _RECORDS = sa.Table("_shiftover_schemas", sa.MetaData(), sa.Column("name", sa.Te
                     sa.Column("natives", sa.Text, nullable=False))  # JSON: {column: [native, native_def]}
 
 
-
-
 class SqliteAdapter(SqlAdapter):
     kind = "sqlite"
     offers = Capabilities(
@@ -471,7 +469,10 @@ class SqliteAdapter(SqlAdapter):
                                         "'table') AND substr(name, 1, 10) = '_shiftover' ORDER BY 1, 3, 2")).all()
         found = []
         for kind, name, table in rows:
-            if kind == "trigger":
+            if name.startswith("_shiftover_realtime"):  # backend.realtime's triggers and log (adapters/realtime)
+                found.append(Installed("realtime", "realtime trigger" if kind == "trigger" else "realtime log", name,
+                                       table if kind == "trigger" else None))
+            elif kind == "trigger":
                 group = "freeze" if name.startswith("_shiftover_freeze_") else "capture"
                 found.append(Installed(group, f"{group} trigger", name, table))  # type: ignore[arg-type]
             else:

@@ -22,6 +22,9 @@ def removal(item: Installed, provider: str, active: str | None, runs: list[Run])
     """The command that removes `item`: an old primary's fence and capture end with `release`, a freeze left by an
     interrupted run with `unfreeze`; the capture kept on the active provider for rollback ends with the release of the
     old primary it was migrated from."""
+    if item.group == "realtime":
+        return (f"backend.realtime.uninstall({item.collection!r}) in Python" if item.collection else
+                "goes with the last realtime trigger")
     if item.group == "canary":
         return "set health.canary to false, then drop the table"
     if provider != active:
