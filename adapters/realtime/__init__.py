@@ -37,39 +37,29 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from shiftover.adapters.base import Adapter, Key, Record
+from shiftover.adapters.base import Adapter
 from shiftover.adapters.errors import BackendError, InvalidRequest
+from shiftover.adapters.realtime.change import OPS, Change, Source
+
+__all__ = ["OPS", "Change", "Realtime", "Subscription"]
 
 if TYPE_CHECKING:
-    from shiftover.adapters.router import Backend
+    from shiftover.adapters.config import Config
+    from shiftover.adapters.database import RoutedView
     from shiftover.control.store import ControlStore
 
-Op = Literal["insert", "update", "delete", "switched"]
-OPS = ("insert", "update", "delete")
 _LOG = logging.getLogger("shiftover.realtime")
 _FOLLOW_S = 1.0  # how often a subscription checks that its provider still serves the collection
 
 
-@dataclass(frozen=True)
-class Change:
-    """One change to a collection, as a subscription delivers it."""
+class Backend(Protocol):
+    """What `backend.realtime` uses of the Backend that owns it (adapters/router.py; not imported: it imports this)."""
 
-    collection: str
-    op: Op
-    key: Key
-    record: Record | None
-    at: dt.datetime
-    provider: str
+    config: Config
 
-
-class Source(Protocol):
-    """One provider's mechanism: changes after subscribe, oldest first. poll() waits at most `timeout` seconds."""
-
-    def poll(self, timeout: float) -> list[Change]: ...
-    def close(self) -> None: ...
+    def view(self, *, fresh: bool = False) -> RoutedView: ...
 
 
 class Subscription:

@@ -13,7 +13,7 @@ from typing import Any
 
 from shiftover.adapters import canonical
 from shiftover.adapters.firestore.adapter import FirestoreDocuments
-from shiftover.adapters.realtime import Change
+from shiftover.adapters.realtime.change import Change
 
 _OPS = {"ADDED": "insert", "MODIFIED": "update", "REMOVED": "delete"}
 

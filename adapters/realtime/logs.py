@@ -15,7 +15,7 @@ import time
 from typing import TYPE_CHECKING
 
 from shiftover.adapters import canonical
-from shiftover.adapters.realtime import Change
+from shiftover.adapters.realtime.change import Change
 
 if TYPE_CHECKING:
     from shiftover.adapters.memory import MemoryAdapter

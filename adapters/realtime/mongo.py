@@ -12,7 +12,7 @@ from typing import Any
 
 from shiftover.adapters import canonical
 from shiftover.adapters.errors import InvalidRequest
-from shiftover.adapters.realtime import Change
+from shiftover.adapters.realtime.change import Change
 
 _OPS = {"insert": "insert", "update": "update", "replace": "update", "delete": "delete"}
 _NO_STREAM = ("a MongoDB change stream needs a replica set or a sharded cluster", "run MongoDB as a replica set "

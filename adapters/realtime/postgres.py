@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from shiftover.adapters import canonical
 from shiftover.adapters.errors import ProviderUnavailable, redact
 from shiftover.adapters.postgres.capture import _capture_key_value
-from shiftover.adapters.realtime import Change
+from shiftover.adapters.realtime.change import Change
 
 if TYPE_CHECKING:
     from shiftover.adapters.postgres.adapter import PostgresAdapter
