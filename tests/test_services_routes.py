@@ -119,3 +119,36 @@ def test_an_unknown_provider_name_is_backend_002_naming_the_field_and_the_fix(tm
 def test_an_unknown_key_under_services_is_backend_002(tmp_path):
     with pytest.raises(ConfigInvalid, match=r"services\.auth: Extra inputs are not permitted"):
         load_config(write_config(tmp_path, providers(tmp_path), services={"auth": "main"}))
+
+
+def test_shiftover_status_shows_every_route_with_its_providers_health_and_fits_80_columns(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from shiftover.adapters.base import ProbeResult
+    from shiftover.cli.main import app
+
+    cfg = configured(tmp_path, {"storage": "side", "collections": {"customers": "spare"}})
+    control = ControlStore(cfg.control.url.get_secret_value())
+    control.set_route("orders", "side")
+    for ok, ms in ((True, 4.0), (False, 9.5), (True, 12.25)):  # newest last: 2 of 3 probes succeeded
+        control.record_probe(ProbeResult("side", ok, ms, None if ok else "refused", ()))
+    control.settle_health_state("side", "healthy", 1)
+    control.close()
+    config_path = str(cfg.path)
+    shown = CliRunner().invoke(app, ["status", "--config", config_path], env={"COLUMNS": "80"})
+    assert shown.exit_code == 0, shown.output
+    table = shown.output[shown.output.index("Routes"):]
+    lines = [line for line in table.splitlines() if line.startswith("│")]
+    assert max(len(line) for line in shown.output.splitlines()) <= 80
+    assert [line.split("│")[1:5] for line in lines[:3]] == [
+        [" db.orders    ", " side     ", " migration ", " healthy "],
+        [" storage      ", " side     ", " services  ", " healthy "],
+        [" db.customers ", " spare    ", " services  ", " unknown "]]
+    assert "12.2 ms" in lines[0] and "66.7 %" in lines[0] and "never" in lines[2]
+    data = json.loads(CliRunner().invoke(app, ["status", "--config", config_path, "--json"]).output)
+    assert [(r["route"], r["provider"], r["set_by"], r["health"], r["uptime"]) for r in data["routes"]] == [
+        ("db.orders", "side", "migration", "healthy", 66.667), ("storage", "side", "services", "healthy", 66.667),
+        ("db.customers", "spare", "services", "unknown", None)]
+    assert data["routes"][0]["response_time_ms"] == 12.25 and data["routes"][0]["last_check"]
