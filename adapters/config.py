@@ -203,8 +203,32 @@ class MigrationDefaults(_Strict):
         return check_dask_address(value) if value else None
 
 
+class ServiceRoutes(_Strict):
+    """`services:` — which provider serves a service or a collection, whatever the pointer says.
+
+    Precedence, for a collection's records: a gradual migration's route in the control store, then
+    `services.collections.<name>`, then `services.db`, then the active-backend pointer. Files: `services.storage`, then
+    the pointer. A failover moves the pointer only: whatever is pinned here stays on its provider, up or down.
+    """
+
+    db: str | None = Field(None, description="provider for every collection not listed under collections (and raw "
+                           "SQL); empty: the pointer")
+    storage: str | None = Field(None, description="provider whose files backend.storage serves; empty: the pointer")
+    collections: dict[str, str] = Field(default_factory=dict, description="provider per collection")
+
+    def named(self) -> list[tuple[str, str]]:
+        """(field path under services, provider name) for every route set."""
+        pairs = [("db", self.db), ("storage", self.storage)]
+        return [(path, name) for path, name in pairs if name] + [
+            (f"collections.{c}", name) for c, name in self.collections.items()]
+
+    def provider_for(self, collection: str) -> str | None:
+        return self.collections.get(collection, self.db)
+
+
 class Config(_Strict):
     providers: dict[str, ProviderConfig]
+    services: ServiceRoutes = Field(default_factory=ServiceRoutes)
     control: ControlConfig = Field(default_factory=ControlConfig)
     health: HealthPolicy = Field(default_factory=HealthPolicy)
     failover: FailoverPolicy = Field(default_factory=FailoverPolicy)
@@ -310,6 +334,11 @@ def parse_config(data: Any, *, base: Path, source: str = "configuration") -> Con
         config.control.url = SecretStr(_resolve_sqlite(config.control.url.get_secret_value(), base))
     for name, provider in config.providers.items():
         _validate_options(name, provider, source)
+    for path, name in config.services.named():
+        if name not in config.providers:
+            raise ConfigInvalid(f"{source}: services.{_clip(path)}: {_clip(repr(name))} is not a provider under "
+                                "providers", hint=_clip(f"name one of: {', '.join(config.providers)} (or add "
+                                                        f"{name!r} under providers)"))
     return config
 
 

@@ -13,10 +13,10 @@ update_many, delete_many and raw SQL included — goes through the router's writ
 out write freezes for up to `migration.freeze_wait_s`, is refused with StaleEpoch when the Backend is pinned to an
 epoch the pointer has left, and is repeated on mirrors in mirror mode.
 
-A transaction runs on one provider, the one serving the pointer when it begins, and is pinned to that epoch: if the
-pointer moves before it commits, it is rolled back and StaleEpoch (BACKEND_011) says to retry it. A write inside it
-to a frozen collection fails at once with WriteFrozen (a transaction does not hold its locks while it waits). In
-mirror mode its writes are replayed on each mirror in one transaction there after the commit.
+A transaction runs on one provider, `services.db` or else the one serving the pointer when it begins, and is pinned
+to that epoch: if the pointer moves before it commits, it is rolled back and StaleEpoch (BACKEND_011) says to retry
+it. A write inside it to a frozen collection fails at once with WriteFrozen (a transaction does not hold its locks
+while it waits). In mirror mode its writes are replayed on each mirror in one transaction there after the commit.
 """
 
 from __future__ import annotations
@@ -143,11 +143,12 @@ class Database(Records):
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
-        """The block's calls in one transaction of the active provider; rolled back if the block raises."""
+        """The block's calls in one transaction of the provider serving raw SQL (`services.db`, else the active
+        one); rolled back if the block raises."""
         backend = self._backend
         view = backend.view(fresh=True)
         backend._check_epoch(view)
-        provider, epoch = view.pointer.provider, view.pointer.epoch
+        provider, epoch = view.provider_for("*"), view.pointer.epoch  # services.db, else the pointer
         adapter = backend._adapter(provider)
         if not adapter.capabilities.transactions:
             raise InvalidRequest(f"provider {provider!r} ({adapter.kind}) does not offer transactions",

@@ -38,7 +38,7 @@ class Metrics(BaseModel):
 
     def prometheus(self) -> str:
         """The Prometheus text format (version 0.0.4)."""
-        out = ["# HELP shiftover_operation_duration_seconds Latency of router calls by provider and operation.",
+        out = ["# HELP shiftover_operation_duration_seconds Latency of calls to providers by provider and operation.",
                "# TYPE shiftover_operation_duration_seconds summary"]
         for o in self.operations:
             labels = f'provider="{_label(o.provider)}",operation="{_label(o.operation)}"'
@@ -47,7 +47,7 @@ class Metrics(BaseModel):
                     out.append(f'shiftover_operation_duration_seconds{{{labels},quantile="{q}"}} {value / 1000:.6f}')
             out.append(f"shiftover_operation_duration_seconds_sum{{{labels}}} {o.total_ms / 1000:.6f}")
             out.append(f"shiftover_operation_duration_seconds_count{{{labels}}} {o.calls}")
-        out += ["# HELP shiftover_operation_errors_total Router calls that raised a Shiftover error, by code.",
+        out += ["# HELP shiftover_operation_errors_total Calls to providers that raised a Shiftover error, by code.",
                 "# TYPE shiftover_operation_errors_total counter"]
         for o in self.operations:
             for code, n in sorted(o.errors.items()):

@@ -6,8 +6,11 @@
     backend.status()                                # active provider, health, last check, response time, uptime
     backend.metrics().prometheus()                  # latency percentiles and errors per provider and operation
 
-- Each call goes to the provider named by the per-collection route (control store `routes`, set by a gradual
-  migration) or else by the active-backend pointer. The router's view of both is at most `failover.router_follow_s`
+- Each call goes to the provider named, in this order of precedence, by: the per-collection route in the control
+  store (`routes`, set by a gradual migration while it moves that collection); backends.yaml's
+  `services.collections.<name>`, then `services.db`; the active-backend pointer. `backend.storage` follows
+  `services.storage`, else the pointer. A failover moves only the pointer: what `services:` pins stays where it is
+  pinned, up or down. The router's view of routes and pointer is at most `failover.router_follow_s`
   old; a write that meets a fenced, frozen or unreachable provider re-reads the view at once, so it follows a switch
   as soon as the pointer moves.
 - A router pinned to an epoch (`Backend(config, epoch=E)`) is a fencing-token holder: once the pointer has moved past
@@ -24,12 +27,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from shiftover.adapters.base import Adapter, Filter, Key, Record
-from shiftover.adapters.config import Config, load_config
+from shiftover.adapters.config import Config, ServiceRoutes, load_config
 from shiftover.adapters.database import Database
 from shiftover.adapters.errors import (
     BackendError,
@@ -58,9 +61,11 @@ class View:
     routes: dict[str, str]
     freezes: tuple[Freeze, ...]
     read_at: float  # monotonic
+    services: ServiceRoutes = field(default_factory=ServiceRoutes)  # backends.yaml's services:
 
     def provider_for(self, collection: str) -> str:
-        return self.routes.get(collection, self.pointer.provider)
+        """Control-store route > services.collections > services.db > the pointer ("*": raw SQL, no collection)."""
+        return self.routes.get(collection) or self.services.provider_for(collection) or self.pointer.provider
 
     def frozen(self, provider: str, collection: str) -> Freeze | None:
         """The freeze on `collection` of `provider`; for "*" (raw SQL, which may touch any table), any freeze there."""
@@ -105,9 +110,10 @@ class Backend:
 
     @property
     def storage(self) -> FileStore:
-        """Files of the provider the pointer names (its own storage service, or `options.files`): upload, download,
-        info, list, delete, metadata, signed URLs (adapters/storage_api). It follows a switch as records do."""
-        provider = self.view().pointer.provider
+        """Files of the provider `services.storage` names, else of the one the pointer names (its own storage service,
+        or `options.files`): upload, download, info, list, delete, metadata, signed URLs (adapters/storage_api).
+        Unpinned, it follows a switch as records do."""
+        provider = self.config.services.storage or self.view().pointer.provider
         store = self._stores.get(provider)
         if store is None:
             from shiftover.adapters.storage_api import file_store
@@ -168,7 +174,8 @@ class Backend:
             pointer = self.control.ensure_pointer(self.config.primary())
             if self._view is not None and pointer.epoch != self._view.pointer.epoch:
                 self.switches_seen += 1
-            self._view = View(pointer, self.control.routes(), tuple(self.control.freezes()), time.monotonic())
+            self._view = View(pointer, self.control.routes(), tuple(self.control.freezes()), time.monotonic(),
+                              self.config.services)
         return self._view
 
     @property

@@ -199,11 +199,13 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
     runs: Annotated[int, typer.Option(help="how many recent runs to list")] = 5,
 ) -> None:
-    """Print the active provider and epoch, write freezes, leases, the standbys' sync, what Shiftover has installed in
-    each provider's database (with the command that removes it), and the last runs."""
+    """Print the active provider and epoch, the routes that do not follow it (a migration's, backends.yaml's services:)
+    with their provider's health, write freezes, leases, the standbys' sync, what Shiftover has installed in each
+    provider's database (with the command that removes it), and the last runs."""
     from shiftover.adapters.config import load_config
+    from shiftover.adapters.status import status_at
     from shiftover.cli.installed import installed_rows
-    from shiftover.cli.runs import print_leases_and_sync, status_json
+    from shiftover.cli.runs import print_leases_and_sync, print_routes, status_json
     from shiftover.control.leases import LeaseTable
     from shiftover.control.store import ControlStore
     from shiftover.control.syncstate import SyncStates
@@ -216,14 +218,17 @@ def status(
     installed = installed_rows(cfg, pointer.provider, control.runs(limit=50))
     leases = LeaseTable(control).all()
     synced = SyncStates(control).get(source=pointer.provider)
+    routes = status_at(cfg, pointer, control).routes
     if as_json:
-        out.print_json(json.dumps(status_json(pointer, leases, synced, freezes, installed, recent, cfg.providers)))
+        out.print_json(json.dumps(status_json(pointer, leases, synced, freezes, installed, recent, cfg.providers,
+                                              routes)))
         return
     _print_pointer(control)
     show(out, "Providers", (Col("provider", "name"), Col("active"), Col("kind"), Col("role"), Col("priority"),
                             Col("url", "text")),
          [(name, name == pointer.provider, p.kind, p.role, p.priority, p.display_url())
           for name, p in cfg.providers.items()])
+    print_routes(out, routes)
     if freezes:
         show(out, "Write freezes", (Col("provider", "name"), Col("collection", "name"), Col("since"),
                                     Col("reason", "text")),

@@ -1,4 +1,5 @@
-"""The commands about runs that hold providers: `shiftover unfreeze`, and the leases and sync tables of `status`."""
+"""The commands about runs that hold providers: `shiftover unfreeze`, and the leases, sync and routes tables of
+`status`."""
 
 from __future__ import annotations
 
@@ -81,14 +82,26 @@ def print_leases_and_sync(console: Console, active: str, leases: list[Any], sync
                "unknown" if x.pending is None else x.pending) for x in synced])
 
 
+def print_routes(console: Console, routes: list[Any]) -> None:
+    """What does not follow the pointer (adapters/status.RouteStatus), with the target provider's health."""
+    if routes:
+        show(console, "Routes (not following the pointer; a migration's route wins)",
+             (Col("route", "name"), Col("provider", "name"), Col("set by"), Col("health", coloured=True),
+              Col("checked"), Col("latency", justify="right"), Col("uptime", justify="right")),
+             [(r.route, r.provider, r.set_by, r.health, f"{r.last_check:%H:%M:%S}" if r.last_check else "never",
+               "-" if r.response_time_ms is None else f"{r.response_time_ms:.1f} ms",
+               "-" if r.uptime is None else f"{r.uptime:.1f} %") for r in routes])
+
+
 def status_json(pointer: Any, leases: Any, synced: Any, freezes: Any, installed: Any, recent: Any,
-                providers: Any = None) -> dict[str, Any]:
+                providers: Any = None, routes: Any = ()) -> dict[str, Any]:
     """What `shiftover status --json` prints."""
     return {
         "active": pointer.provider, "epoch": pointer.epoch, "since": pointer.since.isoformat(),
         "reason": pointer.reason,
         "providers": [{"name": name, "active": name == pointer.provider, "kind": p.kind, "role": p.role,
                        "priority": p.priority, "url": p.display_url()} for name, p in (providers or {}).items()],
+        "routes": [r.model_dump(mode="json") for r in routes],
         **runs_json(leases, synced),
         "freezes": [{"provider": f.provider, "collection": f.collection, "run_id": f.run_id,
                      "since": f.since.isoformat(), "reason": f.reason} for f in freezes],
