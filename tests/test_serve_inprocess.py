@@ -55,7 +55,7 @@ def test_scheduled_runs_run_in_this_process_one_at_a_time(running_prefect_api) -
             assert wait(first, lambda s: s.is_final()).is_completed()
             runner.served[deployment_id].running.result(timeout=30)  # the engine's teardown after the final state
             # two runs due together (a poll between two creations must not split them): the older one is stale
-            due = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=1.5)
+            due = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=5)  # both exist before it, even when busy
             backlog = [client.create_flow_run_from_deployment(
                 deployment_id, state=Scheduled(scheduled_time=due + dt.timedelta(milliseconds=i))).id for i in range(2)]
             newest = wait(backlog[1], lambda s: s.is_final())
