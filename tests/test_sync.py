@@ -70,3 +70,29 @@ def test_sync_flow_syncs_every_standby_and_publishes_a_table(prefect_harness, tm
     table = asyncio.run(read())[0].data
     table = table if isinstance(table, list) else __import__("json").loads(table)
     assert {r["target"]: r["rows copied"] for r in table} == {"s1": 30, "s2": 30}
+
+
+def test_sync_json_gives_numbers_and_nulls(prefect_harness, tmp_path):
+    """`shiftover sync --json`: counts as JSON numbers per collection, no lag as null (the terminal shows words)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from prefect.settings import PREFECT_API_URL
+
+    path = write_config(tmp_path, {
+        "main": {"kind": "sqlite", "url": f"sqlite:///{tmp_path / 'main.db'}", "role": "primary", "priority": 1},
+        "s1": {"kind": "sqlite", "url": f"sqlite:///{tmp_path / 's1.db'}", "role": "standby", "priority": 2},
+    })
+    with open_adapter(load_config(path), "main") as main:
+        main.create_collection(ITEMS)
+        main.upsert("items", [{"id": i, "v": "x", "updated_at": dt.datetime.now(dt.timezone.utc)} for i in range(7)])
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value()), "COLUMNS": "80"}  # the harness's API
+    done = subprocess.run([sys.executable, "-m", "shiftover.cli.main", "sync", "--json", "--config", str(path)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    [result] = json.loads(done.stdout)
+    assert (result["source"], result["target"], result["rows"]) == ("main", "s1", 7)
+    assert all(isinstance(v, int) for v in {**result["collections"], **result["copied"]}.values())
+    assert result["lag_s"] is None or isinstance(result["lag_s"], float)

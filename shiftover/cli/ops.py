@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Annotated, Optional
@@ -136,7 +137,7 @@ def sync(
     quiet_backend_tracebacks()
     results = sync_flow(SyncParams(config_path=str(cfg.path), targets=targets))
     if as_json:
-        print(json.dumps([r.row() for r in results]))
+        print(json.dumps([dataclasses.asdict(r) for r in results]))  # counts as numbers, no lag as null
         return
     cli_reports.sync(out, results)
 
