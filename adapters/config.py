@@ -323,6 +323,9 @@ def parse_config(data: Any, *, base: Path, source: str = "configuration") -> Con
     for p in providers.values() if isinstance(providers, dict) else ():
         if isinstance(p, dict) and isinstance(p.get("url"), str):
             p["url"] = _resolve_sqlite(p["url"], base)
+        options = p.get("options") if isinstance(p, dict) else None
+        if isinstance(options, dict) and isinstance(options.get("fixtures"), str):  # memory: beside backends.yaml
+            options["fixtures"] = str(base / Path(options["fixtures"]).expanduser())
     control = data.get("control")
     if isinstance(control, dict) and isinstance(control.get("url"), str):
         control["url"] = _resolve_sqlite(control["url"], base)

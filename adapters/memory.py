@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 import copy
 import datetime as dt
+import json
 import random
 import threading
 import time
@@ -16,12 +17,19 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Self
 
 from pydantic import Field
 
-from shiftover.adapters.base import Adapter, Capabilities, Change, CollectionSchema, Filter, Key, Record
-from shiftover.adapters.errors import CollectionNotFound, InvalidRequest, ProviderUnavailable, WriteFrozen
+from shiftover.adapters.base import Adapter, Capabilities, Change, CollectionSchema, Column, Filter, Key, Record
+from shiftover.adapters.errors import (
+    CollectionNotFound,
+    ConfigInvalid,
+    InvalidRequest,
+    ProviderUnavailable,
+    WriteFrozen,
+)
 from shiftover.adapters.query import Order, check_window, matches, ordered, window
 
 
@@ -46,6 +54,7 @@ class MemoryStore:
     # realtime (adapters/realtime): every write as (seq, collection, key, "insert"|"update"|"delete", time)
     feed: deque[tuple[int, str, Key, str, dt.datetime]] = field(default_factory=lambda: deque(maxlen=10_000))
     feed_seq: int = 0
+    seeded: bool = False  # options.fixtures loaded (once per store)
 
 
 def _feed(store: MemoryStore, name: str, key: Key, op: str) -> None:
@@ -67,6 +76,9 @@ class MemoryAdapter(Adapter):
         fail_ops: list[str] = Field(default_factory=list, description="empty means every call may fail")
         latency_ms: float = Field(0.0, ge=0)
         seed: int | None = None
+        fixtures: str | None = Field(None, description="mock mode: a folder of <collection>.json files (a list of "
+                                     "records, or {\"key\": [...], \"records\": [...]}) loaded into an empty store "
+                                     "on first use; a relative path is taken beside backends.yaml")
 
     options: Options  # the validated options of this kind (base: Adapter.Options)
 
@@ -89,7 +101,13 @@ class MemoryAdapter(Adapter):
 
     @property
     def _store(self) -> MemoryStore:
-        return self.store((self.url or "memory://default").removeprefix("memory://") or "default")
+        store = self.store((self.url or "memory://default").removeprefix("memory://") or "default")
+        if self.options.fixtures and not store.seeded:
+            with store.lock:
+                if not store.seeded:
+                    _load_fixtures(store, Path(self.options.fixtures), self.name)
+                    store.seeded = True
+        return store
 
     def _call(self, op: str) -> MemoryStore:
         store = self._store
@@ -295,3 +313,35 @@ class MemoryAdapter(Adapter):
                 yield self
             finally:
                 store.bypass -= 1
+
+
+def _load_fixtures(store: MemoryStore, folder: Path, provider: str) -> None:
+    """Mock mode: each `<collection>.json` in `folder` becomes a collection, unless the store already has it. The key
+    is the file's `key`, else `id`; column types are inferred from the values (as for a schemaless source)."""
+    from shiftover.adapters import canonical
+
+    if not folder.is_dir():
+        raise ConfigInvalid(f"options.fixtures: {str(folder)!r} is not a folder", provider=provider,
+                            hint="a folder of <collection>.json files, relative to backends.yaml")
+    for path in sorted(folder.glob("*.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigInvalid(f"options.fixtures: {path.name} is not JSON ({exc})", provider=provider,
+                                hint="a list of records, or {\"key\": [...], \"records\": [...]}") from None
+        records = data.get("records", []) if isinstance(data, dict) else data
+        key = tuple(data.get("key", ["id"])) if isinstance(data, dict) else ("id",)
+        if not isinstance(records, list) or not all(isinstance(r, dict) and all(k in r for k in key)
+                                                     for r in records):
+            raise ConfigInvalid(f"options.fixtures: {path.name} must hold records that each have {list(key)}",
+                                provider=provider, hint="a list of JSON objects with the key fields")
+        names = sorted({f for r in records for f in r})
+        columns = tuple(Column(n, canonical.merge_types({canonical.type_of(r.get(n)) for r in records}), n not in key)
+                        for n in names)
+        coll = store.collections.setdefault(path.stem, _Collection(CollectionSchema(path.stem, columns, key)))
+        if not coll.rows:
+            for rec in records:
+                k = tuple(rec[f] for f in key)
+                coll.rows[k] = dict(rec)
+            coll.order = sorted(coll.rows)
+

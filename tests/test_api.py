@@ -293,3 +293,34 @@ def test_storage_follows_the_pointer(tmp_path):
     assert (files["a"] / "avatars" / "u1" / "photo.png").read_bytes() == b"\x89PNG one"
     assert (files["b"] / "avatars" / "u2" / "photo.png").read_bytes() == b"\x89PNG two"
     assert not (files["b"] / "avatars" / "u1").exists()
+
+
+def test_mock_mode_serves_fixture_files_through_the_same_api(tmp_path):
+    """A memory provider with options.fixtures (beside backends.yaml) starts with the fixtures' records: the app's
+    calls work unchanged against it, and a bad fixture is one BACKEND_002 line."""
+    import json
+
+    fixtures = tmp_path / "fixtures"
+    fixtures.mkdir()
+    (fixtures / "tickets.json").write_text(json.dumps([
+        {"id": 1, "title": "Login fails", "status": "open", "points": 3},
+        {"id": 2, "title": "Typo on the home page", "status": "closed", "points": None},
+        {"id": 3, "title": "Slow search", "status": "open", "points": 5}]))
+    (fixtures / "memberships.json").write_text(json.dumps({"key": ["team", "user"], "records": [
+        {"team": "core", "user": "ada", "role": "owner"}, {"team": "core", "user": "bob", "role": "member"}]}))
+    MemoryAdapter.reset("mock-mode")
+    path = write_config(tmp_path, {"mock": {"kind": "memory", "url": "memory://mock-mode", "role": "primary",
+                                            "options": {"fixtures": "fixtures"}}})
+    with Backend.from_config(path) as backend:
+        assert backend.db.count("tickets", [("status", "eq", "open")]) == 2
+        assert [r["id"] for r in backend.db.find("tickets", [("points", "is", None)])] == [2]
+        assert backend.db.get("memberships", ("core", "bob"))["role"] == "member"
+        backend.db.upsert("tickets", [{"id": 4, "title": "New", "status": "open", "points": 1}])
+    with Backend.from_config(path) as again:  # the same store: loaded once, the app's writes kept
+        assert again.db.count("tickets") == 4
+    (fixtures / "broken.json").write_text("[{")
+    MemoryAdapter.reset("mock-mode")
+    with Backend.from_config(path) as backend, pytest.raises(BackendError) as err:
+        backend.db.count("tickets")
+    assert err.value.code == "BACKEND_002" and "broken.json" in str(err.value)
+    MemoryAdapter.reset("mock-mode")
