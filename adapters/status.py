@@ -12,6 +12,7 @@ ControlStore for `backend.status()` and `shiftover status`, the read-only Contro
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field
@@ -67,6 +68,11 @@ class Status(BaseModel):
     routes: list[RouteStatus] = Field(default_factory=list)  # what does not follow the pointer
 
 
+def uptime(window: Sequence[ProbeResult]) -> float | None:
+    """The share of successful probes in `window` (0..1); None without probes. Health sweeps judge by it too."""
+    return sum(p.ok for p in window) / len(window) if window else None
+
+
 def provider_status(config: Config, control: StatusSource, name: str, active: str,
                     now: dt.datetime) -> ProviderStatus:
     provider = config.providers[name]
@@ -78,7 +84,7 @@ def provider_status(config: Config, control: StatusSource, name: str, active: st
         health=state if state in ("healthy", "degraded", "down") else "unknown",
         last_check=last.at if last else None,
         response_time_ms=round(last.latency_ms, 3) if last else None,
-        uptime=round(100 * sum(p.ok for p in window) / len(window), 3) if window else None,
+        uptime=None if (share := uptime(window)) is None else round(100 * share, 3),
         probes=len(window), error=last.error if last and not last.ok else None)
 
 

@@ -26,7 +26,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
-import yaml
 from psycopg import sql
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 from shiftover import Backend  # noqa: E402
 from shiftover.adapters.config import load_config  # noqa: E402
 from shiftover.adapters.registry import open_adapter  # noqa: E402
+from tests.fixtures_clusters import write_config  # noqa: E402
 
 CREATE = "CREATE TABLE items (id bigint PRIMARY KEY, name text, n integer)"
 
@@ -92,12 +92,8 @@ def through_api(cfg_path: Path, ops: int) -> float:
 
 
 def config(tmp: Path, url: str) -> Path:
-    path = tmp / "backends.yaml"
-    path.write_text(yaml.safe_dump({
-        "providers": {"main": {"kind": "sqlite" if url.startswith("sqlite") else "postgresql", "url": url,
-                               "role": "primary"}},
-        "control": {"url": f"sqlite:///{tmp / 'control.db'}"}}))
-    return path
+    kind = "sqlite" if url.startswith("sqlite") else "postgresql"
+    return write_config(tmp, {"main": {"kind": kind, "url": url, "role": "primary"}})
 
 
 def seed(execute: Callable[[str], object], insert: Callable[[list[tuple[int, str, int]]], object], rows: int) -> None:

@@ -26,6 +26,7 @@ from shiftover.adapters.base import ProbeResult
 from shiftover.adapters.config import Config, HealthPolicy, load_config
 from shiftover.adapters.errors import ConnectionTimeout, redact
 from shiftover.adapters.registry import open_adapter
+from shiftover.adapters.status import uptime as window_uptime
 from shiftover.control.store import ControlStore
 from shiftover.tasks.html_page import GRID, MUTED, SERIES, data_uri, legend, svg_open, x_axis
 from shiftover.tasks.migration import control_store
@@ -110,7 +111,7 @@ class ProviderHealth:
 
 def judge(result: ProbeResult, history: list[ProbeResult], policy: HealthPolicy) -> tuple[str, float | None]:
     """The state from the latest probe and the window's history (which includes it)."""
-    uptime = sum(p.ok for p in history) / len(history) if history else None
+    uptime = window_uptime(history)
     if not result.ok:
         return "down", uptime
     error_rate = 1 - uptime if uptime is not None else 0.0

@@ -172,6 +172,11 @@ def _artifacts(api: str, flow_run_id: Any) -> dict[str, Any]:
     return {a.key: a for a in found if a.key}
 
 
+def _linked_file(artifact: Any) -> Path:
+    """The file a link artifact points to (Prefect keeps it as markdown: `[text](file:///...)`)."""
+    return Path(urllib.parse.urlparse(artifact.data.split("](", 1)[1].rstrip(")")).path)
+
+
 def _table(artifact: Any) -> list[dict[str, Any]]:
     return json.loads(artifact.data) if isinstance(artifact.data, str) else artifact.data
 
@@ -195,7 +200,7 @@ def test_deployments_run_through_the_api_and_publish_their_artifacts(server: Ser
     assert sum(r["source_rows"] for r in rows) == 600
     assert "![time per phase](data:image/svg+xml;base64," in migrated["migrate-shop-to-shop-next"].data
     link = migrated["migrate-shop-to-shop-next-html"]  # the self-contained page, as a link artifact
-    page = Path(urllib.parse.urlparse(link.data.split("](", 1)[1].rstrip(")")).path)
+    page = _linked_file(link)
     assert link.data.startswith(f"[{page.name}](file://")  # Prefect keeps a link artifact as markdown
     assert page.suffix == ".html" and "Expectations (Great Expectations)" in page.read_text()
 
@@ -343,6 +348,4 @@ def test_the_migrate_form_offers_the_providers_of_backends_yaml(server: Server, 
     made = _artifacts(server.api, run.id)  # the run the form started: its report, chart and HTML page
     assert "**Cut over.** `shop` is now the active backend" in made["migrate-shop-next-to-shop"].data
     assert "![time per phase](data:image/svg+xml;base64," in made["migrate-shop-next-to-shop"].data
-    link = made["migrate-shop-next-to-shop-html"].data
-    page_path = Path(urllib.parse.urlparse(link.split("](", 1)[1].rstrip(")")).path)
-    assert "Expectations (Great Expectations)" in page_path.read_text()
+    assert "Expectations (Great Expectations)" in _linked_file(made["migrate-shop-next-to-shop-html"]).read_text()
